@@ -1,0 +1,113 @@
+"""The ClusterIP conversion of DESIGN §3. Pure: a Service in, a new Service out.
+
+The API server defaults a Service before mutating admission and validates it after, so the
+conversion removes every field that is only valid on an exposed Service, and nothing else.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import jsonpatch
+
+from app.exposure import (
+    CLUSTER_IP,
+    LOAD_BALANCER,
+    exposure_of,
+    external_ips,
+    is_internal_load_balancer,
+    service_type,
+)
+from app.policy_file import PolicySettings
+from app.types import Manifest, PatchOperation
+
+CONVERTED_FROM_ANNOTATION = "clusterip-guard.io/converted-from"
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+# Spec fields that only an exposed Service may carry (externalTrafficPolicy is handled apart:
+# it stays while allowed external IPs remain).
+_EXPOSED_ONLY_SPEC_FIELDS = (
+    "healthCheckNodePort",
+    "allocateLoadBalancerNodePorts",
+    "loadBalancerClass",
+    "loadBalancerSourceRanges",
+    "loadBalancerIP",
+)
+
+
+def keeps_internal_load_balancer(service: Mapping[str, Any], policy: PolicySettings) -> bool:
+    """An allowed internal load balancer stays a LoadBalancer; only its node ports go."""
+    return (
+        service_type(service) == LOAD_BALANCER
+        and policy.allow_internal_load_balancers
+        and is_internal_load_balancer(service, policy)
+    )
+
+
+def internalize(service: Mapping[str, Any], policy: PolicySettings) -> Manifest:
+    """The Service as `mutate` stores it: unchanged when it is not exposed."""
+    if not exposure_of(service, policy):
+        return copy.deepcopy(dict(service))
+    if keeps_internal_load_balancer(service, policy):
+        return drop_load_balancer_node_ports(service, policy)
+    return convert_to_cluster_ip(service, policy)
+
+
+def convert_to_cluster_ip(service: Mapping[str, Any], policy: PolicySettings) -> Manifest:
+    converted: Manifest = copy.deepcopy(dict(service))
+    spec: dict[str, Any] = converted.setdefault("spec", {})
+    old_type = service_type(service)
+
+    spec["type"] = CLUSTER_IP
+    _drop_node_ports(spec)
+    for name in _EXPOSED_ONLY_SPEC_FIELDS:
+        spec.pop(name, None)
+    remaining_ips = _keep_allowed_external_ips(spec, service, policy)
+    if not remaining_ips:
+        spec.pop("externalTrafficPolicy", None)
+
+    annotations = converted.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations.pop(SOURCE_RANGES_ANNOTATION, None)
+    annotations[CONVERTED_FROM_ANNOTATION] = old_type
+    return converted
+
+
+def drop_load_balancer_node_ports(service: Mapping[str, Any], policy: PolicySettings) -> Manifest:
+    converted: Manifest = copy.deepcopy(dict(service))
+    spec: dict[str, Any] = converted.setdefault("spec", {})
+    if not policy.allow_internal_load_balancer_node_ports:
+        spec["allocateLoadBalancerNodePorts"] = False
+        _drop_node_ports(spec)
+    _keep_allowed_external_ips(spec, service, policy)
+    return converted
+
+
+def conversion_patch(service: Mapping[str, Any], policy: PolicySettings) -> list[PatchOperation]:
+    """The JSON Patch that turns `service` into `internalize(service)`; empty when compliant."""
+    target = internalize(service, policy)
+    operations: list[PatchOperation] = jsonpatch.JsonPatch.from_diff(dict(service), target).patch
+    return operations
+
+
+def _drop_node_ports(spec: dict[str, Any]) -> None:
+    ports = spec.get("ports")
+    if isinstance(ports, list):
+        for port in ports:
+            if isinstance(port, dict):
+                port.pop("nodePort", None)
+
+
+def _keep_allowed_external_ips(
+    spec: dict[str, Any], service: Mapping[str, Any], policy: PolicySettings
+) -> list[str]:
+    ips = external_ips(service)
+    allowed = [ip for ip in ips if policy.external_ip_allowed(ip)]
+    if len(allowed) == len(ips):
+        return allowed
+    if allowed:
+        spec["externalIPs"] = allowed
+    else:
+        spec.pop("externalIPs")
+    return allowed

@@ -1,0 +1,38 @@
+"""Prometheus metrics, registered on a registry the caller owns (never at import)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# Admission latency budget is a few milliseconds; buckets resolve that range finely.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+class WebhookMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.decisions = Counter(
+            "clusterip_guard_decisions",
+            "Admission decisions on Services, by mode and verdict (dry runs not counted).",
+            ["mode", "verdict"],
+            registry=self.registry,
+        )
+        self.review_seconds = Histogram(
+            "clusterip_guard_review_duration_seconds",
+            "Time to answer one AdmissionReview, by webhook path.",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.bad_requests = Counter(
+            "clusterip_guard_bad_requests",
+            "Requests refused before a decision, by HTTP status.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "clusterip_guard_reloads",
+            "Reloads of watched files, by what was reloaded and whether it worked.",
+            ["file", "result"],
+            registry=self.registry,
+        )
