@@ -10,8 +10,6 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-import jsonpatch
-
 from app.exposure import (
     CLUSTER_IP,
     LOAD_BALANCER,
@@ -68,9 +66,17 @@ def convert_to_cluster_ip(service: Mapping[str, Any], policy: PolicySettings) ->
     if not remaining_ips:
         spec.pop("externalTrafficPolicy", None)
 
-    annotations = converted.setdefault("metadata", {}).setdefault("annotations", {})
-    annotations.pop(SOURCE_RANGES_ANNOTATION, None)
-    annotations[CONVERTED_FROM_ANNOTATION] = old_type
+    metadata = converted.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if isinstance(annotations, dict):
+        annotations.pop(SOURCE_RANGES_ANNOTATION, None)
+    if old_type != CLUSTER_IP:
+        # A ClusterIP Service that only lost external IPs was not converted from anything.
+        if not isinstance(metadata, dict):
+            metadata = converted["metadata"] = {}
+        if not isinstance(annotations, dict):
+            annotations = metadata["annotations"] = {}
+        annotations[CONVERTED_FROM_ANNOTATION] = old_type
     return converted
 
 
@@ -86,9 +92,41 @@ def drop_load_balancer_node_ports(service: Mapping[str, Any], policy: PolicySett
 
 def conversion_patch(service: Mapping[str, Any], policy: PolicySettings) -> list[PatchOperation]:
     """The JSON Patch that turns `service` into `internalize(service)`; empty when compliant."""
-    target = internalize(service, policy)
-    operations: list[PatchOperation] = jsonpatch.JsonPatch.from_diff(dict(service), target).patch
-    return operations
+    return json_patch_between(service, internalize(service, policy))
+
+
+def json_patch_between(before: Any, after: Any, pointer: str = "") -> list[PatchOperation]:
+    """A JSON Patch from `before` to `after`, computed by diff.
+
+    Objects are compared key by key and equal-length lists item by item; anything else that
+    differs is replaced whole. That is all a conversion needs, and it is several times faster
+    than jsonpatch.JsonPatch.from_diff, whose list matching dominated the mutate path.
+    The tests apply every patch with jsonpatch itself and compare with the converted object.
+    """
+    if before == after:
+        return []
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        operations: list[PatchOperation] = []
+        for key in before:
+            if key not in after:
+                operations.append({"op": "remove", "path": f"{pointer}/{_escape(key)}"})
+        for key, value in after.items():
+            path = f"{pointer}/{_escape(key)}"
+            if key not in before:
+                operations.append({"op": "add", "path": path, "value": copy.deepcopy(value)})
+            else:
+                operations.extend(json_patch_between(before[key], value, path))
+        return operations
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        operations = []
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            operations.extend(json_patch_between(old, new, f"{pointer}/{index}"))
+        return operations
+    return [{"op": "replace", "path": pointer, "value": copy.deepcopy(after)}]
+
+
+def _escape(key: object) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 def _drop_node_ports(spec: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from app.policy_file import PolicySettings
 CLUSTER_IP = "ClusterIP"
 NODE_PORT = "NodePort"
 LOAD_BALANCER = "LoadBalancer"
+EXTERNAL_NAME = "ExternalName"
 
 
 @dataclass(frozen=True, order=True)
@@ -80,6 +81,8 @@ def exposure_of(service: Mapping[str, Any], policy: PolicySettings) -> tuple[Vio
     """Every way `service` is reachable from outside the cluster that `policy` does not allow."""
     violations: list[Violation] = []
     kind = service_type(service)
+    if kind == EXTERNAL_NAME:
+        return ()  # a DNS alias: no cluster IP, no node port, nothing to reach
     if kind == NODE_PORT:
         violations.append(
             Violation(

@@ -1,0 +1,45 @@
+# clusterip-guard: one entry point for developers and CI.
+#   make demo   set everything up, start the local control plane and the webhook, walk through each mode
+#   make test   lint, types and every test (unit, HTTP over TLS, end to end on a real kube-apiserver)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEV    := .dev
+
+.PHONY: setup controlplane lint unit test up down demo bench clean
+
+# The virtualenv is rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# kube-apiserver and etcd, built once per pinned version (or taken from KUBEBUILDER_ASSETS).
+controlplane:
+	hack/controlplane/build.sh
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -m "not e2e"
+
+test: lint controlplane
+	$(BIN)/pytest
+
+up: setup controlplane
+	$(BIN)/python hack/controlplane/localcluster.py up --dir $(DEV)
+
+down: setup
+	$(BIN)/python hack/controlplane/localcluster.py down --dir $(DEV)
+
+bench: setup controlplane
+	$(BIN)/python benchmarks/review_throughput.py
+
+clean: down
+	rm -rf $(DEV) $(VENV)
