@@ -1,0 +1,184 @@
+"""The local control plane, and the API server calling `clusterip-guard serve` on loopback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from localcluster import ControlPlane, start
+from tests.conftest import Kubectl
+from tests.webhook_process import ServingFiles, WebhookProcess
+
+pytestmark = pytest.mark.e2e
+
+DATA = Path(__file__).parent / "data"
+HANDWRITTEN_LABEL = "e2e.clusterip-guard.io/handwritten"
+
+
+def create_namespace(kubectl: Kubectl, name: str, **labels: str) -> None:
+    kubectl("create", "namespace", name)
+    if labels:
+        kubectl("label", "namespace", name, *(f"{k}={v}" for k, v in labels.items()))
+
+
+def test_the_api_server_is_ready(kubectl: Kubectl) -> None:
+    assert kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
+
+
+def test_kubectl_creates_exposed_services_when_nothing_guards_them(kubectl: Kubectl) -> None:
+    create_namespace(kubectl, "unguarded")
+    kubectl("-n", "unguarded", "create", "service", "nodeport", "web", "--tcp=80:8080")
+    kubectl("-n", "unguarded", "create", "service", "loadbalancer", "lb", "--tcp=80:8080")
+    web = json.loads(kubectl("-n", "unguarded", "get", "service", "web", "-o", "json").stdout)
+    lb = json.loads(kubectl("-n", "unguarded", "get", "service", "lb", "-o", "json").stdout)
+    assert web["spec"]["type"] == "NodePort"
+    assert 30000 <= web["spec"]["ports"][0]["nodePort"] <= 32767
+    assert lb["spec"]["type"] == "LoadBalancer"
+    assert lb["spec"]["allocateLoadBalancerNodePorts"] is True
+
+
+def test_the_python_client_creates_external_ip_services(api_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="unguarded-py")))
+    service = client.V1Service(
+        metadata=client.V1ObjectMeta(name="ext"),
+        spec=client.V1ServiceSpec(
+            type="LoadBalancer",
+            external_ips=["203.0.113.10"],
+            ports=[client.V1ServicePort(port=80)],
+        ),
+    )
+    created = core.create_namespaced_service("unguarded-py", service)
+    assert created.spec is not None
+    assert created.spec.type == "LoadBalancer"
+    assert created.spec.external_ips == ["203.0.113.10"]
+
+
+@pytest.fixture(scope="module")
+def handwritten_webhook(
+    tmp_path_factory: pytest.TempPathFactory, kubectl: Kubectl
+) -> Iterator[WebhookProcess]:
+    """`serve` on loopback, registered by a webhook configuration written here by hand."""
+    files = ServingFiles(tmp_path_factory.mktemp("handwritten"))
+    webhook = WebhookProcess(files).start()
+    configuration = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "handwritten-clusterip-guard"},
+        "webhooks": [
+            {
+                "name": "mutate.handwritten.clusterip-guard.io",
+                "clientConfig": {
+                    "url": f"{webhook.url}/mutate",
+                    "caBundle": base64.b64encode(files.ca.cert_pem).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["services"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {HANDWRITTEN_LABEL: "true"}},
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+            }
+        ],
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(configuration))
+    yield webhook
+    kubectl("delete", "mutatingwebhookconfiguration", "handwritten-clusterip-guard")
+    webhook.stop()
+
+
+def test_the_api_server_calls_the_webhook_and_stores_its_patch(
+    handwritten_webhook: WebhookProcess, kubectl: Kubectl
+) -> None:
+    create_namespace(kubectl, "handwritten", **{HANDWRITTEN_LABEL: "true"})
+    created = kubectl("-n", "handwritten", "create", "service", "nodeport", "web", "--tcp=80:8080")
+    assert "converted this Service from NodePort to ClusterIP" in created.stderr
+    stored = json.loads(kubectl("-n", "handwritten", "get", "service", "web", "-o", "json").stdout)
+    assert stored["spec"]["type"] == "ClusterIP"
+    assert "nodePort" not in stored["spec"]["ports"][0]
+    assert "externalTrafficPolicy" not in stored["spec"]
+    assert stored["metadata"]["annotations"]["clusterip-guard.io/converted-from"] == "NodePort"
+    assert '"verdict": "mutated"' in handwritten_webhook.logs()
+
+
+@pytest.fixture(scope="module")
+def baseline_policies(kubectl: Kubectl) -> Iterator[None]:
+    for name in ("validating-admission-policy.yaml", "mutating-admission-policy.yaml"):
+        kubectl("apply", "-f", str(DATA / name))
+    yield
+    for name in ("validating-admission-policy.yaml", "mutating-admission-policy.yaml"):
+        kubectl("delete", "-f", str(DATA / name))
+
+
+def until(attempt: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Repeat `attempt` until it succeeds: admission policies reach the API server's
+    informers a moment after they are created."""
+    deadline = time.monotonic() + timeout
+    while not attempt():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def test_the_validating_admission_policy_baseline_denies_node_ports(
+    baseline_policies: None, kubectl: Kubectl
+) -> None:
+    create_namespace(kubectl, "baseline-vap", **{"clusterip-guard-baseline.io/mode": "enforce"})
+    create = ("-n", "baseline-vap", "create", "service", "nodeport", "web", "--tcp=80:8080")
+    runs: list[subprocess.CompletedProcess[str]] = []
+
+    def denied() -> bool:
+        runs.append(kubectl(*create, check=False))
+        if runs[-1].returncode == 0:
+            kubectl("-n", "baseline-vap", "delete", "service", "web")
+        return runs[-1].returncode != 0
+
+    assert until(denied)
+    assert "ValidatingAdmissionPolicy 'clusterip-guard-baseline'" in runs[-1].stderr
+    assert "spec.type" in runs[-1].stderr
+
+
+def test_the_mutating_admission_policy_baseline_converts_node_ports(
+    baseline_policies: None, kubectl: Kubectl
+) -> None:
+    create_namespace(kubectl, "baseline-map", **{"clusterip-guard-baseline.io/mode": "mutate"})
+    stored: dict[str, Any] = {}
+
+    def converted() -> bool:
+        kubectl("-n", "baseline-map", "create", "service", "nodeport", "web", "--tcp=80:8080")
+        get = kubectl("-n", "baseline-map", "get", "service", "web", "-o", "json")
+        stored.update(json.loads(get.stdout))
+        if stored["spec"]["type"] != "ClusterIP":
+            kubectl("-n", "baseline-map", "delete", "service", "web")
+            return False
+        return True
+
+    assert until(converted)
+    assert "nodePort" not in stored["spec"]["ports"][0]
+
+
+def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
+    cluster: ControlPlane = start(tmp_path / "short-lived", audit_log=False)
+    pids = list(cluster.pids)
+    assert len(pids) == 2
+    cluster.stop()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
