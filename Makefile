@@ -33,7 +33,10 @@ test: lint controlplane
 	$(BIN)/pytest
 
 up: setup controlplane
-	$(BIN)/python hack/controlplane/localcluster.py up --dir $(DEV)
+	DEV_DIR=$(DEV) hack/up.sh
+
+demo: up
+	DEV_DIR=$(DEV) hack/demo.sh
 
 down: setup
 	$(BIN)/python hack/controlplane/localcluster.py down --dir $(DEV)

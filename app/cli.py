@@ -78,6 +78,45 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write converted manifests back (files in place, stdin to stdout)",
     )
+    bootstrap = commands.add_parser(
+        "bootstrap",
+        help="make certificates and register the webhooks with a cluster (idempotent)",
+    )
+    bootstrap.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)"
+    )
+    bootstrap.add_argument("--context", help="kubeconfig context")
+    bootstrap.add_argument("--namespace", default="clusterip-guard", help="the webhook's namespace")
+    bootstrap.add_argument("--service-name", default="clusterip-guard")
+    bootstrap.add_argument("--service-port", type=int, default=443)
+    bootstrap.add_argument("--secret-name", default="clusterip-guard-tls")
+    bootstrap.add_argument("--ca-secret-name", default="clusterip-guard-ca")
+    bootstrap.add_argument("--name", default="clusterip-guard", help="webhook configurations' name")
+    bootstrap.add_argument(
+        "--url", help="url mode: the webhook's https:// base URL, for a webhook outside the cluster"
+    )
+    bootstrap.add_argument("--cert-dir", type=Path, help="url mode: where certificate files go")
+    bootstrap.add_argument("--host", action="append", default=[], help="extra DNS name (repeat)")
+    bootstrap.add_argument("--ip", action="append", default=[], help="extra IP address (repeat)")
+    bootstrap.add_argument(
+        "--default-mode",
+        choices=list(MODES),
+        default="off",
+        help="mode of namespaces without the clusterip-guard.io/mode label",
+    )
+    bootstrap.add_argument(
+        "--renew-before-days",
+        type=int,
+        default=30,
+        help="renew certificates that expire within this many days",
+    )
+    bootstrap.add_argument("--rotate-ca", action="store_true", help="make a new CA now")
+    bootstrap.add_argument("--timeout-seconds", type=int, default=5, help="webhook call timeout")
+    action = bootstrap.add_mutually_exclusive_group()
+    action.add_argument(
+        "--uninstall", action="store_true", help="remove webhook configurations, then certificates"
+    )
+    action.add_argument("--dry-run", action="store_true", help="print every object as YAML")
     return parser
 
 
@@ -86,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "bootstrap":
+            return run_bootstrap(args)
         return run_check(args, stdout=sys.stdout, stderr=sys.stderr)
     except (UsageError, PolicyError) as error:
         print(f"clusterip-guard: {error}", file=sys.stderr)
@@ -123,6 +164,57 @@ def run_check(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> in
                 print(f"fixed {source}", file=stderr)
         return EXIT_OK
     return EXIT_FINDINGS if report.needs_change else EXIT_OK
+
+
+def run_bootstrap(args: argparse.Namespace) -> int:
+    from app.bootstrap import (
+        BootstrapError,
+        BootstrapSettings,
+        bootstrap,
+        render,
+        session,
+        uninstall,
+    )
+    from app.certs import CertificateError
+    from app.registration import RegistrationError
+
+    if args.url is None and args.cert_dir is not None:
+        raise UsageError("--cert-dir is for url mode; give --url too")
+    if args.renew_before_days < 0:
+        raise UsageError("--renew-before-days must be 0 or more")
+    settings = BootstrapSettings(
+        namespace=args.namespace,
+        service_name=args.service_name,
+        service_port=args.service_port,
+        secret_name=args.secret_name,
+        ca_secret_name=args.ca_secret_name,
+        configuration_name=args.name,
+        url=args.url,
+        cert_dir=args.cert_dir,
+        hosts=tuple(args.host),
+        ips=tuple(args.ip),
+        default_mode=cast(Mode, args.default_mode),
+        renew_before=datetime.timedelta(days=args.renew_before_days),
+        rotate_ca=args.rotate_ca,
+        timeout_seconds=args.timeout_seconds,
+    )
+    try:
+        with session(args.kubeconfig, args.context) as api:
+            if args.uninstall:
+                report = uninstall(api, settings)
+            else:
+                now = datetime.datetime.now(datetime.UTC)
+                report = bootstrap(api, settings, now=now, dry_run=args.dry_run)
+    except (BootstrapError, CertificateError, RegistrationError) as error:
+        raise UsageError(str(error)) from error
+    if args.dry_run:
+        sys.stdout.write(render(report.objects))
+        for line in report.lines:
+            print(f"# {line}", file=sys.stderr)
+    else:
+        for line in report.lines:
+            print(line)
+    return EXIT_OK
 
 
 def run_serve(args: argparse.Namespace) -> int:
