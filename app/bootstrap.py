@@ -11,6 +11,7 @@ import base64
 import datetime
 import functools
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ class BootstrapSettings:
     renew_before: datetime.timedelta = DEFAULT_RENEWAL_MARGIN
     rotate_ca: bool = False
     timeout_seconds: int = 5
+    # After a new CA is published, how long the API server gets to load the new caBundle
+    # into its webhook clients (an informer, so not instant) before anything signs with it.
+    trust_propagation_seconds: float = 5.0
 
     @property
     def url_mode(self) -> bool:
@@ -443,6 +447,7 @@ def bootstrap(
     *,
     now: datetime.datetime,
     dry_run: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Report:
     """Make or renew the certificates and register the webhooks; a second run changes nothing."""
     report = Report()
@@ -475,6 +480,9 @@ def bootstrap(
     if plan.adds_trust(current.ca_bundle):
         # A new CA is trusted by the API server before anything is signed by it.
         apply_configurations(api, configurations, report)
+        if current.ca_bundle:
+            report.say(f"waited {settings.trust_propagation_seconds:g}s for the new caBundle")
+            sleep(settings.trust_propagation_seconds)
         store.save(plan.state, report)
     else:
         store.save(plan.state, report)

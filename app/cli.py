@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bootstrap.add_argument("--rotate-ca", action="store_true", help="make a new CA now")
     bootstrap.add_argument("--timeout-seconds", type=int, default=5, help="webhook call timeout")
+    bootstrap.add_argument(
+        "--trust-propagation-seconds",
+        type=float,
+        default=5.0,
+        help="after publishing a new CA, wait this long before using it",
+    )
     action = bootstrap.add_mutually_exclusive_group()
     action.add_argument(
         "--uninstall", action="store_true", help="remove webhook configurations, then certificates"
@@ -197,6 +203,7 @@ def run_bootstrap(args: argparse.Namespace) -> int:
         renew_before=datetime.timedelta(days=args.renew_before_days),
         rotate_ca=args.rotate_ca,
         timeout_seconds=args.timeout_seconds,
+        trust_propagation_seconds=args.trust_propagation_seconds,
     )
     try:
         with session(args.kubeconfig, args.context) as api:

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -73,11 +74,46 @@ class ServingFiles:
         return context
 
 
+class TLSFiles(Protocol):
+    """Where `serve` reads its certificate, and how a client trusts it."""
+
+    folder: Path
+
+    @property
+    def cert_file(self) -> Path: ...
+    @property
+    def key_file(self) -> Path: ...
+    def client_context(self) -> ssl.SSLContext: ...
+
+
+@dataclass
+class BootstrappedFiles:
+    """The files `clusterip-guard bootstrap --url ... --cert-dir` writes."""
+
+    folder: Path
+
+    @property
+    def cert_file(self) -> Path:
+        return self.folder / "tls.crt"
+
+    @property
+    def key_file(self) -> Path:
+        return self.folder / "tls.key"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.folder / "ca.crt"
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
 @dataclass
 class WebhookProcess:
-    files: ServingFiles
+    files: TLSFiles
     policy_file: Path | None = None
     port: int = field(default_factory=free_port)
+
     metrics_port: int = field(default_factory=free_port)
     log_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -118,6 +154,15 @@ class WebhookProcess:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError(f"serve not ready after {START_TIMEOUT_SECONDS}s:\n{self.logs()}")
+
+    def reviews_answered(self) -> float:
+        """AdmissionReviews answered so far, from the server's own metrics."""
+        text = httpx.get(f"http://{LOOPBACK}:{self.metrics_port}/metrics", timeout=5).text
+        return sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("clusterip_guard_review_duration_seconds_count")
+        )
 
     def logs(self) -> str:
         return self.log_file.read_text() if self.log_file and self.log_file.exists() else ""

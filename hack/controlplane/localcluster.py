@@ -182,6 +182,7 @@ def write_credentials(folder: Path) -> Credentials:
         admin_key=folder / "admin.key",
     )
     files.ca_file.write_bytes(_pem_cert(ca))
+    (folder / "ca.key").write_bytes(_pem_key(ca_key))  # kept to mint users for RBAC tests
     files.serving_cert.write_bytes(_pem_cert(serving))
     files.serving_key.write_bytes(_pem_key(serving_key))
     files.admin_cert.write_bytes(_pem_cert(admin))
@@ -223,6 +224,35 @@ def kubeconfig(url: str, credentials: Credentials) -> dict[str, object]:
         "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
         "current-context": "local",
     }
+
+
+def user_kubeconfig(cluster: ControlPlane, user: str, groups: tuple[str, ...] = ()) -> Path:
+    """A kubeconfig for another user of the local cluster (RBAC decides what it may do)."""
+    pki = cluster.workdir / "pki"
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ControlPlaneError("the local CA key is not an ECDSA key")
+    ca = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, user)]
+    attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in groups]
+    key = _key()
+    certificate = _issue(
+        x509.Name(attributes), key, (ca, ca_key), usage=ExtendedKeyUsageOID.CLIENT_AUTH
+    )
+    (pki / f"{user}.crt").write_bytes(_pem_cert(certificate))
+    (pki / f"{user}.key").write_bytes(_pem_key(key))
+    credentials = Credentials(
+        ca_file=pki / "ca.crt",
+        serving_cert=pki / "apiserver.crt",
+        serving_key=pki / "apiserver.key",
+        service_account_key=pki / "sa.key",
+        service_account_public=pki / "sa.pub",
+        admin_cert=pki / f"{user}.crt",
+        admin_key=pki / f"{user}.key",
+    )
+    path = cluster.workdir / f"kubeconfig-{user}"
+    path.write_text(yaml.safe_dump(kubeconfig(cluster.url, credentials)))
+    return path
 
 
 # --- processes ------------------------------------------------------------------------------
