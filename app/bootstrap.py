@@ -104,37 +104,40 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> client
     return api
 
 
-def call(verb: str, resource: str, namespace: str | None, request: Callable[[], T]) -> T:
-    """Run one API request; turn its failure into a one-line BootstrapError."""
+def _failure(error: Exception, verb: str, resource: str, namespace: str | None) -> BootstrapError:
+    """One line for the admin, naming what was tried where."""
     where = f" in namespace {namespace}" if namespace else ""
-    try:
-        return request()
-    except ApiException as error:
+    if isinstance(error, ApiException):
         if error.status == HTTP_FORBIDDEN:
-            raise BootstrapError(
+            return BootstrapError(
                 f"permission denied: cannot {verb} {resource}{where}; "
                 f"grant it with RBAC or run as a cluster admin"
-            ) from error
-        raise BootstrapError(
-            f"cannot {verb} {resource}{where}: {error.status} {error.reason}"
-        ) from error
-    except (TransportError, OSError) as error:
-        raise BootstrapError(f"no cluster reachable: {error.__class__.__name__}") from error
+            )
+        return BootstrapError(f"cannot {verb} {resource}{where}: {error.status} {error.reason}")
+    reason = getattr(error, "reason", None) or error
+    return BootstrapError(f"no cluster reachable: {' '.join(str(reason).split())}")
 
 
-def _missing(error: ApiException) -> bool:
-    return bool(error.status == HTTP_NOT_FOUND)
+def call(verb: str, resource: str, namespace: str | None, request: Callable[[], T]) -> T:
+    """Run one API request; turn its failure into a one-line BootstrapError."""
+    try:
+        return request()
+    except (ApiException, TransportError, OSError) as error:
+        raise _failure(error, verb, resource, namespace) from error
 
 
 def read_or_none(
     verb_resource: tuple[str, str], namespace: str | None, read: Callable[[], T]
 ) -> T | None:
+    """Like `call`, but a missing object is None rather than an error."""
     try:
         return read()
     except ApiException as error:
-        if _missing(error):
+        if error.status == HTTP_NOT_FOUND:
             return None
-        return call(*verb_resource, namespace, read)  # re-raises as a BootstrapError
+        raise _failure(error, *verb_resource, namespace) from error
+    except (TransportError, OSError) as error:
+        raise _failure(error, *verb_resource, namespace) from error
 
 
 # --- where certificates live ------------------------------------------------------------------
