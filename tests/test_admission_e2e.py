@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localcluster import ControlPlane
 from tests.conftest import Kubectl
-from tests.webhook_process import BootstrappedFiles, WebhookProcess, free_port
+from tests.webhook_process import CertificateFiles, WebhookProcess, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ def run_bootstrap(cluster: ControlPlane, *args: str) -> subprocess.CompletedProc
 def webhook(
     control_plane: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WebhookProcess]:
-    files = BootstrappedFiles(tmp_path_factory.mktemp("matrix-certs"))
+    files = CertificateFiles(tmp_path_factory.mktemp("matrix-certs"))
     port = free_port()
     bootstrap = run_bootstrap(
         control_plane,

@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from app.certs import signed_by, split_pem_bundle
 from localcluster import ControlPlane, user_kubeconfig
 from tests.conftest import Kubectl
-from tests.webhook_process import BootstrappedFiles, WebhookProcess, free_port
+from tests.webhook_process import CertificateFiles, WebhookProcess, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def resource_versions(kubectl: Kubectl, name: str, *secrets: str) -> dict[str, s
 def url_mode(
     control_plane: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[WebhookProcess, list[str]]]:
-    files = BootstrappedFiles(tmp_path_factory.mktemp("url-certs"))
+    files = CertificateFiles(tmp_path_factory.mktemp("url-certs"))
     port = free_port()
     args = [
         "--name", "rotation-guard",
@@ -97,7 +97,7 @@ def test_a_ca_rotation_under_a_stream_of_creates_fails_no_request(
 ) -> None:
     webhook, args = url_mode
     files = webhook.files
-    assert isinstance(files, BootstrappedFiles)
+    assert isinstance(files, CertificateFiles)
     old_ca = (files.folder / "ca-signing.crt").read_bytes()
     core = client.CoreV1Api(api_client)
     failures: list[str] = []

@@ -12,7 +12,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import httpx
 
@@ -34,61 +33,8 @@ def now() -> datetime.datetime:
 
 
 @dataclass
-class ServingFiles:
-    """A CA and a serving certificate for 127.0.0.1, written where `serve` reads them."""
-
-    folder: Path
-    ca: KeyPair = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.ca = new_certificate_authority(now=now())
-        self.issue(self.ca)
-
-    @property
-    def cert_file(self) -> Path:
-        return self.folder / "tls.crt"
-
-    @property
-    def key_file(self) -> Path:
-        return self.folder / "tls.key"
-
-    @property
-    def ca_file(self) -> Path:
-        return self.folder / "ca.crt"
-
-    def issue(self, ca: KeyPair) -> KeyPair:
-        """Write a new serving certificate signed by `ca` (and that CA) to the files."""
-        serving = new_serving_certificate(
-            ca, now=now(), dns_names=["localhost"], ip_addresses=[LOOPBACK]
-        )
-        self.key_file.write_bytes(serving.key_pem)
-        self.cert_file.write_bytes(serving.cert_pem)
-        self.ca_file.write_bytes(ca.cert_pem)
-        return serving
-
-    def client_context(self, *extra_cas: KeyPair) -> ssl.SSLContext:
-        context = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
-        for ca in extra_cas:
-            context.load_verify_locations(cadata=ca.cert_pem.decode())
-        return context
-
-
-class TLSFiles(Protocol):
-    """Where `serve` reads its certificate, and how a client trusts it."""
-
-    folder: Path
-
-    @property
-    def cert_file(self) -> Path: ...
-    @property
-    def key_file(self) -> Path: ...
-    def client_context(self) -> ssl.SSLContext: ...
-
-
-@dataclass
-class BootstrappedFiles:
-    """The files `clusterip-guard bootstrap --url ... --cert-dir` writes."""
+class CertificateFiles:
+    """The files `serve` reads, as `clusterip-guard bootstrap --url --cert-dir` writes them."""
 
     folder: Path
 
@@ -109,8 +55,36 @@ class BootstrappedFiles:
 
 
 @dataclass
+class ServingFiles(CertificateFiles):
+    """A CA of the test's own and a serving certificate for 127.0.0.1, written as files."""
+
+    ca: KeyPair = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.ca = new_certificate_authority(now=now())
+        self.issue(self.ca)
+
+    def issue(self, ca: KeyPair) -> KeyPair:
+        """Write a new serving certificate signed by `ca` (and that CA) to the files."""
+        serving = new_serving_certificate(
+            ca, now=now(), dns_names=["localhost"], ip_addresses=[LOOPBACK]
+        )
+        self.key_file.write_bytes(serving.key_pem)
+        self.cert_file.write_bytes(serving.cert_pem)
+        self.ca_file.write_bytes(ca.cert_pem)
+        return serving
+
+    def client_context(self, *extra_cas: KeyPair) -> ssl.SSLContext:
+        context = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
+        for ca in extra_cas:
+            context.load_verify_locations(cadata=ca.cert_pem.decode())
+        return context
+
+
+@dataclass
 class WebhookProcess:
-    files: TLSFiles
+    files: CertificateFiles
     policy_file: Path | None = None
     port: int = field(default_factory=free_port)
 

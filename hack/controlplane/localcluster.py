@@ -144,6 +144,19 @@ class Credentials:
     admin_cert: Path
     admin_key: Path
 
+    @classmethod
+    def in_folder(cls, folder: Path, user: str) -> Credentials:
+        """Where the files live; `user` names the client certificate."""
+        return cls(
+            ca_file=folder / "ca.crt",
+            serving_cert=folder / "apiserver.crt",
+            serving_key=folder / "apiserver.key",
+            service_account_key=folder / "sa.key",
+            service_account_public=folder / "sa.pub",
+            admin_cert=folder / f"{user}.crt",
+            admin_key=folder / f"{user}.key",
+        )
+
 
 def write_credentials(folder: Path) -> Credentials:
     """A CA, the API server's serving certificate, a service-account key and an admin client."""
@@ -172,15 +185,7 @@ def write_credentials(folder: Path) -> Credentials:
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
     )
     account_key = _key()
-    files = Credentials(
-        ca_file=folder / "ca.crt",
-        serving_cert=folder / "apiserver.crt",
-        serving_key=folder / "apiserver.key",
-        service_account_key=folder / "sa.key",
-        service_account_public=folder / "sa.pub",
-        admin_cert=folder / "admin.crt",
-        admin_key=folder / "admin.key",
-    )
+    files = Credentials.in_folder(folder, "admin")
     files.ca_file.write_bytes(_pem_cert(ca))
     (folder / "ca.key").write_bytes(_pem_key(ca_key))  # kept to mint users for RBAC tests
     files.serving_cert.write_bytes(_pem_cert(serving))
@@ -241,15 +246,7 @@ def user_kubeconfig(cluster: ControlPlane, user: str, groups: tuple[str, ...] = 
     )
     (pki / f"{user}.crt").write_bytes(_pem_cert(certificate))
     (pki / f"{user}.key").write_bytes(_pem_key(key))
-    credentials = Credentials(
-        ca_file=pki / "ca.crt",
-        serving_cert=pki / "apiserver.crt",
-        serving_key=pki / "apiserver.key",
-        service_account_key=pki / "sa.key",
-        service_account_public=pki / "sa.pub",
-        admin_cert=pki / f"{user}.crt",
-        admin_key=pki / f"{user}.key",
-    )
+    credentials = Credentials.in_folder(pki, user)
     path = cluster.workdir / f"kubeconfig-{user}"
     path.write_text(yaml.safe_dump(kubeconfig(cluster.url, credentials)))
     return path
