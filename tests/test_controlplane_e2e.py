@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from tests.webhook_process import ServingFiles, WebhookProcess
 pytestmark = pytest.mark.e2e
 
 DATA = Path(__file__).parent / "data"
+LOCALCLUSTER = Path(__file__).parent.parent / "hack" / "controlplane" / "localcluster.py"
 HANDWRITTEN_LABEL = "e2e.clusterip-guard.io/handwritten"
 
 
@@ -182,3 +185,52 @@ def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_while_starting_leaves_no_orphans(tmp_path: Path) -> None:
+    state = tmp_path / "interrupted"
+    up = subprocess.Popen(
+        [sys.executable, str(LOCALCLUSTER), "up", "--dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Interrupt once etcd runs and the API server is on its way.
+    assert until((state / "controlplane" / "kube-apiserver.log").exists, timeout=30)
+    up.send_signal(signal.SIGINT)
+    _, err = up.communicate(timeout=30)
+    assert up.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert until(lambda: not _processes_mentioning(str(state)), timeout=15)
+
+
+def test_make_up_state_is_stopped_by_down(tmp_path: Path) -> None:
+    state = tmp_path / "detached"
+    up = subprocess.run(
+        [sys.executable, str(LOCALCLUSTER), "up", "--dir", str(state)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    assert "control plane ready at https://127.0.0.1:" in up.stdout
+    assert _processes_mentioning(str(state))
+    down = subprocess.run(
+        [sys.executable, str(LOCALCLUSTER), "down", "--dir", str(state)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert not _processes_mentioning(str(state))
