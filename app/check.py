@@ -176,18 +176,23 @@ def _replace_services(document: Any, to_fix: set[int], policy: PolicySettings) -
 def write_fixed(
     files: list[ManifestFile], policy: PolicySettings, report: CheckReport, stdout: TextIO
 ) -> list[str]:
-    """Write converted manifests back: files in place, stdin to stdout. Returns what changed."""
+    """Write converted manifests back: changed files in place (through YAML, so comments do
+    not survive), and stdin always to stdout so `check --fix -` can sit in a pipeline.
+    Returns the sources written."""
     to_fix = {id(r.service) for r in report.results if r.needs_change}
     written: list[str] = []
     for manifest_file in files:
         fixed = [_replace_services(doc, to_fix, policy) for doc in manifest_file.documents]
-        if fixed == manifest_file.documents:
+        if fixed == manifest_file.documents and manifest_file.path is not None:
             continue
         text = yaml.safe_dump_all(fixed, sort_keys=False, explicit_start=len(fixed) > 1)
         if manifest_file.path is None:
             stdout.write(text)
         else:
-            manifest_file.path.write_text(text, encoding="utf-8")
+            try:
+                manifest_file.path.write_text(text, encoding="utf-8")
+            except OSError as error:
+                raise InputError(f"{manifest_file.path}: cannot write: {error}") from error
         written.append(manifest_file.source)
     return written
 

@@ -152,8 +152,6 @@ def run_check(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> in
     )
 
     policy = read_policy_file(args.policy_file)
-    if args.fix and args.paths.count("-") and args.output == "json":
-        raise UsageError("--fix with stdin writes manifests to stdout; use -o table with it")
     try:
         files = read_manifests(args.paths)
     except InputError as error:
@@ -165,7 +163,11 @@ def run_check(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> in
     out = stderr if args.fix and "-" in args.paths else stdout
     out.write(render_json(report) if args.output == "json" else render_table(report))
     if args.fix:
-        for source in write_fixed(files, policy, report, stdout):
+        try:
+            fixed = write_fixed(files, policy, report, stdout)
+        except InputError as error:
+            raise UsageError(str(error)) from error
+        for source in fixed:
             if source != "<stdin>":
                 print(f"fixed {source}", file=stderr)
         return EXIT_OK

@@ -197,3 +197,12 @@ def test_unknown_option_exits_two(capsys: pytest.CaptureFixture[str]) -> None:
         main(["check", "--mode", "sometimes", "x.yaml"])
     assert caught.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_fix_from_stdin_passes_compliant_manifests_through(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(CLUSTER_IP_YAML + "---\n" + DEPLOYMENT_YAML))
+    code, out, _ = run(["check", "--fix", "-o", "json", "-"], capsys)
+    assert code == 0
+    assert [d["kind"] for d in yaml.safe_load_all(out)] == ["Service", "Deployment"]
