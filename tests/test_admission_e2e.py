@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from localcluster import ControlPlane
 from tests.conftest import Kubectl
+from tests.polling import until
 from tests.webhook_process import CertificateFiles, WebhookProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -323,12 +323,3 @@ def test_with_the_webhook_stopped_enforce_fails_closed_and_the_rest_works(
         kubectl("-n", "kube-system", "create", "service", "nodeport", "down-np", "--tcp=80:8080")
     finally:
         webhook.start()
-
-
-def until(check: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return bool(check())

@@ -8,8 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from kubernetes import client
 
 from localcluster import ControlPlane, start
 from tests.conftest import Kubectl
+from tests.polling import until
 from tests.webhook_process import ServingFiles, WebhookProcess
 
 pytestmark = pytest.mark.e2e
@@ -129,17 +129,6 @@ def baseline_policies(kubectl: Kubectl) -> Iterator[None]:
         kubectl("delete", "-f", str(DATA / name))
 
 
-def until(attempt: Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Repeat `attempt` until it succeeds: admission policies reach the API server's
-    informers a moment after they are created."""
-    deadline = time.monotonic() + timeout
-    while not attempt():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
-
-
 def test_the_validating_admission_policy_baseline_denies_node_ports(
     baseline_policies: None, kubectl: Kubectl
 ) -> None:
@@ -153,7 +142,7 @@ def test_the_validating_admission_policy_baseline_denies_node_ports(
             kubectl("-n", "baseline-vap", "delete", "service", "web")
         return runs[-1].returncode != 0
 
-    assert until(denied)
+    assert until(denied, timeout=15)  # policies reach the API server's informers a moment later
     assert "ValidatingAdmissionPolicy 'clusterip-guard-baseline'" in runs[-1].stderr
     assert "spec.type" in runs[-1].stderr
 
@@ -173,7 +162,7 @@ def test_the_mutating_admission_policy_baseline_converts_node_ports(
             return False
         return True
 
-    assert until(converted)
+    assert until(converted, timeout=15)
     assert "nodePort" not in stored["spec"]["ports"][0]
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from app.certs import new_certificate_authority
 from tests.builders import admission_review, service
+from tests.polling import until
 from tests.webhook_process import LOOPBACK, ServingFiles, WebhookProcess, now
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -230,7 +231,7 @@ def test_a_changed_policy_is_used_and_a_broken_one_is_not(
             assert post_review(client, "/validate/enforce", review)["allowed"] is False
 
             policy.write_text("exemptions: [{namespace: shop, name: web, reason: legacy}]\n")
-            assert _eventually(lambda: post_review(client, "/validate/enforce", review)["allowed"])
+            assert until(lambda: post_review(client, "/validate/enforce", review)["allowed"])
 
             policy.write_text("exemptions: [{namespace: shop}]\n")  # broken: no name, no reason
             time.sleep(1)
@@ -238,15 +239,6 @@ def test_a_changed_policy_is_used_and_a_broken_one_is_not(
         assert "keeping the last good policy" in webhook.logs()
     finally:
         webhook.stop()
-
-
-def _eventually(check: Any, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return bool(check())
 
 
 def _served_certificate(port: int, context: ssl.SSLContext) -> bytes:
@@ -292,7 +284,7 @@ def test_a_certificate_swap_in_flight_fails_no_request(tmp_path: Path) -> None:
             worker.start()
         time.sleep(0.5)
         files.issue(new_ca)  # key then certificate, written in place as a plain tool would
-        assert _eventually(lambda: _served_certificate(webhook.port, trusting_both) != before)
+        assert until(lambda: _served_certificate(webhook.port, trusting_both) != before)
         time.sleep(0.5)
         stop.set()
         for worker in workers:
