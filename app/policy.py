@@ -109,9 +109,10 @@ def _joined(violations: tuple[Violation, ...]) -> str:
 
 
 def _deny(subject: str, namespace: str, violations: tuple[Violation, ...]) -> Decision:
+    # The enforce path also backs up mutate namespaces, so the mode is not named here.
     reason = (
         f"{subject} would be reachable from outside the cluster, and namespace {namespace} "
-        f"keeps Services internal (clusterip-guard.io/mode=enforce): {_joined(violations)}"
+        f"keeps Services internal (label clusterip-guard.io/mode): {_joined(violations)}"
     )
     return Decision(
         verdict="denied",
