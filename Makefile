@@ -39,7 +39,7 @@ demo: up
 	DEV_DIR=$(DEV) hack/demo.sh
 
 down: setup
-	$(BIN)/python hack/controlplane/localcluster.py down --dir $(DEV)
+	$(BIN)/python hack/controlplane/localcluster down --dir $(DEV)
 
 bench: setup controlplane
 	$(BIN)/python benchmarks/review_throughput.py

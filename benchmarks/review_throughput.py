@@ -18,8 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.builders import admission_review, service  # noqa: E402
-from tests.webhook_process import ServingFiles, WebhookProcess  # noqa: E402
+from tests.support.builders import admission_review, service  # noqa: E402
+from tests.support.webhook_process import ServingFiles, WebhookProcess  # noqa: E402
 
 SCENARIOS: list[tuple[str, str, dict[str, Any]]] = [
     ("mutate NodePort -> ClusterIP patch", "/mutate", admission_review(service("NodePort"))),

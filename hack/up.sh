@@ -10,7 +10,7 @@ python=.venv/bin/python
 guard=.venv/bin/clusterip-guard
 export KUBECONFIG="$dev/kubeconfig"
 
-$python hack/controlplane/localcluster.py up --dir "$dev"
+$python hack/controlplane/localcluster up --dir "$dev"
 
 # Certificates for a webhook on 127.0.0.1, registered with the API server (caBundle set).
 $guard bootstrap --url "https://127.0.0.1:$port" --cert-dir "$dev/certs" \
@@ -25,7 +25,7 @@ nohup $guard serve --cert-file "$dev/certs/tls.crt" --key-file "$dev/certs/tls.k
     --host 127.0.0.1 --port "$port" --metrics-port "${METRICS_PORT:-9090}" \
     >"$dev/webhook.log" 2>&1 &
 pid=$!
-$python -c "import sys; sys.path.insert(0, 'hack/controlplane'); from localcluster import record_extra_pid; from pathlib import Path; record_extra_pid(Path('$dev'), $pid)"
+$python hack/controlplane/localcluster record-pid --dir "$dev" "$pid" >/dev/null
 for _ in $(seq 1 100); do
     if ready; then
         echo "webhook serving on https://127.0.0.1:$port (pid $pid, log $dev/webhook.log)"

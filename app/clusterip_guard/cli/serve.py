@@ -1,0 +1,136 @@
+"""`clusterip-guard serve`: the webhook over HTTPS, metrics over plain HTTP (docs/design.md §4)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+from pathlib import Path
+from typing import Any, TextIO
+
+from clusterip_guard.cli import options
+from clusterip_guard.cli.options import UsageError
+from clusterip_guard.server.settings import ServeSettings
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def add_parser(commands: Any) -> None:
+    def default(name: str) -> Any:
+        return options.default_of(ServeSettings, name)
+
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "serve", help="run the webhook server (HTTPS)"
+    )
+    parser.add_argument("--cert-file", type=Path, required=True, help="PEM serving certificate")
+    parser.add_argument("--key-file", type=Path, required=True, help="PEM private key")
+    parser.add_argument(
+        "--host", default=default("host"), help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=options.port,
+        default=default("port"),
+        help="HTTPS port (default: %(default)s)",
+    )
+    parser.add_argument("--policy-file", type=Path, help="policy YAML (reloaded on change)")
+    parser.add_argument(
+        "--metrics-port",
+        type=options.port_or_zero,
+        default=default("metrics_port"),
+        help="plain-HTTP port for Prometheus /metrics, 0 turns it off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--own-namespace",
+        default=os.environ.get("POD_NAMESPACE") or default("own_namespace"),
+        help="the webhook's own namespace, never judged (default: $POD_NAMESPACE)",
+    )
+    parser.add_argument(
+        "--reload-interval",
+        type=options.positive_seconds,
+        default=default("reload_interval"),
+        help="seconds between looks at the certificate and policy files (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--access-log", action="store_true", help="log every request (halves throughput)"
+    )
+    parser.add_argument(
+        "--log-level", default=default("log_level"), choices=LOG_LEVELS, help="default: %(default)s"
+    )
+    parser.set_defaults(invoke=invoke)
+
+
+def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    settings = ServeSettings(
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        host=args.host,
+        port=args.port,
+        policy_file=args.policy_file,
+        metrics_port=args.metrics_port,
+        own_namespace=args.own_namespace,
+        reload_interval=args.reload_interval,
+        access_log=args.access_log,
+        log_level=args.log_level,
+    )
+    return run(settings)
+
+
+def run(settings: ServeSettings) -> int:
+    # Loaded here, not at import: `check` and `bootstrap` start without uvicorn.
+    import uvicorn
+    from prometheus_client import start_http_server
+
+    from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
+    from clusterip_guard.policyfile import PolicyHolder
+    from clusterip_guard.server.app import create_app
+    from clusterip_guard.server.logs import configure_json_logging
+    from clusterip_guard.server.metrics import WebhookMetrics
+    from clusterip_guard.server.tls import CertificateReloader, serving_context
+
+    configure_json_logging(settings.log_level)
+    policy = PolicyHolder(settings.policy_file)
+    try:
+        context = serving_context(settings.cert_file, settings.key_file)
+    except (OSError, ssl.SSLError) as error:
+        raise UsageError(
+            f"cannot load certificate {settings.cert_file} / key {settings.key_file}: {error}"
+        ) from None
+    metrics = WebhookMetrics()
+    if settings.metrics_port:
+        try:
+            start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.registry)
+        except OSError as error:
+            raise UsageError(
+                f"cannot listen on metrics port {settings.metrics_port}: {error}"
+            ) from None
+    never_judged = set(NEVER_JUDGED_NAMESPACES)
+    if settings.own_namespace:
+        never_judged.add(settings.own_namespace)
+    app = create_app(
+        policy=lambda: policy.current,
+        metrics=metrics,
+        never_judged=never_judged,
+        reloaders=[policy, CertificateReloader(context, settings.cert_file, settings.key_file)],
+        reload_interval=settings.reload_interval,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.cert_file),
+        ssl_keyfile=str(settings.key_file),
+        # Our own context, so a reloaded certificate reaches the next handshake.
+        ssl_context_factory=lambda _config, _default: context,
+        access_log=settings.access_log,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=settings.keep_alive_seconds,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    # uvicorn returns after a clean shutdown, or early when it could not bind.
+    return EXIT_OK if server.started else EXIT_USAGE

@@ -1,0 +1,209 @@
+"""The cert bootstrap against a cluster, in a safe order (docs/design.md §5, §6).
+
+What to do is decided by the pure `certs.rotation.plan_certificates` and
+`core.registration.webhook_configurations`; this module reads the current state from a store
+and the API server, applies the difference so that nothing ever presents a certificate the API
+server does not yet trust, and reports what it did.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
+from clusterip_guard.cluster.client import Report, call, read_or_none
+from clusterip_guard.cluster.errors import ClusterError, NamespaceMissing
+from clusterip_guard.cluster.settings import BootstrapSettings
+from clusterip_guard.cluster.stores import CertificateStore, FileStore, SecretStore
+from clusterip_guard.core.names import CONFIG_HASH_ANNOTATION
+from clusterip_guard.core.registration import (
+    ServiceTarget,
+    UrlTarget,
+    webhook_configurations,
+)
+from clusterip_guard.core.types import Manifest
+
+# --- the webhook configurations -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Kind:
+    name: str
+    model: Any
+    read: Callable[[str], Any]
+    create: Callable[[Any], Any]
+    replace: Callable[[str, Any], Any]
+    delete: Callable[[str], Any]
+
+
+def _kinds(api: client.ApiClient) -> list[_Kind]:
+    admission = client.AdmissionregistrationV1Api(api)
+    return [
+        _Kind(
+            "MutatingWebhookConfiguration",
+            client.V1MutatingWebhookConfiguration,
+            admission.read_mutating_webhook_configuration,
+            admission.create_mutating_webhook_configuration,
+            admission.replace_mutating_webhook_configuration,
+            admission.delete_mutating_webhook_configuration,
+        ),
+        _Kind(
+            "ValidatingWebhookConfiguration",
+            client.V1ValidatingWebhookConfiguration,
+            admission.read_validating_webhook_configuration,
+            admission.create_validating_webhook_configuration,
+            admission.replace_validating_webhook_configuration,
+            admission.delete_validating_webhook_configuration,
+        ),
+    ]
+
+
+def _resource(kind: str) -> str:
+    return kind.lower() + "s"
+
+
+def apply_configurations(
+    api: client.ApiClient, configurations: Sequence[Manifest], report: Report
+) -> None:
+    kinds = {kind.name: kind for kind in _kinds(api)}
+    for manifest in configurations:
+        kind = kinds[manifest["kind"]]
+        name = manifest["metadata"]["name"]
+        resource = _resource(kind.name)
+        existing = read_or_none("get", resource, None, functools.partial(kind.read, name))
+        if existing is None:
+            body = kind.model.from_dict(manifest)
+            call("create", resource, None, functools.partial(kind.create, body))
+            report.say(f"created {kind.name} {name}")
+            continue
+        annotations = existing.metadata.annotations or {}
+        wanted = manifest["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+        if annotations.get(CONFIG_HASH_ANNOTATION) == wanted:
+            report.say(f"unchanged {kind.name} {name}")
+            continue
+        update = {
+            **manifest,
+            "metadata": {
+                **manifest["metadata"],
+                "resourceVersion": existing.metadata.resource_version,
+            },
+        }
+        body = kind.model.from_dict(update)
+        call("update", resource, None, functools.partial(kind.replace, name, body))
+        report.say(f"updated {kind.name} {name}")
+
+
+def remove_configurations(api: client.ApiClient, name: str, report: Report) -> None:
+    for kind in _kinds(api):
+        resource = _resource(kind.name)
+        deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, name))
+        report.say(
+            f"deleted {kind.name} {name}" if deleted is not None else f"no {kind.name} {name}"
+        )
+
+
+# --- the bootstrap itself -----------------------------------------------------------------------
+
+
+def _store(api: client.ApiClient, settings: BootstrapSettings) -> CertificateStore:
+    if settings.url_mode:
+        if settings.cert_dir is None:
+            raise ClusterError("--url needs --cert-dir: where the webhook reads its certificate")
+        return FileStore(settings.cert_dir)
+    return _secret_store(api, settings)
+
+
+def _secret_store(api: client.ApiClient, settings: BootstrapSettings) -> SecretStore:
+    return SecretStore(
+        api,
+        namespace=settings.namespace,
+        secret_name=settings.secret_name,
+        ca_secret_name=settings.ca_secret_name,
+    )
+
+
+def _target(settings: BootstrapSettings) -> ServiceTarget | UrlTarget:
+    if settings.url is not None:
+        return UrlTarget(settings.url)
+    return ServiceTarget(settings.namespace, settings.service_name, settings.service_port)
+
+
+def _require_namespace(api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    found = read_or_none(
+        "get", "namespaces", None, functools.partial(core.read_namespace, namespace)
+    )
+    if found is None:
+        raise NamespaceMissing(f"namespace {namespace} does not exist; create it first")
+
+
+def bootstrap(
+    api: client.ApiClient,
+    settings: BootstrapSettings,
+    *,
+    now: datetime.datetime,
+    dry_run: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Report:
+    """Make or renew the certificates and register the webhooks; a second run changes nothing."""
+    report = Report()
+    target = _target(settings)
+    if not settings.url_mode:
+        _require_namespace(api, settings.namespace)
+    store = _store(api, settings)
+    current = store.load()
+    plan: CertificatePlan = plan_certificates(
+        current,
+        now=now,
+        dns_names=settings.dns_names(),
+        ip_addresses=settings.ips,
+        margin=settings.renew_before,
+        rotate_ca=settings.rotate_ca,
+    )
+    configurations = webhook_configurations(
+        target=target,
+        ca_bundle=plan.state.ca_bundle,
+        default_mode=settings.default_mode,
+        own_namespace=None if settings.url_mode else settings.namespace,
+        timeout_seconds=settings.timeout_seconds,
+        name=settings.configuration_name,
+    )
+    for reason in plan.reasons:
+        report.say(f"certificates: {reason}")
+    if dry_run:
+        report.objects = [*store.manifests(plan.state), *configurations]
+        return report
+    if plan.adds_trust(current.ca_bundle):
+        # A new CA is trusted by the API server before anything is signed by it.
+        apply_configurations(api, configurations, report)
+        if current.ca_bundle:
+            report.say(f"waited {settings.trust_propagation_seconds:g}s for the new caBundle")
+            sleep(settings.trust_propagation_seconds)
+        store.save(plan.state, report)
+    else:
+        store.save(plan.state, report)
+        apply_configurations(api, configurations, report)
+    return report
+
+
+def uninstall(api: client.ApiClient, settings: BootstrapSettings) -> Report:
+    """Webhook configurations first, so no fail-closed webhook outlives its certificates."""
+    report = Report()
+    remove_configurations(api, settings.configuration_name, report)
+    if settings.url_mode and settings.cert_dir is not None:
+        FileStore(settings.cert_dir).remove(report)
+    elif not settings.url_mode:
+        _secret_store(api, settings).remove(report)
+    return report
+
+
+def render(objects: Sequence[Manifest]) -> str:
+    return yaml.safe_dump_all(list(objects), sort_keys=False)

@@ -1,0 +1,48 @@
+"""What `bootstrap` can be told, with each default and the reason for it.
+
+Apart from the bootstrap itself so that the CLI can show the defaults without loading the
+Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+from clusterip_guard.certs.issuing import service_dns_names
+from clusterip_guard.certs.rotation import DEFAULT_RENEWAL_MARGIN
+from clusterip_guard.core import names
+from clusterip_guard.core.registration import DEFAULT_TIMEOUT_SECONDS
+from clusterip_guard.core.types import Mode
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    namespace: str = names.INSTALL_NAMESPACE
+    service_name: str = names.SERVICE_NAME
+    # The API server calls webhooks on 443 unless told otherwise.
+    service_port: int = 443
+    secret_name: str = names.TLS_SECRET_NAME
+    ca_secret_name: str = names.CA_SECRET_NAME
+    configuration_name: str = names.CONFIGURATION_NAME
+    url: str | None = None  # url mode: the webhook runs outside the cluster
+    cert_dir: Path | None = None  # url mode: where the certificate files go
+    hosts: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()
+    # Opt-in: unlabelled namespaces are not looked at unless the admin says so.
+    default_mode: Mode = "off"
+    renew_before: datetime.timedelta = DEFAULT_RENEWAL_MARGIN
+    rotate_ca: bool = False
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    # After a new CA is published, how long the API server gets to load the new caBundle
+    # into its webhook clients (an informer, so not instant) before anything signs with it.
+    trust_propagation_seconds: float = 5.0
+
+    @property
+    def url_mode(self) -> bool:
+        return self.url is not None
+
+    def dns_names(self) -> list[str]:
+        in_cluster = [] if self.url_mode else service_dns_names(self.service_name, self.namespace)
+        return [*in_cluster, *(h for h in self.hosts if h not in in_cluster)]

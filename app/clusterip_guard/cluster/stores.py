@@ -1,0 +1,229 @@
+"""Where the certificates live: a Secret pair in the cluster, or files beside a webhook
+that runs outside it. Each store loads the current state, saves a planned one, and removes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from kubernetes import client
+
+from clusterip_guard.certs.issuing import KeyPair
+from clusterip_guard.certs.rotation import CertificateState
+from clusterip_guard.cluster.client import Report, call, read_or_none
+from clusterip_guard.cluster.errors import CertificateFilesError
+from clusterip_guard.core.names import NAME_LABEL, PROJECT
+from clusterip_guard.core.types import Manifest
+
+TLS_SECRET_TYPE = "kubernetes.io/tls"
+
+
+class CertificateStore(Protocol):
+    def load(self) -> CertificateState: ...
+    def save(self, state: CertificateState, report: Report) -> None: ...
+    def manifests(self, state: CertificateState) -> list[Manifest]: ...
+    def remove(self, report: Report) -> None: ...
+
+
+def _pem(data: Mapping[str, str | bytes] | None, key: str) -> bytes | None:
+    if not data or key not in data:
+        return None
+    return base64.b64decode(data[key])
+
+
+def _complete(state: CertificateState) -> tuple[KeyPair, KeyPair]:
+    """The CA and serving pair of a planned state (a plan always has both)."""
+    if state.ca is None or state.serving is None:
+        raise ValueError("certificate state without a CA or a serving certificate")
+    return state.ca, state.serving
+
+
+def _pair(cert: bytes | None, key: bytes | None) -> KeyPair | None:
+    return KeyPair(cert, key) if cert and key else None
+
+
+def _secret_data(values: dict[str, bytes]) -> dict[str, str]:
+    return {k: base64.b64encode(v).decode("ascii") for k, v in values.items()}
+
+
+def _secret(manifest: Manifest) -> client.V1Secret:
+    secret = client.V1Secret.from_dict(manifest)
+    if secret is None:
+        raise ValueError("a Secret manifest gave no Secret")
+    return secret
+
+
+class SecretStore:
+    """Service mode: the serving pair in a kubernetes.io/tls Secret (with ca.crt) that the
+    webhook mounts, and the CA in a second Secret that the webhook never sees."""
+
+    def __init__(
+        self, api: client.ApiClient, *, namespace: str, secret_name: str, ca_secret_name: str
+    ) -> None:
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.secret_name = secret_name
+        self.ca_secret_name = ca_secret_name
+
+    def _read(self, name: str) -> client.V1Secret | None:
+        ns = self.namespace
+        return read_or_none(
+            "get", "secrets", ns, functools.partial(self.core.read_namespaced_secret, name, ns)
+        )
+
+    def load(self) -> CertificateState:
+        tls = self._read(self.secret_name)
+        ca = self._read(self.ca_secret_name)
+        tls_data = tls.data if tls is not None else None
+        ca_data = ca.data if ca is not None else None
+        return CertificateState(
+            ca=_pair(_pem(ca_data, "tls.crt"), _pem(ca_data, "tls.key")),
+            ca_bundle=_pem(ca_data, "bundle.crt") or b"",
+            serving=_pair(_pem(tls_data, "tls.crt"), _pem(tls_data, "tls.key")),
+        )
+
+    def manifests(self, state: CertificateState) -> list[Manifest]:
+        ca, serving = _complete(state)
+        labels = {NAME_LABEL: PROJECT}
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": TLS_SECRET_TYPE,
+                "metadata": {
+                    "name": self.ca_secret_name,
+                    "namespace": self.namespace,
+                    "labels": labels,
+                },
+                "data": _secret_data(
+                    {
+                        "tls.crt": ca.cert_pem,
+                        "tls.key": ca.key_pem,
+                        "bundle.crt": state.ca_bundle,
+                    }
+                ),
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": TLS_SECRET_TYPE,
+                "metadata": {
+                    "name": self.secret_name,
+                    "namespace": self.namespace,
+                    "labels": labels,
+                },
+                "data": _secret_data(
+                    {
+                        "tls.crt": serving.cert_pem,
+                        "tls.key": serving.key_pem,
+                        "ca.crt": state.ca_bundle,
+                    }
+                ),
+            },
+        ]
+
+    def save(self, state: CertificateState, report: Report) -> None:
+        ns = self.namespace
+        create, replace = self.core.create_namespaced_secret, self.core.replace_namespaced_secret
+        for manifest in self.manifests(state):
+            name = manifest["metadata"]["name"]
+            existing = self._read(name)
+            if existing is None:
+                secret = _secret(manifest)
+                call("create", "secrets", ns, functools.partial(create, ns, secret))
+                report.say(f"created Secret {ns}/{name}")
+            elif existing.data != manifest["data"]:
+                version = existing.metadata.resource_version if existing.metadata else None
+                manifest["metadata"]["resourceVersion"] = version
+                secret = _secret(manifest)
+                call("update", "secrets", ns, functools.partial(replace, name, ns, secret))
+                report.say(f"updated Secret {ns}/{name}")
+            else:
+                report.say(f"unchanged Secret {ns}/{name}")
+
+    def remove(self, report: Report) -> None:
+        ns = self.namespace
+        for name in (self.secret_name, self.ca_secret_name):
+            deleted = read_or_none(
+                "delete",
+                "secrets",
+                ns,
+                functools.partial(self.core.delete_namespaced_secret, name, ns),
+            )
+            report.say(
+                f"deleted Secret {ns}/{name}" if deleted is not None else f"no Secret {ns}/{name}"
+            )
+
+
+class FileStore:
+    """Url mode: files for a webhook outside the cluster (the demo, a VM, a laptop)."""
+
+    FILES = ("ca.crt", "ca-signing.crt", "ca-signing.key", "tls.crt", "tls.key")
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _read(self, name: str) -> bytes | None:
+        path = self.folder / name
+        try:
+            return path.read_bytes() if path.exists() else None
+        except OSError as error:
+            raise CertificateFilesError(f"cannot read {path}: {error}") from error
+
+    def load(self) -> CertificateState:
+        return CertificateState(
+            ca=_pair(self._read("ca-signing.crt"), self._read("ca-signing.key")),
+            ca_bundle=self._read("ca.crt") or b"",
+            serving=_pair(self._read("tls.crt"), self._read("tls.key")),
+        )
+
+    def _contents(self, state: CertificateState) -> dict[str, bytes]:
+        ca, serving = _complete(state)
+        return {
+            "ca.crt": state.ca_bundle,
+            "ca-signing.crt": ca.cert_pem,
+            "ca-signing.key": ca.key_pem,
+            # The key before the certificate: a server that reloads in between sees a
+            # mismatched pair, refuses it and keeps the old one until the certificate lands.
+            "tls.key": serving.key_pem,
+            "tls.crt": serving.cert_pem,
+        }
+
+    def manifests(self, state: CertificateState) -> list[Manifest]:
+        return [
+            {"file": str(self.folder / name), "bytes": len(data)}
+            for name, data in self._contents(state).items()
+        ]
+
+    def save(self, state: CertificateState, report: Report) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for name, data in self._contents(state).items():
+                path = self.folder / name
+                if path.exists() and path.read_bytes() == data:
+                    continue
+                # Write beside, then rename: a reader sees the old file or the new, never half.
+                partial = path.with_name(f".{name}.partial")
+                partial.write_bytes(data)
+                partial.chmod(0o600 if name.endswith(".key") else 0o644)
+                partial.replace(path)
+                report.say(f"wrote {path}")
+        except OSError as error:
+            raise CertificateFilesError(
+                f"cannot write certificates to {self.folder}: {error}"
+            ) from error
+
+    def remove(self, report: Report) -> None:
+        for name in self.FILES:
+            path = self.folder / name
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise CertificateFilesError(f"cannot delete {path}: {error}") from error
+            report.say(f"deleted {path}")

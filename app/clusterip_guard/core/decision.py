@@ -1,0 +1,173 @@
+"""The decision for one Service change in one mode (docs/design.md §2). Pure: plain data."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clusterip_guard.core.conversion import conversion_patch
+from clusterip_guard.core.exposure import (
+    Violation,
+    exposure_of,
+    is_allowed_internal_load_balancer,
+)
+from clusterip_guard.core.names import (
+    AUDIT_CONVERTED_FROM,
+    AUDIT_DENIED,
+    AUDIT_EXEMPTED_BY,
+    AUDIT_EXISTING_EXPOSURE,
+    AUDIT_EXPOSURE,
+    CONVERTED_FROM_ANNOTATION,
+    MODE_LABEL,
+    NEVER_JUDGED_NAMESPACES,
+)
+from clusterip_guard.core.pointers import field_path, pointer_to
+from clusterip_guard.core.services import service_type
+from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.types import Manifest, Mode, PatchOperation, Verdict
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    """A CREATE or UPDATE of a Service, as the API server sends it (defaults applied)."""
+
+    operation: str  # CREATE or UPDATE
+    namespace: str
+    name: str  # for messages: `display_name` of the Service when the request has none
+    service: Manifest
+    old_service: Manifest | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    violations: tuple[Violation, ...] = ()
+    patch: list[PatchOperation] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+    audit_annotations: Mapping[str, str] = field(default_factory=dict)
+    denial: str = ""  # the one-line reason, when denied
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict != "denied"
+
+
+ALLOWED = Decision(verdict="allowed")
+
+
+def decide(
+    change: ServiceChange,
+    mode: Mode,
+    policy: PolicySettings,
+    *,
+    today: datetime.date,
+    never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
+) -> Decision:
+    if mode == "off" or change.namespace in never_judged:
+        return ALLOWED
+    violations = exposure_of(change.service, policy)
+    if not violations:
+        return ALLOWED
+    subject = _subject(change)
+
+    exemption = policy.exemption_for(change.namespace, change.name, today)
+    if exemption is not None:
+        return Decision(
+            verdict="warned",
+            violations=violations,
+            warnings=(f"{subject} is exposed but allowed by {exemption.describe()}",),
+            audit_annotations={AUDIT_EXEMPTED_BY: exemption.describe()},
+        )
+
+    if change.operation == "UPDATE" and change.old_service is not None:
+        already = {violation.key for violation in exposure_of(change.old_service, policy)}
+        added = tuple(v for v in violations if v.key not in already)
+        if not added and policy.allow_existing_violations:
+            return Decision(
+                verdict="warned",
+                violations=violations,
+                warnings=tuple(
+                    f"existing exposure kept (allowExistingViolations): {v.field}: {v.summary}"
+                    for v in violations
+                ),
+                audit_annotations={AUDIT_EXISTING_EXPOSURE: _joined(violations)},
+            )
+        if added:
+            violations = added
+
+    if mode == "enforce":
+        return _deny(subject, change.namespace, violations)
+    if mode == "mutate":
+        return _convert(change.service, violations, policy)
+    return Decision(
+        verdict="warned",
+        violations=violations,
+        warnings=tuple(f"audit: {subject}: {v.field}: {v.summary}" for v in violations),
+        audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
+    )
+
+
+def _subject(change: ServiceChange) -> str:
+    return f"Service {change.namespace}/{change.name}"
+
+
+def _joined(violations: tuple[Violation, ...]) -> str:
+    return "; ".join(violation.detail for violation in violations)
+
+
+def _deny(subject: str, namespace: str, violations: tuple[Violation, ...]) -> Decision:
+    # The enforce path also backs up mutate namespaces, so the mode is not named here.
+    reason = (
+        f"{subject} would be reachable from outside the cluster, and namespace {namespace} "
+        f"keeps Services internal (label {MODE_LABEL}): {_joined(violations)}"
+    )
+    return Decision(
+        verdict="denied",
+        violations=violations,
+        audit_annotations={AUDIT_DENIED: _joined(violations)},
+        denial=reason,
+    )
+
+
+def _convert(
+    service: Mapping[str, Any], violations: tuple[Violation, ...], policy: PolicySettings
+) -> Decision:
+    patch = conversion_patch(service, policy)
+    old_type = service_type(service)
+    if is_allowed_internal_load_balancer(service, policy):
+        what = "clusterip-guard kept this internal LoadBalancer off the nodes"
+    else:
+        what = f"clusterip-guard converted this Service from {old_type} to ClusterIP"
+    changes = [_describe(op) for op in patch if not _is_own_annotation(op)]
+    return Decision(
+        verdict="mutated",
+        violations=violations,
+        patch=patch,
+        warnings=(f"{what}: {', '.join(changes)}",),
+        audit_annotations={AUDIT_CONVERTED_FROM: old_type, AUDIT_EXPOSURE: _joined(violations)},
+    )
+
+
+_PATCH_VERBS = {"remove": "removed", "add": "set", "replace": "set"}
+
+
+def _is_own_annotation(operation: PatchOperation) -> bool:
+    path = str(operation.get("path", ""))
+    value = operation.get("value")
+    return path == pointer_to("metadata", "annotations", CONVERTED_FROM_ANNOTATION) or (
+        path == "/metadata/annotations"
+        and isinstance(value, dict)
+        and set(value) == {CONVERTED_FROM_ANNOTATION}
+    )
+
+
+def _describe(operation: PatchOperation) -> str:
+    verb = _PATCH_VERBS.get(str(operation.get("op")), "changed")
+    path = field_path(str(operation.get("path", "")))
+    value = operation.get("value")
+    if verb == "set" and isinstance(value, str | bool | int):
+        shown = str(value).lower() if isinstance(value, bool) else value
+        return f"{verb} {path}={shown}"
+    return f"{verb} {path}"

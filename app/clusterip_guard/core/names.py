@@ -1,0 +1,64 @@
+"""The names other software sees: labels, annotations, webhook names and paths, namespaces.
+
+One module, so that the bootstrap, the chart and the docs cannot disagree (docs/design.md §2, §6).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from clusterip_guard.core.types import Mode
+
+PROJECT: Final = "clusterip-guard"
+DOMAIN: Final = "clusterip-guard.io"
+
+# --- on namespaces ---------------------------------------------------------------------------
+MODE_LABEL: Final = f"{DOMAIN}/mode"
+# Set by the API server on every namespace: a selector can name namespaces through it.
+NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
+# Never judged, whatever their label says; the webhook's own namespace joins them.
+NEVER_JUDGED_NAMESPACES: Final = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+# Where a Service without metadata.namespace lands, as kubectl would put it.
+DEFAULT_NAMESPACE: Final = "default"
+
+# --- on Services -----------------------------------------------------------------------------
+CONVERTED_FROM_ANNOTATION: Final = f"{DOMAIN}/converted-from"
+# The annotation form of spec.loadBalancerSourceRanges, read by cloud providers.
+SOURCE_RANGES_ANNOTATION: Final = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+# --- auditAnnotations keys (the API server prefixes them with the webhook's name) -----------
+AUDIT_EXPOSURE: Final = "exposure"
+AUDIT_DENIED: Final = "denied"
+AUDIT_CONVERTED_FROM: Final = "converted-from"
+AUDIT_EXEMPTED_BY: Final = "exempted-by"
+AUDIT_EXISTING_EXPOSURE: Final = "existing-exposure"
+
+# --- the webhooks ------------------------------------------------------------------------------
+MUTATE_PATH: Final = "/mutate"
+ENFORCE_PATH: Final = "/validate/enforce"
+AUDIT_PATH: Final = "/validate/audit"
+# The mode each path judges by; the enforce path also backs up mutate namespaces.
+WEBHOOK_PATHS: Final[dict[str, Mode]] = {
+    MUTATE_PATH: "mutate",
+    ENFORCE_PATH: "enforce",
+    AUDIT_PATH: "audit",
+}
+MUTATE_WEBHOOK: Final = f"mutate.{DOMAIN}"
+ENFORCE_WEBHOOK: Final = f"enforce.{DOMAIN}"
+AUDIT_WEBHOOK: Final = f"audit.{DOMAIN}"
+# For namespaces without the mode label, when the cluster default mode is not `off`.
+MUTATE_DEFAULT_WEBHOOK: Final = f"mutate-default.{DOMAIN}"
+ENFORCE_DEFAULT_WEBHOOK: Final = f"enforce-default.{DOMAIN}"
+AUDIT_DEFAULT_WEBHOOK: Final = f"audit-default.{DOMAIN}"
+EXPOSED_SERVICE_MATCH_CONDITION: Final = "exposed-service"
+
+# --- what the bootstrap creates ---------------------------------------------------------------
+CONFIGURATION_NAME: Final = PROJECT  # both webhook configurations
+SERVICE_NAME: Final = PROJECT
+INSTALL_NAMESPACE: Final = PROJECT
+TLS_SECRET_NAME: Final = f"{PROJECT}-tls"
+CA_SECRET_NAME: Final = f"{PROJECT}-ca"
+CONFIG_HASH_ANNOTATION: Final = f"{DOMAIN}/config-hash"
+NAME_LABEL: Final = "app.kubernetes.io/name"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_BOOTSTRAP: Final = f"{PROJECT}-bootstrap"

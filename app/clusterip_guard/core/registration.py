@@ -1,0 +1,218 @@
+"""The webhook configurations that register clusterip-guard (docs/design.md §6).
+
+Pure: plain dicts (admissionregistration.k8s.io/v1) out. One entry per mode, each with its own
+path and a namespaceSelector on the mode label, so the server never looks a namespace up.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from clusterip_guard.core.names import (
+    AUDIT_DEFAULT_WEBHOOK,
+    AUDIT_PATH,
+    AUDIT_WEBHOOK,
+    CONFIG_HASH_ANNOTATION,
+    CONFIGURATION_NAME,
+    ENFORCE_DEFAULT_WEBHOOK,
+    ENFORCE_PATH,
+    ENFORCE_WEBHOOK,
+    EXPOSED_SERVICE_MATCH_CONDITION,
+    MANAGED_BY_BOOTSTRAP,
+    MANAGED_BY_LABEL,
+    MODE_LABEL,
+    MUTATE_DEFAULT_WEBHOOK,
+    MUTATE_PATH,
+    MUTATE_WEBHOOK,
+    NAME_LABEL,
+    NAMESPACE_NAME_LABEL,
+    NEVER_JUDGED_NAMESPACES,
+    PROJECT,
+)
+from clusterip_guard.core.types import MODES, Manifest, Mode
+
+# The API server accepts 1..30 s; a fail-closed webhook on its path should answer in far less.
+MIN_TIMEOUT_SECONDS = 1
+MAX_TIMEOUT_SECONDS = 30
+DEFAULT_TIMEOUT_SECONDS = 5
+
+_EXPOSED = (
+    "(has({o}.spec.type) && {o}.spec.type in ['NodePort', 'LoadBalancer'])"
+    " || (has({o}.spec.externalIPs) && size({o}.spec.externalIPs) > 0)"
+)
+# Only requests whose object is exposed, or whose old object was, reach the webhook: a
+# compliant Service never costs a call.
+EXPOSED_SERVICE_EXPRESSION = (
+    f"{_EXPOSED.format(o='object')} || (oldObject != null && ({_EXPOSED.format(o='oldObject')}))"
+)
+
+
+class RegistrationError(ValueError):
+    """The registration settings are not valid; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """The webhook runs in the cluster behind a Service."""
+
+    namespace: str
+    name: str
+    port: int = 443
+
+
+@dataclass(frozen=True)
+class UrlTarget:
+    """The webhook runs outside the cluster (as in the demo) at an HTTPS base URL."""
+
+    base_url: str
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.base_url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise RegistrationError(f"--url must be an https:// URL, got {self.base_url!r}")
+        if parts.query or parts.fragment:
+            raise RegistrationError(f"--url must not have a query or fragment: {self.base_url!r}")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    path: str
+    modes: tuple[Mode, ...]  # label values selected; () selects unlabelled namespaces
+    failure_policy: str
+
+
+def exposed_match_condition() -> dict[str, str]:
+    return {"name": EXPOSED_SERVICE_MATCH_CONDITION, "expression": EXPOSED_SERVICE_EXPRESSION}
+
+
+def webhook_configurations(
+    *,
+    target: ServiceTarget | UrlTarget,
+    ca_bundle: bytes,
+    default_mode: Mode = "off",
+    own_namespace: str | None = None,
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    name: str = CONFIGURATION_NAME,
+    labels: Mapping[str, str] | None = None,
+) -> tuple[Manifest, Manifest]:
+    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) for the given target."""
+    if default_mode not in MODES:
+        raise RegistrationError(f"default mode must be one of {', '.join(MODES)}: {default_mode!r}")
+    if not MIN_TIMEOUT_SECONDS <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        allowed = f"{MIN_TIMEOUT_SECONDS}..{MAX_TIMEOUT_SECONDS}"
+        raise RegistrationError(f"timeout must be {allowed} seconds: {timeout_seconds}")
+    excluded = sorted({*NEVER_JUDGED_NAMESPACES, *([own_namespace] if own_namespace else [])})
+
+    mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, ("mutate",), "Fail")]
+    validating = [
+        # The backstop: whatever is still exposed after every mutation is denied.
+        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, ("enforce", "mutate"), "Fail"),
+        _Entry(AUDIT_WEBHOOK, AUDIT_PATH, ("audit",), "Ignore"),
+    ]
+    if default_mode == "mutate":
+        mutating.append(_Entry(MUTATE_DEFAULT_WEBHOOK, MUTATE_PATH, (), "Fail"))
+    if default_mode in ("enforce", "mutate"):
+        validating.append(_Entry(ENFORCE_DEFAULT_WEBHOOK, ENFORCE_PATH, (), "Fail"))
+    if default_mode == "audit":
+        validating.append(_Entry(AUDIT_DEFAULT_WEBHOOK, AUDIT_PATH, (), "Ignore"))
+
+    def webhook(entry: _Entry, mutating_entry: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": entry.name,
+            "clientConfig": _client_config(target, entry.path, ca_bundle),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["services"],
+                    "scope": "Namespaced",
+                }
+            ],
+            "namespaceSelector": _namespace_selector(entry.modes, excluded),
+            "objectSelector": {},
+            "matchConditions": [exposed_match_condition()],
+            "matchPolicy": "Equivalent",
+            "failurePolicy": entry.failure_policy,
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": timeout_seconds,
+        }
+        if mutating_entry:
+            # Our patch is idempotent; run again if a later webhook re-exposes the Service.
+            body["reinvocationPolicy"] = "IfNeeded"
+        return body
+
+    metadata_labels = {
+        NAME_LABEL: PROJECT,
+        MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP,
+        **(labels or {}),
+    }
+    return (
+        _configuration(
+            "MutatingWebhookConfiguration",
+            name,
+            metadata_labels,
+            [webhook(entry, True) for entry in mutating],
+        ),
+        _configuration(
+            "ValidatingWebhookConfiguration",
+            name,
+            metadata_labels,
+            [webhook(entry, False) for entry in validating],
+        ),
+    )
+
+
+def _client_config(
+    target: ServiceTarget | UrlTarget, path: str, ca_bundle: bytes
+) -> dict[str, Any]:
+    encoded = base64.b64encode(ca_bundle).decode("ascii")
+    if isinstance(target, UrlTarget):
+        return {"url": target.base_url.rstrip("/") + path, "caBundle": encoded}
+    return {
+        "service": {
+            "namespace": target.namespace,
+            "name": target.name,
+            "path": path,
+            "port": target.port,
+        },
+        "caBundle": encoded,
+    }
+
+
+def _namespace_selector(modes: tuple[Mode, ...], excluded: list[str]) -> dict[str, Any]:
+    label: dict[str, Any] = (
+        {"key": MODE_LABEL, "operator": "In", "values": list(modes)}
+        if modes
+        else {"key": MODE_LABEL, "operator": "DoesNotExist"}
+    )
+    return {
+        "matchExpressions": [
+            label,
+            {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": excluded},
+        ]
+    }
+
+
+def _configuration(
+    kind: str, name: str, labels: dict[str, str], webhooks: list[dict[str, Any]]
+) -> Manifest:
+    configuration: Manifest = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name, "labels": labels},
+        "webhooks": webhooks,
+    }
+    # A digest of what we asked for, so a second bootstrap can tell "already so" without
+    # comparing against the fields the API server defaults.
+    digest = hashlib.sha256(json.dumps(configuration, sort_keys=True).encode()).hexdigest()
+    configuration["metadata"]["annotations"] = {CONFIG_HASH_ANNOTATION: digest[:32]}
+    return configuration

@@ -1,0 +1,117 @@
+"""AdmissionReview in and out (admission.k8s.io/v1, docs/design.md §4). Pure: bytes and dicts.
+
+Two error channels, as the API server expects: a malformed review raises `ReviewError`
+(the HTTP layer answers 400), while a bad Service is a well-formed `allowed: false` response.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clusterip_guard.core.decision import Decision, ServiceChange
+from clusterip_guard.core.services import display_name, namespace_of
+from clusterip_guard.core.types import AdmissionResponse, AdmissionReviewResponse, Manifest
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+_JUDGED_OPERATIONS = ("CREATE", "UPDATE")
+
+
+class ReviewError(ValueError):
+    """The request body is not an AdmissionReview we can answer; the message is one line."""
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    uid: str
+    operation: str
+    group: str
+    kind: str
+    sub_resource: str
+    namespace: str
+    name: str
+    dry_run: bool
+    object: Manifest | None
+    old_object: Manifest | None
+
+
+def parse_review(body: bytes) -> AdmissionRequest:
+    try:
+        review = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ReviewError(f"body is not valid JSON: {error}") from error
+    if not isinstance(review, dict):
+        raise ReviewError("body must be a JSON object (an AdmissionReview)")
+    if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
+        raise ReviewError(
+            f"expected apiVersion {API_VERSION} and kind {KIND}, got "
+            f"{review.get('apiVersion')!r} and {review.get('kind')!r}"
+        )
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise ReviewError("AdmissionReview has no request object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ReviewError("request.uid is missing; the response must echo it")
+    kind = request.get("kind")
+    kind = kind if isinstance(kind, dict) else {}
+    return AdmissionRequest(
+        uid=uid,
+        operation=_text(request, "operation"),
+        group=_text(kind, "group"),
+        kind=_text(kind, "kind"),
+        sub_resource=_text(request, "subResource"),
+        namespace=_text(request, "namespace"),
+        name=_text(request, "name"),
+        dry_run=request.get("dryRun") is True,
+        object=_object(request, "object"),
+        old_object=_object(request, "oldObject"),
+    )
+
+
+def service_change_of(request: AdmissionRequest) -> ServiceChange | None:
+    """The Service change to judge, or None when the request is not ours to look at."""
+    if (
+        request.group != ""
+        or request.kind != "Service"
+        or request.sub_resource
+        or request.operation not in _JUDGED_OPERATIONS
+        or request.object is None
+    ):
+        return None
+    return ServiceChange(
+        operation=request.operation,
+        namespace=request.namespace or namespace_of(request.object),
+        name=request.name or display_name(request.object),
+        service=request.object,
+        old_service=request.old_object if request.operation == "UPDATE" else None,
+    )
+
+
+def build_response(*, uid: str, decision: Decision) -> AdmissionReviewResponse:
+    response: AdmissionResponse = {"uid": uid, "allowed": decision.allowed}
+    if not decision.allowed:
+        response["status"] = {"code": 403, "reason": "Forbidden", "message": decision.denial}
+    if decision.patch:
+        encoded = json.dumps(decision.patch, separators=(",", ":")).encode()
+        response["patch"] = base64.b64encode(encoded).decode("ascii")
+        response["patchType"] = "JSONPatch"
+    if decision.warnings:
+        response["warnings"] = list(decision.warnings)
+    if decision.audit_annotations:
+        response["auditAnnotations"] = dict(decision.audit_annotations)
+    return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
+
+
+def _text(mapping: Mapping[str, Any], key: str) -> str:
+    value = mapping.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _object(request: Mapping[str, Any], key: str) -> Manifest | None:
+    value = request.get(key)
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,76 @@
+"""Manifests on disk and on stdin, for `check`: read them, and write the fixed ones back."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from clusterip_guard.core.offline import STDIN_SOURCE, CheckReport, ManifestFile, fixed_documents
+from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.yamltext import YAMLTextError, dump_yaml_documents, load_yaml_documents
+
+STDIN = "-"
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class InputError(ValueError):
+    """A manifest cannot be read, parsed or written; the message is one line naming it."""
+
+
+def read_manifests(paths: Iterable[str], stdin: TextIO | None = None) -> list[ManifestFile]:
+    """Files, folders (every manifest below them, in order) and `-` for stdin."""
+    files: list[ManifestFile] = []
+    for given in paths:
+        if given == STDIN:
+            text = (stdin or sys.stdin).read()
+            files.append(ManifestFile(STDIN_SOURCE, _parse(text, STDIN_SOURCE)))
+            continue
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in MANIFEST_SUFFIXES)
+            files.extend(_read_file(p) for p in found if p.is_file())
+        elif path.exists():
+            files.append(_read_file(path))
+        else:
+            raise InputError(f"{given}: no such file or folder")
+    return files
+
+
+def _read_file(path: Path) -> ManifestFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read: {error}") from error
+    return ManifestFile(source=str(path), documents=_parse(text, str(path)), path=path)
+
+
+def _parse(text: str, source: str) -> list[object]:
+    try:
+        return load_yaml_documents(text)
+    except YAMLTextError as error:
+        raise InputError(f"{source}: {error}") from error
+
+
+def write_fixed(
+    files: list[ManifestFile], policy: PolicySettings, report: CheckReport, stdout: TextIO
+) -> list[str]:
+    """Write converted manifests back: changed files in place (through YAML, so comments do
+    not survive), and stdin always to stdout so `check --fix -` can sit in a pipeline.
+    Returns the sources written."""
+    written: list[str] = []
+    for manifest_file in files:
+        fixed = fixed_documents(manifest_file, report, policy)
+        if fixed == manifest_file.documents and manifest_file.path is not None:
+            continue
+        text = dump_yaml_documents(fixed)
+        if manifest_file.path is None:
+            stdout.write(text)
+        else:
+            try:
+                manifest_file.path.write_text(text, encoding="utf-8")
+            except OSError as error:
+                raise InputError(f"{manifest_file.path}: cannot write: {error}") from error
+        written.append(manifest_file.source)
+    return written

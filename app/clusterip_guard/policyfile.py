@@ -1,0 +1,194 @@
+"""The policy file: YAML in, `PolicySettings` out, checked once at load; and the holder that
+keeps the policy in force while the file changes on disk (docs/design.md §2).
+
+Every error names the key it is about. A broken new file never replaces a good one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Any
+
+from clusterip_guard.core.settings import (
+    DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS,
+    Exemption,
+    IPNetwork,
+    PolicySettings,
+)
+from clusterip_guard.server.watch import ReloadResult, WatchedFiles
+from clusterip_guard.yamltext import YAMLTextError, load_yaml
+
+log = logging.getLogger("clusterip_guard.policy")
+
+
+class PolicyError(ValueError):
+    """The policy file is not valid; the message is one line and names the key."""
+
+
+DEFAULTS = PolicySettings()
+
+_TOP_LEVEL_KEYS = (
+    "allowedExternalIPCIDRs",
+    "allowInternalLoadBalancers",
+    "allowInternalLoadBalancerNodePorts",
+    "internalLoadBalancerAnnotations",
+    "allowExistingViolations",
+    "exemptions",
+)
+_EXEMPTION_KEYS = ("namespace", "name", "reason", "expires")
+
+
+def parse_policy(text: str) -> PolicySettings:
+    """Parse and validate a policy file's YAML text."""
+    try:
+        document = load_yaml(text)
+    except YAMLTextError as error:
+        raise PolicyError(f"policy file: {error}") from error
+    if document is None:
+        return PolicySettings()
+    return policy_from_mapping(document)
+
+
+def policy_from_mapping(document: object) -> PolicySettings:
+    if not isinstance(document, dict):
+        raise PolicyError("policy file: the top level must be a mapping of settings")
+    _reject_unknown_keys(document, _TOP_LEVEL_KEYS, "")
+    annotations = document.get("internalLoadBalancerAnnotations")
+    return PolicySettings(
+        allowed_external_ip_cidrs=_cidrs(document.get("allowedExternalIPCIDRs", [])),
+        allow_internal_load_balancers=_boolean(
+            document, "allowInternalLoadBalancers", DEFAULTS.allow_internal_load_balancers
+        ),
+        allow_internal_load_balancer_node_ports=_boolean(
+            document,
+            "allowInternalLoadBalancerNodePorts",
+            DEFAULTS.allow_internal_load_balancer_node_ports,
+        ),
+        internal_load_balancer_annotations=(
+            dict(DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS)
+            if annotations is None
+            else _annotations(annotations)
+        ),
+        allow_existing_violations=_boolean(
+            document, "allowExistingViolations", DEFAULTS.allow_existing_violations
+        ),
+        exemptions=_exemptions(document.get("exemptions", [])),
+    )
+
+
+def _reject_unknown_keys(mapping: dict[Any, Any], known: tuple[str, ...], prefix: str) -> None:
+    for key in mapping:
+        if key not in known:
+            raise PolicyError(
+                f"policy file: unknown key {prefix}{key!s} (expected one of: {', '.join(known)})"
+            )
+
+
+def _boolean(document: dict[str, Any], key: str, default: bool) -> bool:
+    value = document.get(key, default)
+    if not isinstance(value, bool):
+        raise PolicyError(f"policy file: {key}: expected true or false, got {value!r}")
+    return value
+
+
+def _cidrs(value: object) -> tuple[IPNetwork, ...]:
+    key = "allowedExternalIPCIDRs"
+    if not isinstance(value, list):
+        raise PolicyError(f"policy file: {key}: expected a list of CIDRs")
+    networks: list[IPNetwork] = []
+    for index, item in enumerate(value):
+        try:
+            networks.append(ipaddress.ip_network(str(item), strict=True))
+        except ValueError as error:
+            raise PolicyError(f"policy file: {key}[{index}]: {error}") from error
+    return tuple(networks)
+
+
+def _annotations(value: object) -> dict[str, str]:
+    key = "internalLoadBalancerAnnotations"
+    if not isinstance(value, dict):
+        raise PolicyError(f"policy file: {key}: expected a mapping of annotation to value")
+    result: dict[str, str] = {}
+    for annotation, marker in value.items():
+        if not isinstance(annotation, str) or not isinstance(marker, str | bool):
+            raise PolicyError(f"policy file: {key}.{annotation!s}: expected a string value")
+        result[annotation] = str(marker).lower() if isinstance(marker, bool) else marker
+    return result
+
+
+def _exemptions(value: object) -> tuple[Exemption, ...]:
+    if not isinstance(value, list):
+        raise PolicyError("policy file: exemptions: expected a list")
+    exemptions: list[Exemption] = []
+    for index, item in enumerate(value):
+        where = f"exemptions[{index}]"
+        if not isinstance(item, dict):
+            raise PolicyError(f"policy file: {where}: expected a mapping")
+        _reject_unknown_keys(item, _EXEMPTION_KEYS, f"{where}.")
+        for required in ("namespace", "name", "reason"):
+            text = item.get(required)
+            if not isinstance(text, str) or not text.strip():
+                raise PolicyError(f"policy file: {where}.{required}: required, a non-empty string")
+        exemptions.append(
+            Exemption(
+                namespace=item["namespace"],
+                name=item["name"],
+                reason=item["reason"],
+                expires=_date(item.get("expires"), f"{where}.expires"),
+            )
+        )
+    return tuple(exemptions)
+
+
+def _date(value: object, where: str) -> datetime.date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PolicyError(f"policy file: {where}: expected a date YYYY-MM-DD, got {value!r}")
+
+
+def read_policy_file(path: Path | None) -> PolicySettings:
+    """Read and validate a policy file; no file means the default policy."""
+    if path is None:
+        return PolicySettings()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PolicyError(f"cannot read policy file {path}: {error}") from error
+    try:
+        return parse_policy(text)
+    except PolicyError as error:
+        raise PolicyError(str(error).replace("policy file", f"policy file {path}", 1)) from error
+
+
+class PolicyHolder:
+    """The policy in force; swapped whole on a good reload, kept on a bad one."""
+
+    name = "policy"
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.current = read_policy_file(path)
+        self._files = WatchedFiles(path) if path is not None else None
+
+    def reload_if_changed(self) -> ReloadResult:
+        if self._files is None or not self._files.changed():
+            return "unchanged"
+        try:
+            self.current = read_policy_file(self.path)
+        except PolicyError as error:
+            log.error("policy reload failed; keeping the last good policy: %s", error)
+            return "failed"
+        log.info("policy reloaded from %s", self.path)
+        return "reloaded"

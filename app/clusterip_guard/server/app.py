@@ -1,0 +1,202 @@
+"""The HTTP edge: AdmissionReview routes, health and readiness (docs/design.md §4).
+
+Only this module touches HTTP. It reads the body, hands plain data to the pure core
+(review -> policy -> review) and writes the answer; bad input gets a 4xx with one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from clusterip_guard.core.decision import ALLOWED, Decision, decide
+from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, WEBHOOK_PATHS
+from clusterip_guard.core.review import (
+    AdmissionRequest,
+    ReviewError,
+    build_response,
+    parse_review,
+    service_change_of,
+)
+from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.types import Mode
+from clusterip_guard.server.metrics import WebhookMetrics
+from clusterip_guard.server.settings import MIB, ServeSettings
+from clusterip_guard.server.watch import Reloadable, ReloadResult, watch
+
+log = logging.getLogger("clusterip_guard.server")
+
+# A body a little over the limit is read and dropped so the client gets its 413 on an open
+# connection; past this many times the limit we stop reading and let the connection go.
+DRAIN_FACTOR = 10
+JSON_MEDIA_TYPE = "application/json"
+_DEFAULTS = ServeSettings(cert_file=Path(), key_file=Path())
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def utc_today() -> datetime.date:
+    return datetime.datetime.now(datetime.UTC).date()
+
+
+def create_app(
+    *,
+    policy: Callable[[], PolicySettings],
+    metrics: WebhookMetrics,
+    never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
+    today: Callable[[], datetime.date] = utc_today,
+    reloaders: Sequence[Reloadable] = (),
+    reload_interval: float = _DEFAULTS.reload_interval,
+    max_body_bytes: int = _DEFAULTS.max_body_bytes,
+) -> FastAPI:
+    """The webhook app. `policy` returns the policy in force (it may change between calls)."""
+    protected = frozenset(never_judged)
+
+    def count_reload(name: str, result: ReloadResult) -> None:
+        metrics.reloads.labels(name, result).inc()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(watch(reloaders, reload_interval, count_reload))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    app = FastAPI(
+        title="clusterip-guard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+
+    async def answer(request: Request, mode: Mode, path: str) -> Response:
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request, max_body_bytes)
+            admission = parse_review(body)
+        except BadRequest as error:
+            metrics.bad_requests.labels(str(error.status)).inc()
+            return _error(error.status, error.reason)
+        except ReviewError as error:
+            metrics.bad_requests.labels("400").inc()
+            return _error(400, str(error))
+
+        decision = _decide_safely(
+            admission,
+            mode=mode,
+            policy=policy(),
+            protected=protected,
+            today=today(),
+            metrics=metrics,
+        )
+        review = build_response(uid=admission.uid, decision=decision)
+        if not admission.dry_run:
+            metrics.decisions.labels(mode, decision.verdict).inc()
+        if decision.verdict != "allowed":
+            log.info(
+                "%s %s/%s",
+                decision.verdict,
+                admission.namespace,
+                admission.name,
+                extra={
+                    "mode": mode,
+                    "verdict": decision.verdict,
+                    "operation": admission.operation,
+                    "namespace": admission.namespace,
+                    "service": admission.name,
+                    "uid": admission.uid,
+                    "dry_run": admission.dry_run,
+                    "violations": [v.detail for v in decision.violations],
+                },
+            )
+        metrics.review_seconds.labels(path).observe(time.perf_counter() - started)
+        return Response(
+            content=json.dumps(review, separators=(",", ":")), media_type=JSON_MEDIA_TYPE
+        )
+
+    def review_route(mode: Mode, path: str) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:
+            return await answer(request, mode, path)
+
+        return route
+
+    for path, mode in WEBHOOK_PATHS.items():
+        app.add_api_route(path, review_route(mode, path), methods=["POST"], name=mode)
+
+    @app.get("/healthz")
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    async def readyz() -> PlainTextResponse:
+        # The app is built only after the certificate and the policy loaded.
+        return PlainTextResponse("ok")
+
+    return app
+
+
+def _decide_safely(
+    admission: AdmissionRequest,
+    *,
+    mode: Mode,
+    policy: PolicySettings,
+    protected: frozenset[str],
+    today: datetime.date,
+    metrics: WebhookMetrics,
+) -> Decision:
+    change = service_change_of(admission)
+    if change is None:
+        return ALLOWED
+    try:
+        return decide(change, mode, policy, today=today, never_judged=protected)
+    except Exception:  # a bug in the core must answer, not drop the API server's request
+        log.exception("decision failed", extra={"uid": admission.uid, "mode": mode})
+        metrics.decisions.labels(mode, "error").inc()
+        if mode == "audit":
+            return ALLOWED
+        # Fail closed, as the webhook's failurePolicy would.
+        return Decision(
+            verdict="denied",
+            denial="clusterip-guard could not judge this Service (internal error); "
+            "see the webhook's log",
+        )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        got = media_type or "none"
+        raise BadRequest(415, f"content type must be {JSON_MEDIA_TYPE}, got {got!r}")
+    declared = request.headers.get("content-length")
+    if declared is not None and not declared.isdigit():
+        raise BadRequest(400, "content-length is not a number")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit * DRAIN_FACTOR:
+            break
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        shown = f"{limit / MIB:g} MiB" if limit >= MIB else f"{limit} bytes"
+        raise BadRequest(413, f"body is over the {shown} limit")
+    return b"".join(chunks)
+
+
+def _error(status: int, reason: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": reason.splitlines()[0]})

@@ -1,0 +1,32 @@
+"""Everything `serve` can be told, with each default and the reason for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    cert_file: Path
+    key_file: Path
+    # Every interface: in a cluster the API server reaches the Pod by its IP.
+    host: str = "0.0.0.0"
+    # Unprivileged, so the server runs as a non-root user; the Service maps 443 to it.
+    port: int = 8443
+    policy_file: Path | None = None
+    # Plain HTTP for Prometheus, apart from the webhook port; 0 turns it off.
+    metrics_port: int = 9090
+    # Never judged, like kube-system: a broken webhook must not lock itself out.
+    own_namespace: str | None = None
+    # Seconds between looks at the certificate and policy files: a few stat calls each.
+    reload_interval: float = 2.0
+    # A per-request access log halves throughput; decisions other than "allowed" are logged.
+    access_log: bool = False
+    log_level: str = "info"
+    # Longer than the gaps between the API server's calls, so connections are reused.
+    keep_alive_seconds: int = 30
+    # An AdmissionReview carries the object and the old object, each under etcd's 1.5 MiB.
+    max_body_bytes: int = 3 * MIB

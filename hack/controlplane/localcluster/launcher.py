@@ -1,0 +1,412 @@
+"""A real kube-apiserver and etcd on loopback, for the tests, the demo and the benchmarks.
+
+    python hack/controlplane/localcluster up [--dir .dev]     # start, detached; kubeconfig in DIR
+    python hack/controlplane/localcluster down [--dir .dev]   # stop everything recorded in DIR
+    python hack/controlplane/localcluster record-pid --dir .dev PID   # stop PID first on `down`
+
+`up` records pids, ports and the URL in DIR/controlplane.json; `record-pid` adds another
+process (the webhook) for `down` to stop first. Each pid is kept with its start time, so
+`down` never signals a stranger that reused the number.
+
+In Python: `with start(workdir) as cluster: ...` (stopped on exit, on error, and at interpreter
+exit). Binaries come from build.sh beside this package, which honours KUBEBUILDER_ASSETS,
+TEST_ASSET_KUBE_APISERVER and TEST_ASSET_ETCD as envtest users expect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+from localcluster.errors import ControlPlaneError
+from localcluster.pki import (
+    LOOPBACK,
+    SERVICE_CIDR,
+    Credentials,
+    kubeconfig,
+    write_credentials,
+    write_user_credentials,
+)
+from localcluster.processes import (
+    STOP_GRACE_SECONDS,
+    Terminated,
+    free_ports,
+    get_ok,
+    is_recorded_process,
+    raise_terminated,
+    spawn,
+    started_at,
+    stop_pid,
+    wait_until,
+)
+
+HERE = Path(__file__).resolve().parent.parent  # hack/controlplane: build.sh and go.mod
+# Ready in about 3 s when warm; generous for a loaded 2-core CI runner.
+READY_TIMEOUT_SECONDS = 90.0
+STATE_FILE = "controlplane.json"
+
+# Metadata for Services and the requests our tests read back; nothing else, to keep it small.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "resources": [{"group": "", "resources": ["services"]}]},
+        {"level": "None"},
+    ],
+}
+
+
+def assets_dir() -> Path:
+    """The folder with kube-apiserver, etcd and kubectl, built on first use.
+
+    build.sh's progress goes straight to our stderr (minutes on the first run); its last
+    stdout line is the folder.
+    """
+    try:
+        run = subprocess.run(
+            ["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, text=True, check=False
+        )
+    except OSError as error:
+        raise ControlPlaneError(f"cannot run build.sh: {error}") from error
+    lines = run.stdout.strip().splitlines()
+    if run.returncode != 0 or not lines:
+        raise ControlPlaneError(
+            f"building the control plane failed (build.sh exit {run.returncode}); see above"
+        )
+    return Path(lines[-1])
+
+
+@dataclass
+class ControlPlane:
+    workdir: Path
+    url: str
+    kubeconfig: Path
+    ca_file: Path
+    etcd_url: str
+    ports: dict[str, int] = field(default_factory=dict)  # "apiserver", "etcd", "etcd-peer"
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # in start order
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def stop(self) -> None:
+        """Stop what was started, newest first (the API server before etcd). Safe to call twice."""
+        while self.processes:
+            process = self.processes.pop()
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        atexit.unregister(self.stop)  # nothing left to stop; do not pin this object until exit
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def admin_context(credentials: Credentials) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(credentials.ca_file))
+    context.load_cert_chain(str(credentials.admin_cert), str(credentials.admin_key))
+    return context
+
+
+def user_kubeconfig(cluster: ControlPlane, user: str, groups: tuple[str, ...] = ()) -> Path:
+    """A kubeconfig for another user of the local cluster (RBAC decides what it may do)."""
+    credentials = write_user_credentials(cluster.workdir / "pki", user, groups)
+    path = cluster.workdir / f"kubeconfig-{user}"
+    path.write_text(yaml.safe_dump(kubeconfig(cluster.url, credentials)))
+    return path
+
+
+def start(
+    workdir: Path,
+    *,
+    assets: Path | None = None,
+    audit_log: bool = True,
+    timeout: float = READY_TIMEOUT_SECONDS,
+) -> ControlPlane:
+    """Start etcd and kube-apiserver on free loopback ports; ready when this returns.
+
+    Ready means /readyz answers ok and the `default` namespace exists. On any failure, or an
+    interrupt, what was already started is stopped before the error propagates.
+    """
+    assets = assets or assets_dir()
+    for binary in ("etcd", "kube-apiserver"):
+        if not os.access(assets / binary, os.X_OK):
+            raise ControlPlaneError(f"{assets} has no executable {binary}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    credentials = write_credentials(workdir / "pki")
+    etcd_port, peer_port, api_port = free_ports(3)
+    etcd_url = f"http://{LOOPBACK}:{etcd_port}"
+    url = f"https://{LOOPBACK}:{api_port}"
+    cluster = ControlPlane(
+        workdir=workdir,
+        url=url,
+        kubeconfig=workdir / "kubeconfig",
+        ca_file=credentials.ca_file,
+        etcd_url=etcd_url,
+        ports={"apiserver": api_port, "etcd": etcd_port, "etcd-peer": peer_port},
+    )
+    atexit.register(cluster.stop)  # a test run that dies mid-way still leaves no orphans
+    try:
+        etcd_log = workdir / "etcd.log"
+        etcd = spawn([str(assets / "etcd"), *etcd_flags(workdir, etcd_port, peer_port)], etcd_log)
+        cluster.processes.append(etcd)
+        wait_until(lambda: get_ok(f"{etcd_url}/health"), etcd, etcd_log, "etcd", timeout)
+
+        flags = apiserver_flags(workdir, credentials, etcd_url=etcd_url, port=api_port)
+        if audit_log:
+            policy = workdir / "audit-policy.yaml"
+            policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+            flags += [
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={workdir / 'audit.log'}",
+                "--audit-log-mode=blocking",  # written as each request completes, not batched
+            ]
+        api_log = workdir / "kube-apiserver.log"
+        apiserver = spawn([str(assets / "kube-apiserver"), *flags], api_log)
+        cluster.processes.append(apiserver)
+        context = admin_context(credentials)
+        wait_until(
+            lambda: (
+                get_ok(f"{url}/readyz", context)
+                and get_ok(f"{url}/api/v1/namespaces/default", context)
+            ),
+            apiserver,
+            api_log,
+            "kube-apiserver",
+            timeout,
+        )
+        cluster.kubeconfig.write_text(yaml.safe_dump(kubeconfig(url, credentials)))
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def etcd_flags(workdir: Path, port: int, peer_port: int) -> list[str]:
+    client_url = f"http://{LOOPBACK}:{port}"  # plain http: loopback only, throwaway data
+    peer_url = f"http://{LOOPBACK}:{peer_port}"
+    return [
+        f"--data-dir={workdir / 'etcd'}",
+        f"--listen-client-urls={client_url}",
+        f"--advertise-client-urls={client_url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster=default={peer_url}",
+        "--unsafe-no-fsync=true",  # throwaway data: durability buys nothing here
+        "--log-level=warn",
+    ]
+
+
+def apiserver_flags(
+    workdir: Path, credentials: Credentials, *, etcd_url: str, port: int
+) -> list[str]:
+    """envtest's flags. Kubernetes 1.37 serves MutatingAdmissionPolicy at v1 by default, so no
+    --feature-gates or --runtime-config is needed for either admission policy API."""
+    return [
+        f"--etcd-servers={etcd_url}",
+        f"--advertise-address={LOOPBACK}",
+        f"--bind-address={LOOPBACK}",
+        f"--secure-port={port}",
+        f"--tls-cert-file={credentials.serving_cert}",
+        f"--tls-private-key-file={credentials.serving_key}",
+        f"--client-ca-file={credentials.ca_file}",
+        f"--service-account-issuer=https://{LOOPBACK}:{port}",
+        f"--service-account-key-file={credentials.service_account_public}",
+        f"--service-account-signing-key-file={credentials.service_account_key}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--service-node-port-range=30000-32767",
+        "--authorization-mode=RBAC",
+        # No controller creates the `default` ServiceAccount this plugin demands of each pod.
+        "--disable-admission-plugins=ServiceAccount",
+        # One API server that nothing reaches through the `kubernetes` Service: no Endpoints.
+        "--endpoint-reconciler-type=none",
+        "--allow-privileged=true",
+        f"--cert-dir={workdir / 'apiserver-certs'}",
+    ]
+
+
+# --- detached use: make up / make down ------------------------------------------------------
+
+
+def _state_path(state_dir: Path) -> Path:
+    return state_dir / STATE_FILE
+
+
+def read_state(state_dir: Path) -> dict[str, object] | None:
+    path = _state_path(state_dir)
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _write_state(state_dir: Path, state: dict[str, object]) -> None:
+    # Whole or not at all: `down` after an interrupted write must still find the pids.
+    partial = _state_path(state_dir).with_suffix(".partial")
+    partial.write_text(json.dumps(state, indent=2) + "\n")
+    partial.replace(_state_path(state_dir))
+
+
+def _ints(value: object) -> list[int]:
+    return [item for item in value if isinstance(item, int)] if isinstance(value, list) else []
+
+
+def _start_times(state: dict[str, object]) -> dict[str, object]:
+    starts = state.get("started_at")
+    return starts if isinstance(starts, dict) else {}
+
+
+def _recorded(state: dict[str, object], key: str) -> list[tuple[int, int | None]]:
+    """(pid, start time) of each process under `key` ("pids" or "extra_pids")."""
+    starts = _start_times(state)
+    recorded: list[tuple[int, int | None]] = []
+    for pid in _ints(state.get(key)):
+        start_time = starts.get(str(pid))
+        recorded.append((pid, start_time if isinstance(start_time, int) else None))
+    return recorded
+
+
+def record_extra_pid(state_dir: Path, pid: int) -> None:
+    """Record another process (the webhook) for `down` to stop before the control plane."""
+    state = read_state(state_dir)
+    if state is None:
+        raise ControlPlaneError(f"no control plane recorded in {state_dir}")
+    state["extra_pids"] = [*_ints(state.get("extra_pids")), pid]
+    state["started_at"] = {**_start_times(state), str(pid): started_at(pid)}
+    _write_state(state_dir, state)
+
+
+def _is_running(state: dict[str, object]) -> bool:
+    """Every recorded control-plane process is the one we started, and the API answers."""
+    processes = _recorded(state, "pids")
+    url, workdir = state.get("url"), state.get("workdir")
+    if not processes or not isinstance(url, str) or not isinstance(workdir, str):
+        return False
+    if not all(is_recorded_process(pid, start_time) for pid, start_time in processes):
+        return False
+    try:
+        context = admin_context(Credentials.in_folder(Path(workdir) / "pki", "admin"))
+    except OSError:  # the pki folder was removed: whatever runs is not usable by us
+        return False
+    return get_ok(f"{url}/readyz", context)
+
+
+def up(state_dir: Path) -> str:
+    """Start a detached control plane recorded in `state_dir`, unless one already runs there."""
+    shown = state_dir / "kubeconfig"  # as the user named it: `export KUBECONFIG=.dev/kubeconfig`
+    state_dir = state_dir.absolute()  # recorded paths must not depend on where `down` runs
+    kubeconfig_path = state_dir / "kubeconfig"
+    state = read_state(state_dir)
+    if state is not None:
+        if _is_running(state):
+            return f"control plane already running at {state.get('url')}; export KUBECONFIG={shown}"
+        down(state_dir)  # stale or half-dead: clear it away before starting afresh
+    workdir = state_dir / "controlplane"
+    if workdir.exists():
+        shutil.rmtree(workdir)  # a stale etcd from an earlier run would hold old objects
+    cluster = start(workdir)
+    try:
+        shutil.copyfile(cluster.kubeconfig, kubeconfig_path)
+        _write_state(
+            state_dir,
+            {
+                "url": cluster.url,
+                "ports": cluster.ports,
+                "pids": cluster.pids,
+                "extra_pids": [],
+                "started_at": {str(pid): started_at(pid) for pid in cluster.pids},
+                "workdir": str(workdir),
+                "kubeconfig": str(kubeconfig_path),
+            },
+        )
+    except BaseException:
+        cluster.stop()
+        raise
+    # Detached from here on: `down` stops them, not our exit.
+    atexit.unregister(cluster.stop)
+    cluster.processes.clear()
+    return f"control plane ready at {cluster.url}; export KUBECONFIG={shown}"
+
+
+def down(state_dir: Path) -> str:
+    """Stop what `up` and `record_extra_pid` recorded in `state_dir`: extras first."""
+    state = read_state(state_dir)
+    if state is None:
+        _state_path(state_dir).unlink(missing_ok=True)  # unreadable: nothing we can act on
+        return "no control plane running"
+    processes = _recorded(state, "pids") + _recorded(state, "extra_pids")
+    for pid, start_time in reversed(processes):
+        if is_recorded_process(pid, start_time):
+            stop_pid(pid)
+    _state_path(state_dir).unlink(missing_ok=True)
+    return "control plane stopped"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="localcluster", description="local kube-apiserver + etcd on loopback"
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (
+        ("up", "start, detached, unless one already runs in DIR"),
+        ("down", "stop everything recorded in DIR, recorded extra processes first"),
+        ("record-pid", "record another process (the webhook) for `down` to stop"),
+    ):
+        command = actions.add_parser(action, help=text)
+        command.add_argument("--dir", type=Path, default=Path(".dev"), help="state folder")
+        if action == "record-pid":
+            command.add_argument("pid", type=int)
+    args = parser.parse_args(argv)
+    # Ctrl-C arrives as KeyboardInterrupt; a kill or a CI timeout must unwind the same way so
+    # that start() stops what it started.
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        if args.action == "up":
+            args.dir.mkdir(parents=True, exist_ok=True)
+            message = up(args.dir)
+        elif args.action == "record-pid":
+            record_extra_pid(args.dir, args.pid)
+            message = f"recorded pid {args.pid}"
+        else:
+            message = down(args.dir)
+    except ControlPlaneError as error:
+        summary = str(error).partition("\n")[0]  # it names the log that holds the details
+        print(f"localcluster: {summary}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"localcluster: {error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Terminated) as interruption:
+        print("localcluster: interrupted; stopped what was started", file=sys.stderr)
+        signum = signal.SIGINT if isinstance(interruption, KeyboardInterrupt) else signal.SIGTERM
+        return 128 + signum
+    print(message)
+    return 0

@@ -1,0 +1,71 @@
+"""Builders for Services and AdmissionReviews shaped as the API server sends them."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from clusterip_guard.core.types import Manifest
+
+
+def service(
+    service_type: str = "ClusterIP",
+    *,
+    name: str = "web",
+    namespace: str = "shop",
+    annotations: dict[str, str] | None = None,
+    defaulted: bool = True,
+    **spec: Any,
+) -> Manifest:
+    """A Service; with `defaulted`, the fields the API server fills in before admission."""
+    body: dict[str, Any] = {"type": service_type, "ports": [{"port": 80, "targetPort": 8080}]}
+    if defaulted:
+        body.update(
+            {
+                "sessionAffinity": "None",
+                "ipFamilyPolicy": "SingleStack",
+                "internalTrafficPolicy": "Cluster",
+            }
+        )
+        body["ports"][0]["protocol"] = "TCP"
+        if service_type in ("NodePort", "LoadBalancer"):
+            body["externalTrafficPolicy"] = "Cluster"
+        if service_type == "LoadBalancer":
+            body["allocateLoadBalancerNodePorts"] = True
+    body.update(spec)
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": {"app": name}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": body}
+
+
+def admission_review(
+    obj: Manifest | None,
+    *,
+    operation: str = "CREATE",
+    old: Manifest | None = None,
+    uid: str | None = None,
+    dry_run: bool = False,
+    kind: str = "Service",
+    group: str = "",
+    sub_resource: str | None = None,
+) -> dict[str, Any]:
+    metadata = (obj or old or {}).get("metadata", {})
+    request: dict[str, Any] = {
+        "uid": uid or str(uuid.uuid4()),
+        "kind": {"group": group, "version": "v1", "kind": kind},
+        "resource": {"group": group, "version": "v1", "resource": kind.lower() + "s"},
+        "requestKind": {"group": group, "version": "v1", "kind": kind},
+        "name": metadata.get("name", ""),
+        "namespace": metadata.get("namespace", ""),
+        "operation": operation,
+        "userInfo": {"username": "admin", "groups": ["system:masters"]},
+        "object": copy.deepcopy(obj),
+        "oldObject": copy.deepcopy(old),
+        "dryRun": dry_run,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+    }
+    if sub_resource:
+        request["subResource"] = sub_resource
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}

@@ -1,0 +1,386 @@
+"""Decisions for every row of DESIGN §2, table-driven."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from clusterip_guard.core.decision import ServiceChange, decide
+from clusterip_guard.core.pointers import field_path
+from clusterip_guard.core.settings import Exemption, PolicySettings
+from clusterip_guard.core.types import Manifest, Mode, Verdict
+from clusterip_guard.policyfile import policy_from_mapping
+from tests.support.builders import service
+
+TODAY = datetime.date(2026, 11, 24)
+INTERNAL_AWS = {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}
+ALLOW_INTERNAL = policy_from_mapping({"allowInternalLoadBalancers": True})
+ALLOW_INTERNAL_WITH_NODE_PORTS = policy_from_mapping(
+    {"allowInternalLoadBalancers": True, "allowInternalLoadBalancerNodePorts": True}
+)
+ALLOW_TEN = policy_from_mapping({"allowedExternalIPCIDRs": ["10.0.0.0/8"]})
+STRICT_UPDATES = policy_from_mapping({"allowExistingViolations": False})
+EXEMPT_LEGACY = PolicySettings(
+    exemptions=(Exemption(namespace="shop", name="legacy-*", reason="vendor appliance"),)
+)
+EXPIRED_EXEMPTION = PolicySettings(
+    exemptions=(
+        Exemption(
+            namespace="shop",
+            name="legacy-*",
+            reason="migration",
+            expires=datetime.date(2026, 11, 23),
+        ),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    mode: Mode
+    service: Manifest
+    verdict: Verdict
+    fields: tuple[str, ...] = ()
+    operation: str = "CREATE"
+    old: Manifest | None = None
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    namespace: str = "shop"
+
+
+NODE_PORT = service("NodePort")
+LOAD_BALANCER = service("LoadBalancer")
+EXTERNAL_IPS = service(externalIPs=["203.0.113.7"])
+CLUSTER_IP = service()
+
+CASES = [
+    # Compliant Services are allowed in every mode.
+    *(Case(f"ClusterIP in {m}", m, CLUSTER_IP, "allowed") for m in ("enforce", "mutate", "audit")),
+    *(
+        Case(f"headless in {m}", m, service(clusterIP="None"), "allowed")
+        for m in ("enforce", "mutate", "audit")
+    ),
+    *(
+        Case(
+            f"ExternalName in {m}",
+            m,
+            service("ExternalName", externalName="db.example.com"),
+            "allowed",
+        )
+        for m in ("enforce", "mutate", "audit")
+    ),
+    # Exposed Services by mode.
+    Case("NodePort in enforce", "enforce", NODE_PORT, "denied", ("spec.type",)),
+    Case("NodePort in mutate", "mutate", NODE_PORT, "mutated", ("spec.type",)),
+    Case("NodePort in audit", "audit", NODE_PORT, "warned", ("spec.type",)),
+    Case("NodePort in off", "off", NODE_PORT, "allowed"),
+    Case("LoadBalancer in enforce", "enforce", LOAD_BALANCER, "denied", ("spec.type",)),
+    Case("LoadBalancer in mutate", "mutate", LOAD_BALANCER, "mutated", ("spec.type",)),
+    Case("LoadBalancer in audit", "audit", LOAD_BALANCER, "warned", ("spec.type",)),
+    Case("external IP in enforce", "enforce", EXTERNAL_IPS, "denied", ("spec.externalIPs",)),
+    Case("external IP in mutate", "mutate", EXTERNAL_IPS, "mutated", ("spec.externalIPs",)),
+    Case("external IP in audit", "audit", EXTERNAL_IPS, "warned", ("spec.externalIPs",)),
+    Case(
+        "NodePort with external IP names both fields",
+        "enforce",
+        service("NodePort", externalIPs=["198.51.100.1"]),
+        "denied",
+        ("spec.type", "spec.externalIPs"),
+    ),
+    # External IPs inside the allowed CIDRs are not exposure.
+    Case(
+        "external IP inside allowed CIDR",
+        "enforce",
+        service(externalIPs=["10.1.2.3"]),
+        "allowed",
+        policy=ALLOW_TEN,
+    ),
+    Case(
+        "one external IP outside allowed CIDR",
+        "enforce",
+        service(externalIPs=["10.1.2.3", "192.0.2.1"]),
+        "denied",
+        ("spec.externalIPs",),
+        policy=ALLOW_TEN,
+    ),
+    Case(
+        "an external IP that is not an IP is never allowed",
+        "enforce",
+        service(externalIPs=["not-an-ip"]),
+        "denied",
+        ("spec.externalIPs",),
+        policy=ALLOW_TEN,
+    ),
+    # Internal load balancers.
+    Case(
+        "internal LB when the policy does not allow them",
+        "enforce",
+        service("LoadBalancer", annotations=INTERNAL_AWS),
+        "denied",
+        ("spec.type",),
+    ),
+    Case(
+        "allowed internal LB still opens node ports",
+        "enforce",
+        service("LoadBalancer", annotations=INTERNAL_AWS),
+        "denied",
+        ("spec.allocateLoadBalancerNodePorts",),
+        policy=ALLOW_INTERNAL,
+    ),
+    Case(
+        "allowed internal LB without node ports",
+        "enforce",
+        service("LoadBalancer", annotations=INTERNAL_AWS, allocateLoadBalancerNodePorts=False),
+        "allowed",
+        policy=ALLOW_INTERNAL,
+    ),
+    Case(
+        "allowed internal LB whose node ports are accepted",
+        "enforce",
+        service("LoadBalancer", annotations=INTERNAL_AWS),
+        "allowed",
+        policy=ALLOW_INTERNAL_WITH_NODE_PORTS,
+    ),
+    Case(
+        "allowed internal LB in mutate loses its node ports",
+        "mutate",
+        service("LoadBalancer", annotations=INTERNAL_AWS),
+        "mutated",
+        ("spec.allocateLoadBalancerNodePorts",),
+        policy=ALLOW_INTERNAL,
+    ),
+    Case(
+        "allowed internal LB in audit is reported",
+        "audit",
+        service("LoadBalancer", annotations=INTERNAL_AWS),
+        "warned",
+        ("spec.allocateLoadBalancerNodePorts",),
+        policy=ALLOW_INTERNAL,
+    ),
+    *(
+        Case(
+            f"internal LB annotation {key}",
+            "enforce",
+            service("LoadBalancer", annotations={key: value}, allocateLoadBalancerNodePorts=False),
+            "allowed",
+            policy=ALLOW_INTERNAL,
+        )
+        for key, value in ALLOW_INTERNAL.internal_load_balancer_annotations.items()
+    ),
+    Case(
+        "internal LB annotation with another value is not internal",
+        "enforce",
+        service(
+            "LoadBalancer",
+            annotations={"service.beta.kubernetes.io/aws-load-balancer-internal": "false"},
+            allocateLoadBalancerNodePorts=False,
+        ),
+        "denied",
+        ("spec.type",),
+        policy=ALLOW_INTERNAL,
+    ),
+    # UPDATE is judged on the exposure it adds.
+    Case(
+        "UPDATE ClusterIP to NodePort in enforce",
+        "enforce",
+        NODE_PORT,
+        "denied",
+        ("spec.type",),
+        operation="UPDATE",
+        old=CLUSTER_IP,
+    ),
+    Case(
+        "UPDATE ClusterIP to NodePort in mutate",
+        "mutate",
+        NODE_PORT,
+        "mutated",
+        ("spec.type",),
+        operation="UPDATE",
+        old=CLUSTER_IP,
+    ),
+    Case(
+        "UPDATE of an already exposed Service that adds nothing",
+        "enforce",
+        service("NodePort", selector={"app": "web-v2"}),
+        "warned",
+        ("spec.type",),
+        operation="UPDATE",
+        old=NODE_PORT,
+    ),
+    Case(
+        "UPDATE of an already exposed Service in mutate keeps it",
+        "mutate",
+        NODE_PORT,
+        "warned",
+        ("spec.type",),
+        operation="UPDATE",
+        old=NODE_PORT,
+    ),
+    Case(
+        "UPDATE of an exposed Service when existing violations are not allowed",
+        "enforce",
+        NODE_PORT,
+        "denied",
+        ("spec.type",),
+        operation="UPDATE",
+        old=NODE_PORT,
+        policy=STRICT_UPDATES,
+    ),
+    Case(
+        "UPDATE that adds an external IP to a NodePort is judged on the IP",
+        "enforce",
+        service("NodePort", externalIPs=["192.0.2.9"]),
+        "denied",
+        ("spec.externalIPs",),
+        operation="UPDATE",
+        old=NODE_PORT,
+    ),
+    Case(
+        "UPDATE NodePort to LoadBalancer adds a load balancer",
+        "enforce",
+        LOAD_BALANCER,
+        "denied",
+        ("spec.type",),
+        operation="UPDATE",
+        old=NODE_PORT,
+    ),
+    Case(
+        "UPDATE that removes exposure",
+        "enforce",
+        CLUSTER_IP,
+        "allowed",
+        operation="UPDATE",
+        old=NODE_PORT,
+    ),
+    # Exemptions belong to the cluster admin.
+    Case(
+        "exempted Service",
+        "enforce",
+        service("NodePort", name="legacy-billing"),
+        "warned",
+        ("spec.type",),
+        policy=EXEMPT_LEGACY,
+    ),
+    Case(
+        "exemption glob does not match",
+        "enforce",
+        service("NodePort", name="billing"),
+        "denied",
+        ("spec.type",),
+        policy=EXEMPT_LEGACY,
+    ),
+    Case(
+        "exemption in another namespace does not apply",
+        "enforce",
+        service("NodePort", name="legacy-billing", namespace="other"),
+        "denied",
+        ("spec.type",),
+        policy=EXEMPT_LEGACY,
+        namespace="other",
+    ),
+    Case(
+        "expired exemption no longer applies",
+        "enforce",
+        service("NodePort", name="legacy-billing"),
+        "denied",
+        ("spec.type",),
+        policy=EXPIRED_EXEMPTION,
+    ),
+    # System namespaces are never selected.
+    *(
+        Case(
+            f"NodePort in {ns}",
+            "enforce",
+            service("NodePort", namespace=ns),
+            "allowed",
+            namespace=ns,
+        )
+        for ns in ("kube-system", "kube-public", "kube-node-lease")
+    ),
+]
+
+
+def _decide(case: Case) -> Any:
+    change = ServiceChange(
+        operation=case.operation,
+        namespace=case.namespace,
+        name=case.service["metadata"]["name"],
+        service=case.service,
+        old_service=case.old,
+    )
+    return decide(change, case.mode, case.policy, today=TODAY)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_decision_matches_the_design(case: Case) -> None:
+    decision = _decide(case)
+    assert decision.verdict == case.verdict
+    assert tuple(v.field for v in decision.violations) == case.fields
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.verdict == "denied"], ids=lambda c: c.name)
+def test_denial_names_the_field_and_the_fix(case: Case) -> None:
+    decision = _decide(case)
+    assert not decision.allowed
+    for violation in decision.violations:
+        assert violation.field in decision.denial
+        assert violation.fix in decision.denial
+    assert "\n" not in decision.denial
+    assert decision.audit_annotations
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.verdict == "mutated"], ids=lambda c: c.name)
+def test_mutation_carries_a_patch_and_a_warning(case: Case) -> None:
+    decision = _decide(case)
+    assert decision.allowed
+    assert decision.patch
+    assert len(decision.warnings) == 1
+    assert decision.warnings[0].startswith("clusterip-guard ")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.verdict == "warned"], ids=lambda c: c.name)
+def test_warned_services_are_allowed_unchanged_with_a_warning_and_audit_entry(case: Case) -> None:
+    decision = _decide(case)
+    assert decision.allowed
+    assert not decision.patch
+    assert decision.warnings
+    assert decision.audit_annotations
+
+
+def test_exemption_warning_names_the_exemption() -> None:
+    case = next(c for c in CASES if c.name == "exempted Service")
+    warning = _decide(case).warnings[0]
+    assert "legacy-*" in warning
+    assert "vendor appliance" in warning
+
+
+def test_audit_warning_is_one_line_per_violation() -> None:
+    decision = _decide(next(c for c in CASES if c.name == "NodePort in audit"))
+    assert decision.warnings == (
+        "audit: Service shop/web: spec.type: type NodePort opens a port on every node",
+    )
+    assert "spec.type" in decision.audit_annotations["exposure"]
+
+
+def test_the_webhooks_own_namespace_can_be_protected() -> None:
+    change = ServiceChange("CREATE", "guard", "web", service("NodePort", namespace="guard"))
+    decision = decide(change, "enforce", PolicySettings(), today=TODAY, never_judged={"guard"})
+    assert decision.verdict == "allowed"
+
+
+@pytest.mark.parametrize(
+    ("pointer", "field"),
+    [
+        ("/spec/type", "spec.type"),
+        ("/spec/ports/0/nodePort", "spec.ports[0].nodePort"),
+        (
+            "/metadata/annotations/service.beta.kubernetes.io~1load-balancer-source-ranges",
+            "metadata.annotations[service.beta.kubernetes.io/load-balancer-source-ranges]",
+        ),
+    ],
+)
+def test_patch_paths_are_written_as_kubectl_fields(pointer: str, field: str) -> None:
+    assert field_path(pointer) == field

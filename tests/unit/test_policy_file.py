@@ -1,0 +1,91 @@
+"""The policy file: defaults, every key, and errors that name the key."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+import pytest
+
+from clusterip_guard.core.settings import DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS, PolicySettings
+from clusterip_guard.policyfile import PolicyError, parse_policy
+
+FULL = """
+allowedExternalIPCIDRs: [10.0.0.0/8, "fd00::/8"]
+allowInternalLoadBalancers: true
+allowInternalLoadBalancerNodePorts: true
+internalLoadBalancerAnnotations:
+  example.com/internal: "yes"
+allowExistingViolations: false
+exemptions:
+  - namespace: shop
+    name: legacy-*
+    reason: vendor appliance
+    expires: 2027-01-31
+  - namespace: edge
+    name: ingress
+    reason: the cluster's ingress
+"""
+
+
+def test_an_empty_file_is_the_default_policy() -> None:
+    assert parse_policy("") == PolicySettings()
+
+
+def test_defaults_are_strict_but_keep_legacy_objects_working() -> None:
+    policy = PolicySettings()
+    assert policy.allowed_external_ip_cidrs == ()
+    assert policy.allow_internal_load_balancers is False
+    assert policy.allow_internal_load_balancer_node_ports is False
+    assert policy.allow_existing_violations is True
+    assert policy.internal_load_balancer_annotations == DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS
+
+
+def test_every_key_is_read() -> None:
+    policy = parse_policy(FULL)
+    assert policy.allowed_external_ip_cidrs == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("fd00::/8"),
+    )
+    assert policy.allow_internal_load_balancers is True
+    assert policy.allow_internal_load_balancer_node_ports is True
+    assert policy.internal_load_balancer_annotations == {"example.com/internal": "yes"}
+    assert policy.allow_existing_violations is False
+    assert [e.name for e in policy.exemptions] == ["legacy-*", "ingress"]
+    assert policy.exemptions[0].expires == datetime.date(2027, 1, 31)
+    assert policy.exemptions[1].expires is None
+
+
+def test_an_exemption_applies_until_its_expiry_day_inclusive() -> None:
+    exemption = parse_policy(FULL).exemptions[0]
+    assert exemption.applies_to("shop", "legacy-billing", datetime.date(2027, 1, 31))
+    assert not exemption.applies_to("shop", "legacy-billing", datetime.date(2027, 2, 1))
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("allowedCIDRs: []", "allowedCIDRs"),
+        ("allowedExternalIPCIDRs: 10.0.0.0/8", "allowedExternalIPCIDRs"),
+        ("allowedExternalIPCIDRs: [10.0.0.1/8]", "allowedExternalIPCIDRs[0]"),
+        ("allowedExternalIPCIDRs: [banana]", "allowedExternalIPCIDRs[0]"),
+        ("allowInternalLoadBalancers: yes please", "allowInternalLoadBalancers"),
+        ("allowExistingViolations: 1", "allowExistingViolations"),
+        ("internalLoadBalancerAnnotations: [a]", "internalLoadBalancerAnnotations"),
+        ("exemptions: {}", "exemptions"),
+        ("exemptions: [{namespace: a, name: b}]", "exemptions[0].reason"),
+        ("exemptions: [{namespace: a, name: b, reason: c, until: x}]", "exemptions[0].until"),
+        (
+            "exemptions: [{namespace: a, name: b, reason: c, expires: soon}]",
+            "exemptions[0].expires",
+        ),
+        ("- a list", "top level"),
+        ("key: [unclosed", "line"),
+    ],
+)
+def test_errors_name_the_key_in_one_line(text: str, names: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text)
+    message = str(caught.value)
+    assert names in message
+    assert "\n" not in message

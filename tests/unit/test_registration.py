@@ -1,0 +1,140 @@
+"""The webhook configurations bootstrap registers (DESIGN §6)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from clusterip_guard.core.names import MODE_LABEL
+from clusterip_guard.core.registration import (
+    EXPOSED_SERVICE_EXPRESSION,
+    RegistrationError,
+    ServiceTarget,
+    UrlTarget,
+    webhook_configurations,
+)
+from clusterip_guard.core.types import Mode
+
+CA = b"-----BEGIN CERTIFICATE-----\nZm9v\n-----END CERTIFICATE-----\n"
+
+
+def entries(default_mode: Mode = "off", **kwargs: Any) -> dict[str, dict[str, Any]]:
+    mutating, validating = webhook_configurations(
+        target=kwargs.pop("target", ServiceTarget("guard", "clusterip-guard")),
+        ca_bundle=CA,
+        default_mode=default_mode,
+        **kwargs,
+    )
+    assert mutating["kind"] == "MutatingWebhookConfiguration"
+    assert validating["kind"] == "ValidatingWebhookConfiguration"
+    return {w["name"]: w for w in [*mutating["webhooks"], *validating["webhooks"]]}
+
+
+def selected_modes(webhook: dict[str, Any]) -> list[str] | None:
+    for expression in webhook["namespaceSelector"]["matchExpressions"]:
+        if expression["key"] == MODE_LABEL:
+            values: list[str] | None = expression.get("values")  # None: unlabelled namespaces
+            return values
+    raise AssertionError("no selector on the mode label")
+
+
+def test_one_entry_per_mode_with_its_own_path() -> None:
+    found = entries()
+    assert {name: w["clientConfig"]["service"]["path"] for name, w in found.items()} == {
+        "mutate.clusterip-guard.io": "/mutate",
+        "enforce.clusterip-guard.io": "/validate/enforce",
+        "audit.clusterip-guard.io": "/validate/audit",
+    }
+    assert selected_modes(found["mutate.clusterip-guard.io"]) == ["mutate"]
+    assert selected_modes(found["enforce.clusterip-guard.io"]) == ["enforce", "mutate"]
+    assert selected_modes(found["audit.clusterip-guard.io"]) == ["audit"]
+
+
+def test_enforce_and_mutate_fail_closed_and_audit_fails_open() -> None:
+    found = entries()
+    assert found["mutate.clusterip-guard.io"]["failurePolicy"] == "Fail"
+    assert found["enforce.clusterip-guard.io"]["failurePolicy"] == "Fail"
+    assert found["audit.clusterip-guard.io"]["failurePolicy"] == "Ignore"
+
+
+def test_every_entry_is_safe_to_run_on_the_api_servers_path() -> None:
+    for webhook in entries("mutate").values():
+        assert webhook["sideEffects"] == "None"
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        assert webhook["timeoutSeconds"] == 5
+        assert webhook["rules"][0]["resources"] == ["services"]
+        assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+        assert webhook["matchConditions"] == [
+            {"name": "exposed-service", "expression": EXPOSED_SERVICE_EXPRESSION}
+        ]
+        assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == CA
+
+
+def test_only_the_mutating_entry_is_reinvoked() -> None:
+    found = entries()
+    assert found["mutate.clusterip-guard.io"]["reinvocationPolicy"] == "IfNeeded"
+    assert "reinvocationPolicy" not in found["enforce.clusterip-guard.io"]
+
+
+def test_system_namespaces_and_our_own_are_never_selected() -> None:
+    for webhook in entries("enforce", own_namespace="guard").values():
+        assert {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["guard", "kube-node-lease", "kube-public", "kube-system"],
+        } in webhook["namespaceSelector"]["matchExpressions"]
+
+
+@pytest.mark.parametrize(
+    ("default_mode", "extra"),
+    [
+        ("off", set()),
+        ("audit", {"audit-default.clusterip-guard.io"}),
+        ("enforce", {"enforce-default.clusterip-guard.io"}),
+        ("mutate", {"mutate-default.clusterip-guard.io", "enforce-default.clusterip-guard.io"}),
+    ],
+)
+def test_the_default_mode_selects_unlabelled_namespaces(
+    default_mode: Mode, extra: set[str]
+) -> None:
+    found = entries(default_mode)
+    defaults = {name for name in found if "-default." in name}
+    assert defaults == extra
+    for name in defaults:
+        assert selected_modes(found[name]) is None
+
+
+def test_url_mode_points_at_the_url_with_each_path() -> None:
+    found = entries(target=UrlTarget("https://127.0.0.1:8443/"))
+    assert found["audit.clusterip-guard.io"]["clientConfig"]["url"] == (
+        "https://127.0.0.1:8443/validate/audit"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout_seconds": 0}, "timeout"),
+        ({"timeout_seconds": 31}, "timeout"),
+        ({"default_mode": "sometimes"}, "default mode"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(RegistrationError, match=message):
+        entries(**kwargs)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8443", "https://x/?a=b", "127.0.0.1:8443"])
+def test_url_mode_needs_a_plain_https_url(url: str) -> None:
+    with pytest.raises(RegistrationError, match="--url"):
+        UrlTarget(url)
+
+
+def test_the_same_settings_give_the_same_configuration_hash() -> None:
+    first = webhook_configurations(target=ServiceTarget("a", "b"), ca_bundle=CA)
+    second = webhook_configurations(target=ServiceTarget("a", "b"), ca_bundle=CA)
+    third = webhook_configurations(target=ServiceTarget("a", "b"), ca_bundle=CA + b"\n")
+    assert first == second
+    assert first[0]["metadata"]["annotations"] != third[0]["metadata"]["annotations"]
