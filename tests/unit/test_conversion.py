@@ -1,4 +1,4 @@
-"""The ClusterIP conversion of DESIGN §3: every field, idempotence, and properties."""
+"""The ClusterIP conversion of docs/design.md §3: every field, idempotence, and properties."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The webhook configurations bootstrap registers (DESIGN §6)."""
+"""The webhook configurations bootstrap registers (docs/design.md §6)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,7 +99,6 @@ def webhook_configurations(
     own_namespace: str | None = None,
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
     name: str = CONFIGURATION_NAME,
-    labels: Mapping[str, str] | None = None,
 ) -> tuple[Manifest, Manifest]:
     """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) for the given target."""
     if default_mode not in MODES:
@@ -153,7 +151,6 @@ def webhook_configurations(
     metadata_labels = {
         NAME_LABEL: PROJECT,
         MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP,
-        **(labels or {}),
     }
     return (
         _configuration(

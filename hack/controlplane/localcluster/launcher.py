@@ -95,7 +95,6 @@ class ControlPlane:
     url: str
     kubeconfig: Path
     ca_file: Path
-    etcd_url: str
     ports: dict[str, int] = field(default_factory=dict)  # "apiserver", "etcd", "etcd-peer"
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)  # in start order
 
@@ -167,7 +166,6 @@ def start(
         url=url,
         kubeconfig=workdir / "kubeconfig",
         ca_file=credentials.ca_file,
-        etcd_url=etcd_url,
         ports={"apiserver": api_port, "etcd": etcd_port, "etcd-peer": peer_port},
     )
     atexit.register(cluster.stop)  # a test run that dies mid-way still leaves no orphans

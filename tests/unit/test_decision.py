@@ -1,4 +1,4 @@
-"""Decisions for every row of DESIGN §2, table-driven."""
+"""Decisions for every row of docs/design.md §2, table-driven."""
 
 from __future__ import annotations
 
