@@ -68,6 +68,8 @@ def test_parsed_flags_default_to_the_settings() -> None:
         pytest.param(["bootstrap", "--trust-propagation-seconds", "soon"],
                      id="seconds that are not a number"),
         pytest.param(["bootstrap", "--default-mode", "Enforce"], id="a mode in the wrong case"),
+        pytest.param(["serve", "--cert-file", "c", "--key-file", "k", "--reload-interval", "nan"],
+                     id="an interval that is not a number"),
     ],
 )  # fmt: skip
 def test_bad_flags_are_refused_at_parse_time(

@@ -24,6 +24,7 @@ from clusterip_guard.certs.issuing import (
     split_pem_bundle,
 )
 
+# A month: a monthly cron run, or a renewal Job that failed once, still renews in time.
 DEFAULT_RENEWAL_MARGIN = datetime.timedelta(days=30)
 # The bundle keeps the current CA and the one before it: enough for one rotation in flight.
 MAX_CAS_IN_BUNDLE = 2

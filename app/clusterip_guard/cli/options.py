@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from typing import Any
 
 MAX_PORT = 65535
@@ -41,20 +42,14 @@ def port_or_zero(text: str) -> int:
 
 
 def positive_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    seconds = _seconds(text)
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
     return seconds
 
 
 def non_negative_seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    seconds = _seconds(text)
     if not seconds >= 0:
         raise argparse.ArgumentTypeError(f"{text} must be 0 seconds or more")
     return seconds
@@ -72,3 +67,13 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds):  # nan and inf parse as floats
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return seconds

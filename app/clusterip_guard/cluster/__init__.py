@@ -1,2 +1,2 @@
-"""The cluster edge: the only code that talks to the Kubernetes API (client and errors,
-certificate stores, the bootstrap; scan and reports will live here too)."""
+"""The cluster edge: the only code that talks to the Kubernetes API: the client and its
+errors, where certificates are stored, and the bootstrap."""
