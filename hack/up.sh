@@ -22,7 +22,7 @@ if ready; then
     exit 0
 fi
 nohup $guard serve --cert-file "$dev/certs/tls.crt" --key-file "$dev/certs/tls.key" \
-    --host 127.0.0.1 --port "$port" --metrics-port "${METRICS_PORT:-9090}" \
+    --host 127.0.0.1 --port "$port" --metrics-port "${METRICS_PORT:-9090}" --shutdown-delay 0 \
     >"$dev/webhook.log" 2>&1 &
 pid=$!
 $python hack/controlplane/localcluster record-pid --dir "$dev" "$pid" >/dev/null

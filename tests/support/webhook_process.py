@@ -93,6 +93,8 @@ class WebhookProcess:
     port: int = field(default_factory=free_port)
 
     metrics_port: int = field(default_factory=free_port)
+    # Tests stop servers all the time: no endpoints to wait for here, unless a test says so.
+    shutdown_delay: float = 0.0
     log_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -109,6 +111,7 @@ class WebhookProcess:
             "--port", str(self.port),
             "--metrics-port", str(self.metrics_port),
             "--reload-interval", "0.2",
+            "--shutdown-delay", str(self.shutdown_delay),
         ]  # fmt: skip
         if self.policy_file is not None:
             command += ["--policy-file", str(self.policy_file)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import ssl
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 from clusterip_guard.cli import options
@@ -54,6 +56,19 @@ def add_parser(commands: Any) -> None:
         help="seconds between looks at the certificate and policy files (default: %(default)s)",
     )
     parser.add_argument(
+        "--shutdown-delay",
+        type=options.non_negative_seconds,
+        default=default("shutdown_delay_seconds"),
+        help="after SIGTERM, seconds of serving while not ready, for endpoints to catch up "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=options.non_negative_integer,
+        default=default("drain_timeout_seconds"),
+        help="then, seconds for requests in flight to finish (default: %(default)s)",
+    )
+    parser.add_argument(
         "--access-log", action="store_true", help="log every request (halves throughput)"
     )
     parser.add_argument(
@@ -74,20 +89,23 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         reload_interval=args.reload_interval,
         access_log=args.access_log,
         log_level=args.log_level,
+        shutdown_delay_seconds=args.shutdown_delay,
+        drain_timeout_seconds=args.drain_timeout,
     )
     return run(settings)
 
 
 def run(settings: ServeSettings) -> int:
     # Loaded here, not at import: `check` and `bootstrap` start without uvicorn.
-    import uvicorn
     from prometheus_client import start_http_server
 
     from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
     from clusterip_guard.policyfile import PolicyHolder
     from clusterip_guard.server.app import create_app
+    from clusterip_guard.server.lifecycle import Lifecycle
     from clusterip_guard.server.logs import configure_json_logging
     from clusterip_guard.server.metrics import WebhookMetrics
+    from clusterip_guard.server.runner import serve_forever
     from clusterip_guard.server.tls import CertificateReloader, serving_context
 
     configure_json_logging(settings.log_level)
@@ -109,6 +127,7 @@ def run(settings: ServeSettings) -> int:
     never_judged = set(NEVER_JUDGED_NAMESPACES)
     if settings.own_namespace:
         never_judged.add(settings.own_namespace)
+    lifecycle = Lifecycle()
     app = create_app(
         policy=lambda: policy.current,
         metrics=metrics,
@@ -116,21 +135,15 @@ def run(settings: ServeSettings) -> int:
         reloaders=[policy, CertificateReloader(context, settings.cert_file, settings.key_file)],
         reload_interval=settings.reload_interval,
         max_body_bytes=settings.max_body_bytes,
+        lifecycle=lifecycle,
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ssl_certfile=str(settings.cert_file),
-        ssl_keyfile=str(settings.key_file),
-        # Our own context, so a reloaded certificate reaches the next handshake.
-        ssl_context_factory=lambda _config, _default: context,
-        access_log=settings.access_log,
-        log_config=None,
-        server_header=False,
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
-    server = uvicorn.Server(config)
-    server.run()
+    # After a graceful stop uvicorn raises the signal it caught again; a SIGTERM that stopped
+    # us cleanly is a clean exit, not a death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    started = serve_forever(app, settings, context, lifecycle)
     # uvicorn returns after a clean shutdown, or early when it could not bind.
-    return EXIT_OK if server.started else EXIT_USAGE
+    return EXIT_OK if started else EXIT_USAGE
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(EXIT_OK)

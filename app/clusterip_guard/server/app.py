@@ -29,6 +29,7 @@ from clusterip_guard.core.review import (
 )
 from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.core.types import Mode
+from clusterip_guard.server.lifecycle import Lifecycle
 from clusterip_guard.server.metrics import WebhookMetrics
 from clusterip_guard.server.settings import MIB, ServeSettings
 from clusterip_guard.server.watch import Reloadable, ReloadResult, watch
@@ -62,9 +63,11 @@ def create_app(
     reloaders: Sequence[Reloadable] = (),
     reload_interval: float = _DEFAULTS.reload_interval,
     max_body_bytes: int = _DEFAULTS.max_body_bytes,
+    lifecycle: Lifecycle | None = None,
 ) -> FastAPI:
     """The webhook app. `policy` returns the policy in force (it may change between calls)."""
     protected = frozenset(never_judged)
+    state = lifecycle or Lifecycle()
 
     def count_reload(name: str, result: ReloadResult) -> None:
         metrics.reloads.labels(name, result).inc()
@@ -124,8 +127,13 @@ def create_app(
                 },
             )
         metrics.review_seconds.labels(path).observe(time.perf_counter() - started)
+        # While draining, each answer also closes its connection: the client's next call
+        # opens a new one, which the Service routes to a replica that is staying.
+        headers = {"connection": "close"} if state.draining else None
         return Response(
-            content=json.dumps(review, separators=(",", ":")), media_type=JSON_MEDIA_TYPE
+            content=json.dumps(review, separators=(",", ":")),
+            media_type=JSON_MEDIA_TYPE,
+            headers=headers,
         )
 
     def review_route(mode: Mode, path: str) -> Callable[[Request], Awaitable[Response]]:
@@ -143,7 +151,8 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> PlainTextResponse:
-        # The app is built only after the certificate and the policy loaded.
+        if not state.ready:
+            return PlainTextResponse("draining", status_code=503)
         return PlainTextResponse("ok")
 
     return app

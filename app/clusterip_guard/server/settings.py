@@ -30,3 +30,9 @@ class ServeSettings:
     keep_alive_seconds: int = 30
     # An AdmissionReview carries the object and the old object, each under etcd's 1.5 MiB.
     max_body_bytes: int = 3 * MIB
+    # After SIGTERM, seconds of serving while not ready: the time kube-proxy and the API server
+    # take to stop routing to a Pod whose endpoint went away (the usual preStop sleep).
+    shutdown_delay_seconds: float = 5.0
+    # Then, seconds for requests in flight to finish before they are cut; an admission call
+    # is over in milliseconds, so this only bounds a stuck client.
+    drain_timeout_seconds: int = 10
