@@ -119,6 +119,7 @@ def test_url_mode_points_at_the_url_with_each_path() -> None:
         ({"timeout_seconds": 0}, "timeout"),
         ({"timeout_seconds": 31}, "timeout"),
         ({"default_mode": "sometimes"}, "default mode"),
+        ({"failure_policy": "Sometimes"}, "failure policy"),
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
@@ -138,3 +139,23 @@ def test_the_same_settings_give_the_same_configuration_hash() -> None:
     third = webhook_configurations(target=ServiceTarget("a", "b"), ca_bundle=CA + b"\n")
     assert first == second
     assert first[0]["metadata"]["annotations"] != third[0]["metadata"]["annotations"]
+
+
+def test_extra_namespaces_are_never_selected_by_any_entry() -> None:
+    for webhook in entries("enforce", excluded_namespaces=("edge", "ingress")).values():
+        expressions = webhook["namespaceSelector"]["matchExpressions"]
+        (never,) = [e for e in expressions if e["key"] == "kubernetes.io/metadata.name"]
+        assert never["operator"] == "NotIn"
+        assert {"edge", "ingress", "kube-system"} <= set(never["values"])
+
+
+def test_failure_policies_can_be_chosen_per_kind_of_entry() -> None:
+    found = entries("mutate", failure_policy="Ignore", audit_failure_policy="Fail")
+    policies = {name: webhook["failurePolicy"] for name, webhook in found.items()}
+    assert policies == {
+        "mutate.clusterip-guard.io": "Ignore",
+        "mutate-default.clusterip-guard.io": "Ignore",
+        "enforce.clusterip-guard.io": "Ignore",
+        "enforce-default.clusterip-guard.io": "Ignore",
+        "audit.clusterip-guard.io": "Fail",
+    }

@@ -11,6 +11,7 @@ from typing import Any, Literal, TextIO
 from clusterip_guard.cli import options
 from clusterip_guard.cli.options import UsageError
 from clusterip_guard.cluster.settings import BootstrapSettings
+from clusterip_guard.core.registration import FAILURE_POLICIES
 from clusterip_guard.core.types import MODES, as_mode
 
 EXIT_OK = 0
@@ -89,6 +90,25 @@ def add_parser(commands: Any) -> None:
         help="webhook call timeout, 1-30 (default: %(default)s)",
     )
     parser.add_argument(
+        "--failure-policy",
+        choices=FAILURE_POLICIES,
+        default=default("failure_policy"),
+        help="of the enforce and mutate webhooks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--audit-failure-policy",
+        choices=FAILURE_POLICIES,
+        default=default("audit_failure_policy"),
+        help="of the audit webhooks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exclude-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="never judge this namespace too (repeat)",
+    )
+    parser.add_argument(
         "--trust-propagation-seconds",
         type=options.non_negative_seconds,
         default=default("trust_propagation_seconds"),
@@ -120,6 +140,9 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         renew_before=datetime.timedelta(days=args.renew_before_days),
         rotate_ca=args.rotate_ca,
         timeout_seconds=args.timeout_seconds,
+        failure_policy="Ignore" if args.failure_policy == "Ignore" else "Fail",
+        audit_failure_policy="Fail" if args.audit_failure_policy == "Fail" else "Ignore",
+        excluded_namespaces=tuple(args.exclude_namespace),
         trust_propagation_seconds=args.trust_propagation_seconds,
     )
     action: Action = "uninstall" if args.uninstall else "dry-run" if args.dry_run else "install"

@@ -174,6 +174,9 @@ def bootstrap(
         default_mode=settings.default_mode,
         own_namespace=None if settings.url_mode else settings.namespace,
         timeout_seconds=settings.timeout_seconds,
+        failure_policy=settings.failure_policy,
+        audit_failure_policy=settings.audit_failure_policy,
+        excluded_namespaces=settings.excluded_namespaces,
         name=settings.configuration_name,
     )
     for reason in plan.reasons:

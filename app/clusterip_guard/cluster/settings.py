@@ -13,7 +13,7 @@ from pathlib import Path
 from clusterip_guard.certs.issuing import service_dns_names
 from clusterip_guard.certs.rotation import DEFAULT_RENEWAL_MARGIN
 from clusterip_guard.core import names
-from clusterip_guard.core.registration import DEFAULT_TIMEOUT_SECONDS
+from clusterip_guard.core.registration import DEFAULT_TIMEOUT_SECONDS, FailurePolicy
 from clusterip_guard.core.types import Mode
 
 
@@ -35,6 +35,12 @@ class BootstrapSettings:
     renew_before: datetime.timedelta = DEFAULT_RENEWAL_MARGIN
     rotate_ca: bool = False
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+    # Fail closed: a webhook that is down must not let exposure through.
+    failure_policy: FailurePolicy = "Fail"
+    # Fail open: reporting must never block a write.
+    audit_failure_policy: FailurePolicy = "Ignore"
+    # Beyond kube-system, kube-public, kube-node-lease and the webhook's own namespace.
+    excluded_namespaces: tuple[str, ...] = ()
     # After a new CA is published, how long the API server gets to load the new caBundle
     # into its webhook clients (an informer, so not instant) before anything signs with it.
     trust_propagation_seconds: float = 5.0

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from clusterip_guard.core.names import (
@@ -40,6 +41,9 @@ from clusterip_guard.core.types import MODES, Manifest, Mode
 MIN_TIMEOUT_SECONDS = 1
 MAX_TIMEOUT_SECONDS = 30
 DEFAULT_TIMEOUT_SECONDS = 5
+
+FailurePolicy = Literal["Fail", "Ignore"]
+FAILURE_POLICIES: tuple[FailurePolicy, ...] = ("Fail", "Ignore")
 
 _EXPOSED = (
     "(has({o}.spec.type) && {o}.spec.type in ['NodePort', 'LoadBalancer'])"
@@ -84,7 +88,7 @@ class _Entry:
     name: str
     path: str
     modes: tuple[Mode, ...]  # label values selected; () selects unlabelled namespaces
-    failure_policy: str
+    failure_policy: FailurePolicy
 
 
 def exposed_match_condition() -> dict[str, str]:
@@ -97,29 +101,46 @@ def webhook_configurations(
     ca_bundle: bytes,
     default_mode: Mode = "off",
     own_namespace: str | None = None,
+    excluded_namespaces: Collection[str] = (),
     timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS,
+    failure_policy: FailurePolicy = "Fail",
+    audit_failure_policy: FailurePolicy = "Ignore",
     name: str = CONFIGURATION_NAME,
 ) -> tuple[Manifest, Manifest]:
-    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) for the given target."""
+    """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) for the given target.
+
+    `failure_policy` is for the enforce and mutate entries (fail closed by default: a webhook
+    that is down must not let exposure through), `audit_failure_policy` for audit (fail open:
+    reporting must never block a write).
+    """
     if default_mode not in MODES:
         raise RegistrationError(f"default mode must be one of {', '.join(MODES)}: {default_mode!r}")
     if not MIN_TIMEOUT_SECONDS <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
         allowed = f"{MIN_TIMEOUT_SECONDS}..{MAX_TIMEOUT_SECONDS}"
         raise RegistrationError(f"timeout must be {allowed} seconds: {timeout_seconds}")
-    excluded = sorted({*NEVER_JUDGED_NAMESPACES, *([own_namespace] if own_namespace else [])})
+    for policy in (failure_policy, audit_failure_policy):
+        if policy not in FAILURE_POLICIES:
+            raise RegistrationError(f"failure policy must be Fail or Ignore: {policy!r}")
+    excluded = sorted(
+        {
+            *NEVER_JUDGED_NAMESPACES,
+            *excluded_namespaces,
+            *([own_namespace] if own_namespace else []),
+        }
+    )
 
-    mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, ("mutate",), "Fail")]
+    mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, ("mutate",), failure_policy)]
     validating = [
         # The backstop: whatever is still exposed after every mutation is denied.
-        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, ("enforce", "mutate"), "Fail"),
-        _Entry(AUDIT_WEBHOOK, AUDIT_PATH, ("audit",), "Ignore"),
+        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, ("enforce", "mutate"), failure_policy),
+        _Entry(AUDIT_WEBHOOK, AUDIT_PATH, ("audit",), audit_failure_policy),
     ]
     if default_mode == "mutate":
-        mutating.append(_Entry(MUTATE_DEFAULT_WEBHOOK, MUTATE_PATH, (), "Fail"))
+        mutating.append(_Entry(MUTATE_DEFAULT_WEBHOOK, MUTATE_PATH, (), failure_policy))
     if default_mode in ("enforce", "mutate"):
-        validating.append(_Entry(ENFORCE_DEFAULT_WEBHOOK, ENFORCE_PATH, (), "Fail"))
+        validating.append(_Entry(ENFORCE_DEFAULT_WEBHOOK, ENFORCE_PATH, (), failure_policy))
     if default_mode == "audit":
-        validating.append(_Entry(AUDIT_DEFAULT_WEBHOOK, AUDIT_PATH, (), "Ignore"))
+        validating.append(_Entry(AUDIT_DEFAULT_WEBHOOK, AUDIT_PATH, (), audit_failure_policy))
 
     def webhook(entry: _Entry, mutating_entry: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
