@@ -287,4 +287,34 @@ def test_a_missing_permission_names_the_verb_and_the_resource(
             "--user=reader")  # fmt: skip
     reader = user_kubeconfig(control_plane, "reader")
     run = bootstrap(reader, "--namespace", "default", "--name", "forbidden-guard")
-    _one_line_error(run, 3, "permission denied: cannot get mutatingwebhookconfigurations")
+    _one_line_error(run, 3, "permission denied: cannot create secrets in namespace default")
+
+
+# --- waiting for a replica before registering ------------------------------------------------
+
+
+def test_with_a_wait_nothing_is_registered_before_a_replica_is_ready(
+    control_plane: ControlPlane, kubectl: Kubectl
+) -> None:
+    kubectl("create", "namespace", "waiting-guard")
+    args = ("--name", "waiting-guard", "--namespace", "waiting-guard", "--wait-ready-seconds", "2")
+    run = bootstrap(control_plane.kubeconfig, *args)
+    _one_line_error(run, 2, "has no ready endpoint after 2s", "webhooks not registered")
+    missing = kubectl("get", "validatingwebhookconfiguration", "waiting-guard", check=False)
+    assert missing.returncode != 0
+    # No controllers run here: the endpoint a ready replica would bring is written by hand.
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "clusterip-guard-1", "namespace": "waiting-guard",
+                     "labels": {"kubernetes.io/service-name": "clusterip-guard"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.244.0.9"], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": 8443, "protocol": "TCP"}],
+    }))  # fmt: skip
+    run = bootstrap(control_plane.kubeconfig, *args)
+    assert run.returncode == 0, run.stderr
+    assert "Service waiting-guard/clusterip-guard has a ready endpoint" in run.stdout
+    kubectl("get", "validatingwebhookconfiguration", "waiting-guard")
+    removed = bootstrap(control_plane.kubeconfig, *args[:4], "--uninstall")
+    assert removed.returncode == 0, removed.stderr

@@ -17,6 +17,7 @@ from clusterip_guard.cluster.errors import (
     ClusterUnreachable,
     KubeconfigError,
     NamespaceMissing,
+    NoReadyEndpoint,
 )
 from clusterip_guard.cluster.settings import BootstrapSettings
 from clusterip_guard.core.registration import RegistrationError
@@ -92,6 +93,7 @@ def test_bad_flags_are_refused_at_parse_time(
         (KubeconfigError("x"), 2),
         (NamespaceMissing("x"), 2),
         (CertificateFilesError("x"), 2),
+        (NoReadyEndpoint("x"), 2),
         (ClusterUnreachable("x"), 3),
         (ClusterRefused("x"), 3),
     ],

@@ -109,6 +109,13 @@ def add_parser(commands: Any) -> None:
         help="never judge this namespace too (repeat)",
     )
     parser.add_argument(
+        "--wait-ready-seconds",
+        type=options.non_negative_seconds,
+        default=default("wait_ready_seconds"),
+        help="service mode: wait this long for a ready replica before registering "
+        "(default: %(default)s, no wait)",
+    )
+    parser.add_argument(
         "--trust-propagation-seconds",
         type=options.non_negative_seconds,
         default=default("trust_propagation_seconds"),
@@ -143,6 +150,7 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         failure_policy="Ignore" if args.failure_policy == "Ignore" else "Fail",
         audit_failure_policy="Fail" if args.audit_failure_policy == "Fail" else "Ignore",
         excluded_namespaces=tuple(args.exclude_namespace),
+        wait_ready_seconds=args.wait_ready_seconds,
         trust_propagation_seconds=args.trust_propagation_seconds,
     )
     action: Action = "uninstall" if args.uninstall else "dry-run" if args.dry_run else "install"

@@ -20,7 +20,7 @@ from kubernetes import client
 
 from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
 from clusterip_guard.cluster.client import Report, call, read_or_none
-from clusterip_guard.cluster.errors import ClusterError, NamespaceMissing
+from clusterip_guard.cluster.errors import ClusterError, NamespaceMissing, NoReadyEndpoint
 from clusterip_guard.cluster.settings import BootstrapSettings
 from clusterip_guard.cluster.stores import CertificateStore, FileStore, SecretStore
 from clusterip_guard.core.names import CONFIG_HASH_ANNOTATION
@@ -30,6 +30,9 @@ from clusterip_guard.core.registration import (
     webhook_configurations,
 )
 from clusterip_guard.core.types import Manifest
+
+# Set by the EndpointSlice controller on every slice of a Service.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 # --- the webhook configurations -------------------------------------------------------------
 
@@ -184,17 +187,56 @@ def bootstrap(
     if dry_run:
         report.objects = [*store.manifests(plan.state), *configurations]
         return report
-    if plan.adds_trust(current.ca_bundle):
+    if current.ca_bundle and plan.adds_trust(current.ca_bundle):
         # A new CA is trusted by the API server before anything is signed by it.
         apply_configurations(api, configurations, report)
-        if current.ca_bundle:
-            report.say(f"waited {settings.trust_propagation_seconds:g}s for the new caBundle")
-            sleep(settings.trust_propagation_seconds)
+        report.say(f"waited {settings.trust_propagation_seconds:g}s for the new caBundle")
+        sleep(settings.trust_propagation_seconds)
         store.save(plan.state, report)
     else:
         store.save(plan.state, report)
+        if settings.wait_ready_seconds > 0 and not settings.url_mode:
+            # A fail-closed webhook registered before a replica answers would refuse every
+            # exposed Service write in the namespaces it selects until one does.
+            _wait_for_ready_endpoint(api, settings, report, sleep)
         apply_configurations(api, configurations, report)
     return report
+
+
+def _wait_for_ready_endpoint(
+    api: client.ApiClient,
+    settings: BootstrapSettings,
+    report: Report,
+    sleep: Callable[[float], None],
+    poll_seconds: float = 1.0,
+) -> None:
+    discovery = client.DiscoveryV1Api(api)
+    ns, service = settings.namespace, settings.service_name
+    selector = f"{SERVICE_NAME_LABEL}={service}"
+    waited = 0.0
+    while True:
+        slices = call(
+            "list",
+            "endpointslices",
+            ns,
+            functools.partial(
+                discovery.list_namespaced_endpoint_slice, ns, label_selector=selector
+            ),
+        )
+        if any(
+            endpoint.conditions is not None and endpoint.conditions.ready
+            for endpoint_slice in slices.items
+            for endpoint in endpoint_slice.endpoints or []
+        ):
+            report.say(f"Service {ns}/{service} has a ready endpoint")
+            return
+        if waited >= settings.wait_ready_seconds:
+            raise NoReadyEndpoint(
+                f"Service {ns}/{service} has no ready endpoint after {waited:g}s; "
+                f"webhooks not registered (is the Deployment running?)"
+            )
+        sleep(poll_seconds)
+        waited += poll_seconds
 
 
 def uninstall(api: client.ApiClient, settings: BootstrapSettings) -> Report:

@@ -26,5 +26,9 @@ class NamespaceMissing(ClusterError):
     """Service mode needs the webhook's namespace to exist first."""
 
 
+class NoReadyEndpoint(ClusterError):
+    """The webhook's Service has no ready endpoint to register."""
+
+
 class CertificateFilesError(ClusterError):
     """The certificate folder of url mode cannot be read or written."""

@@ -39,6 +39,9 @@ class BootstrapSettings:
     failure_policy: FailurePolicy = "Fail"
     # Fail open: reporting must never block a write.
     audit_failure_policy: FailurePolicy = "Ignore"
+    # Service mode: wait up to this long for a ready replica before registering (0: don't);
+    # the chart's Job waits, so a first install never registers a webhook nothing answers.
+    wait_ready_seconds: float = 0.0
     # Beyond kube-system, kube-public, kube-node-lease and the webhook's own namespace.
     excluded_namespaces: tuple[str, ...] = ()
     # After a new CA is published, how long the API server gets to load the new caBundle
