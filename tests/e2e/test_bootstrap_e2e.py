@@ -318,3 +318,38 @@ def test_with_a_wait_nothing_is_registered_before_a_replica_is_ready(
     kubectl("get", "validatingwebhookconfiguration", "waiting-guard")
     removed = bootstrap(control_plane.kubeconfig, *args[:4], "--uninstall")
     assert removed.returncode == 0, removed.stderr
+
+
+# --- the chart's phases: certificates before the Deployment, registration after ---------------
+
+
+def secret_versions(kubectl: Kubectl, namespace: str) -> dict[str, str]:
+    found = json.loads(kubectl("-n", namespace, "get", "secrets", "-o", "json").stdout)
+    return {s["metadata"]["name"]: s["metadata"]["resourceVersion"] for s in found["items"]}
+
+
+def test_certificates_only_stores_them_once_and_registers_nothing(
+    control_plane: ControlPlane, kubectl: Kubectl
+) -> None:
+    kubectl("create", "namespace", "phased-guard")
+    args = ("--name", "phased-guard", "--namespace", "phased-guard")
+    first = bootstrap(control_plane.kubeconfig, *args, "--certificates-only")
+    assert first.returncode == 0, first.stderr
+    stored = secret_versions(kubectl, "phased-guard")
+    assert set(stored) == {"clusterip-guard-tls", "clusterip-guard-ca"}
+    assert kubectl("get", "mutatingwebhookconfiguration", "phased-guard", check=False).returncode
+
+    again = bootstrap(control_plane.kubeconfig, *args, "--certificates-only", "--rotate-ca")
+    assert again.returncode == 0, again.stderr
+    assert "certificates: kept" in again.stdout
+    assert secret_versions(kubectl, "phased-guard") == stored  # even --rotate-ca is not its job
+
+    full = bootstrap(control_plane.kubeconfig, *args)
+    assert full.returncode == 0, full.stderr
+    assert secret_versions(kubectl, "phased-guard") == stored  # the same certificates registered
+    kubectl("get", "validatingwebhookconfiguration", "phased-guard")
+
+    kept = bootstrap(control_plane.kubeconfig, *args, "--uninstall", "--keep-certificates")
+    assert kept.returncode == 0, kept.stderr
+    assert kubectl("get", "validatingwebhookconfiguration", "phased-guard", check=False).returncode
+    assert secret_versions(kubectl, "phased-guard") == stored

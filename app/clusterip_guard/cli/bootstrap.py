@@ -27,6 +27,7 @@ class BootstrapCommand:
     kubeconfig: str | None = None
     context: str | None = None
     action: Action = "install"
+    keep_certificates: bool = False  # with uninstall
 
 
 def add_parser(commands: Any) -> None:
@@ -121,6 +122,16 @@ def add_parser(commands: Any) -> None:
         default=default("trust_propagation_seconds"),
         help="after publishing a new CA, wait this long before using it (default: %(default)s)",
     )
+    parser.add_argument(
+        "--certificates-only",
+        action="store_true",
+        help="store certificates when there are none; never renew, rotate or register",
+    )
+    parser.add_argument(
+        "--keep-certificates",
+        action="store_true",
+        help="with --uninstall: remove only the webhook configurations",
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument(
         "--uninstall", action="store_true", help="remove webhook configurations, then certificates"
@@ -132,6 +143,10 @@ def add_parser(commands: Any) -> None:
 def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.url is None and args.cert_dir is not None:
         raise UsageError("--cert-dir is for url mode; give --url too")
+    if args.keep_certificates and not args.uninstall:
+        raise UsageError("--keep-certificates is for --uninstall")
+    if args.certificates_only and args.uninstall:
+        raise UsageError("--certificates-only and --uninstall do opposite things; give one")
     settings = BootstrapSettings(
         namespace=args.namespace,
         service_name=args.service_name,
@@ -151,10 +166,13 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         audit_failure_policy="Fail" if args.audit_failure_policy == "Fail" else "Ignore",
         excluded_namespaces=tuple(args.exclude_namespace),
         wait_ready_seconds=args.wait_ready_seconds,
+        certificates_only=args.certificates_only,
         trust_propagation_seconds=args.trust_propagation_seconds,
     )
     action: Action = "uninstall" if args.uninstall else "dry-run" if args.dry_run else "install"
-    command = BootstrapCommand(settings, args.kubeconfig, args.context, action)
+    command = BootstrapCommand(
+        settings, args.kubeconfig, args.context, action, keep_certificates=args.keep_certificates
+    )
     return run(command, stdout=stdout, stderr=stderr)
 
 
@@ -165,7 +183,7 @@ def run(command: BootstrapCommand, *, stdout: TextIO, stderr: TextIO) -> int:
 
     with session(command.kubeconfig, command.context) as api:
         if command.action == "uninstall":
-            report = uninstall(api, command.settings)
+            report = uninstall(api, command.settings, keep_certificates=command.keep_certificates)
         else:
             now = datetime.datetime.now(datetime.UTC)
             dry_run = command.action == "dry-run"

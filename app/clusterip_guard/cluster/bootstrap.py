@@ -182,8 +182,18 @@ def bootstrap(
         excluded_namespaces=settings.excluded_namespaces,
         name=settings.configuration_name,
     )
+    if settings.certificates_only and current.ca is not None and current.serving is not None:
+        # Renewal and rotation are the full bootstrap's: only it can publish a new CA first.
+        report.say("certificates: kept (--certificates-only never renews or rotates)")
+        return report
     for reason in plan.reasons:
         report.say(f"certificates: {reason}")
+    if settings.certificates_only:
+        if dry_run:
+            report.objects = store.manifests(plan.state)
+        else:
+            store.save(plan.state, report)
+        return report
     if dry_run:
         report.objects = [*store.manifests(plan.state), *configurations]
         return report
@@ -239,11 +249,15 @@ def _wait_for_ready_endpoint(
         waited += poll_seconds
 
 
-def uninstall(api: client.ApiClient, settings: BootstrapSettings) -> Report:
+def uninstall(
+    api: client.ApiClient, settings: BootstrapSettings, *, keep_certificates: bool = False
+) -> Report:
     """Webhook configurations first, so no fail-closed webhook outlives its certificates."""
     report = Report()
     remove_configurations(api, settings.configuration_name, report)
-    if settings.url_mode and settings.cert_dir is not None:
+    if keep_certificates:  # someone else's, e.g. cert-manager's
+        report.say("certificates kept")
+    elif settings.url_mode and settings.cert_dir is not None:
         FileStore(settings.cert_dir).remove(report)
     elif not settings.url_mode:
         _secret_store(api, settings).remove(report)

@@ -39,6 +39,9 @@ class BootstrapSettings:
     failure_policy: FailurePolicy = "Fail"
     # Fail open: reporting must never block a write.
     audit_failure_policy: FailurePolicy = "Ignore"
+    # Only store certificates when there are none (the chart's pre-install Job): never renew,
+    # rotate or register.
+    certificates_only: bool = False
     # Service mode: wait up to this long for a ready replica before registering (0: don't);
     # the chart's Job waits, so a first install never registers a webhook nothing answers.
     wait_ready_seconds: float = 0.0
