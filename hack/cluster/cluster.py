@@ -2,8 +2,10 @@
 
     python3 hack/cluster/cluster.py up    [--dir .dev]   # returns when the node is Ready
     python3 hack/cluster/cluster.py down  [--dir .dev]   # stops and undoes all that `up` did
-    python3 hack/cluster/cluster.py image REF ROOTFS [--entrypoint ARG ...] [--dir .dev]
-                                          # builds an image from a folder with buildah, imports it
+    python3 hack/cluster/cluster.py image REF FOLDER [--busybox] -- ENTRYPOINT [ARG ...]
+                                          # an image of FOLDER (plus Debian's static busybox and
+                                          # its applets in /bin with --busybox), built with
+                                          # buildah from scratch and imported into the node
 
 `up` starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd (its own
 config, root, state and socket under DIR/cluster), the kubelet and kube-proxy (iptables mode),
@@ -795,7 +797,7 @@ def build_pause(layout: Layout) -> Path:
     return build_image(layout, PAUSE_IMAGE, rootfs, ["/pause"])
 
 
-def busybox_rootfs(folder: Path, files: dict[str, str] | None = None) -> Path:
+def busybox_rootfs(folder: Path) -> Path:
     """A root file system with Debian's static busybox and its applets as links under /bin."""
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "bin").mkdir(parents=True)
@@ -805,10 +807,6 @@ def busybox_rootfs(folder: Path, files: dict[str, str] | None = None) -> Path:
         if applet != "busybox":
             (folder / "bin" / applet).symlink_to("busybox")
     (folder / "tmp").mkdir()
-    for name, content in (files or {}).items():
-        path = folder / name.lstrip("/")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
     return folder
 
 
@@ -1228,7 +1226,8 @@ def main(argv: list[str] | None = None) -> int:
     image = commands.add_parser("image", help="build an image from a folder and import it")
     image.add_argument("ref", help="image name, e.g. localhost/demo/server:1")
     image.add_argument("rootfs", type=Path, help="folder copied to / in the image")
-    image.add_argument("--entrypoint", nargs="+", required=True)
+    image.add_argument("--busybox", action="store_true", help="add busybox and its applets")
+    image.add_argument("entrypoint", nargs="+", help="after --: the entrypoint and arguments")
     args = parser.parse_args(argv)
     layout = Layout(args.dir.resolve())
     # A Ctrl-C or a kill while starting runs `down` through the exception path in up().
@@ -1245,7 +1244,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if not running(layout):
                 raise ClusterError("no cluster running: `make cluster` first")
-            import_image(layout, build_image(layout, args.ref, args.rootfs, args.entrypoint))
+            rootfs = args.rootfs
+            if args.busybox:
+                rootfs = busybox_rootfs(layout.work / "images" / "busybox-rootfs")
+                shutil.copytree(args.rootfs, rootfs, symlinks=True, dirs_exist_ok=True)
+            import_image(layout, build_image(layout, args.ref, rootfs, args.entrypoint))
             print(f"imported {args.ref}")
     except ClusterError as error:
         print(f"cluster: {error}", file=sys.stderr)
