@@ -104,6 +104,8 @@ NODE_READY_TIMEOUT = 120.0
 START_TIMEOUT = 90.0
 STOP_GRACE = 10.0
 LOG_TAIL_LINES = 20
+# containerd finds its shim and runc, the kubelet and kube-proxy find iptables, on this PATH.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ClusterError(RuntimeError):
@@ -845,6 +847,7 @@ class Starter:
         with (self.layout.logs / f"{name}.log").open("ab") as out:
             process = subprocess.Popen(
                 command,
+                env={**os.environ, "PATH": SYSTEM_PATH + ":" + os.environ.get("PATH", "")},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -1070,6 +1073,12 @@ def _start(layout: Layout, state: State, assets: Path) -> None:
         ],
     )
     starter.wait("kubelet", kubelet, lambda: node_ready(pki))
+    # Pods are refused until the controller manager has made the namespace's service account.
+    starter.wait(
+        "kubelet",
+        kubelet,
+        lambda: exists(pki, "/api/v1/namespaces/default/serviceaccounts/default"),
+    )
     log(f"node Ready {time.monotonic() - t0:.1f}s after etcd started")
 
     layout.bin.mkdir(parents=True, exist_ok=True)
@@ -1081,6 +1090,14 @@ def _start(layout: Layout, state: State, assets: Path) -> None:
             raise ClusterError(
                 f"{recorded.name} exited:\n{tail(layout.logs / f'{recorded.name}.log')}"
             )
+
+
+def exists(pki: Path, path: str) -> bool:
+    try:
+        api_request(pki, "GET", path)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return True
 
 
 def node_ready(pki: Path) -> bool:
@@ -1183,8 +1200,11 @@ def down(layout: Layout) -> str:
         if read_sysctl(name) != value:
             with contextlib.suppress(OSError):
                 write_sysctl(name, value)
-    for transient in ("containerd", "kubelet", "cni", "etcd", "buildah", "apiserver-certs"):
+    # Logs stay for a post-mortem; state, data and credentials go.
+    for transient in ("containerd", "kubelet", "cni", "etcd", "buildah", "apiserver-certs", "pki"):
         shutil.rmtree(layout.work / transient, ignore_errors=True)
+    for kubeconfig in layout.work.glob("kubeconfig*"):
+        kubeconfig.unlink()
     state.remove()
     problems = leftovers(layout, state)
     if problems:

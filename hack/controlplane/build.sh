@@ -62,10 +62,11 @@ flock 9
 build() {
     # build NAME PACKAGE LDFLAGS [MODULE_DIR [OUTPUT]]
     local name=$1 package=$2 ldflags=$3 module=${4:-$here} output=${5:-$assets/$1}
-    if [[ -x "$output" ]]; then
+    # A plain run links the machine's kubectl here when none was built: the node needs ours.
+    if [[ -x "$output" && ! ($mode == node && $name == kubectl && -L "$output") ]]; then
         return
     fi
-    echo ">> building $name from $package (first run only; kube-apiserver takes about 6 minutes on 2 cores)" >&2
+    echo ">> building $name from $package (first run only: 1-6 minutes each on 2 cores)" >&2
     local started=$SECONDS
     mkdir -p "$(dirname "$output")"
     (cd "$module" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$output.partial.$$" "$package")
@@ -92,10 +93,6 @@ else
     build etcd go.etcd.io/etcd/server/v3 "-s -w"
 fi
 if [[ "$mode" == node ]]; then
-    # A plain run may have linked the machine's kubectl here: the node needs the pinned one.
-    if [[ -L "$assets/kubectl" ]]; then
-        rm -f "$assets/kubectl"
-    fi
     for command in kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
         build "$command" "k8s.io/kubernetes/cmd/$command" "$kube_ldflags"
     done
