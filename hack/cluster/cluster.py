@@ -98,6 +98,19 @@ SYSCTLS = (
 )
 SET_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
 
+# Host folders the kubelet (device-plugins socket, container log links), libcni (its result
+# cache) and kubectl (discovery cache) write to whatever we configure: those that did not
+# exist before `up` are removed by `down`; in the others only our entries are.
+HOST_PATHS = (
+    "/var/lib/kubelet",
+    "/var/lib/cni",
+    "/var/log/containers",
+    "/var/log/pods",
+    "/usr/libexec/kubernetes",
+    "/run/netns",
+    str(Path.home() / ".kube" / "cache" / "discovery" / f"{NODE_IP}_{APISERVER_PORT}"),
+)
+CNI_RESULTS = Path("/var/lib/cni/results")
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw")
 NODE_READY_TIMEOUT = 120.0
@@ -269,6 +282,11 @@ class State:
         entries = [vars(p) for p in self.processes]
         self.data["processes"] = [*entries, vars(process)]
         self.save()
+
+    @property
+    def new_paths(self) -> list[Path]:
+        recorded = self.data.get("new_paths")
+        return [Path(str(p)) for p in recorded] if isinstance(recorded, list) else []
 
     @property
     def sysctls(self) -> dict[str, str]:
@@ -633,10 +651,21 @@ def delete_links() -> None:
 
 
 def iptables_commands() -> list[tuple[str, str]]:
-    """(save, restore) pairs for each iptables backend and family on this machine."""
+    """(save, restore) pairs for each iptables backend and family in use on this machine.
+
+    The legacy backend only where its tables already exist: merely listing them would
+    instantiate them (the kernel creates x_tables tables on first use).
+    """
     pairs = []
-    for family in ("iptables", "ip6tables"):
+    for family, legacy_names in (
+        ("iptables", "ip_tables_names"),
+        ("ip6tables", "ip6_tables_names"),
+    ):
         for backend in ("nft", "legacy"):
+            if backend == "legacy":
+                with contextlib.suppress(OSError):
+                    if not Path("/proc/net", legacy_names).read_text().strip():
+                        continue
             save, restore = f"{family}-{backend}-save", f"{family}-{backend}-restore"
             if shutil.which(save) and shutil.which(restore):
                 pairs.append((save, restore))
@@ -915,6 +944,7 @@ def up(layout: Layout) -> str:
     state = State(layout.work)
     state.data = {
         "sysctls": {n: v for n in SYSCTLS if (v := read_sysctl(n)) is not None},
+        "new_paths": [path for path in HOST_PATHS if not Path(path).exists()],
         "processes": [],
     }
     state.save()
@@ -1007,6 +1037,7 @@ def _start(layout: Layout, state: State, assets: Path) -> None:
             f"--cluster-signing-cert-file={pki / 'ca.crt'}",
             f"--cluster-signing-key-file={pki / 'ca.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--flex-volume-plugin-dir={work / 'flex-volume-plugins'}",
         ],
     )
     starter.spawn(
@@ -1143,6 +1174,23 @@ def delete_workloads(layout: Layout, state: State) -> None:
         time.sleep(0.5)
 
 
+def remove_host_files(layout: Layout, state: State) -> None:
+    """Folders `up` made outside DIR; our entries in the host folders that were there before."""
+    for path in state.new_paths:
+        shutil.rmtree(path, ignore_errors=True)
+    pod_logs = str(layout.work / "pod-logs")
+    links = Path("/var/log/containers")
+    for link in links.glob("*.log") if links.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if link.is_symlink() and os.readlink(link).startswith(pod_logs):
+                link.unlink()
+    # libcni's cache: our network's results, and the loopback results of the same containers.
+    for result in CNI_RESULTS.glob("clusterip-guard-*") if CNI_RESULTS.is_dir() else []:
+        container = result.name.removeprefix("clusterip-guard-").rsplit("-", 1)[0]
+        result.unlink(missing_ok=True)
+        (CNI_RESULTS / f"cni-loopback-{container}-lo").unlink(missing_ok=True)
+
+
 def ctr(layout: Layout, *args: str) -> subprocess.CompletedProcess[str]:
     return run(
         ["ctr", "--address", str(layout.socket), "-n", "k8s.io", *args], check=False, quiet=True
@@ -1193,6 +1241,7 @@ def down(layout: Layout) -> str:
         recorded.stop()
 
     unmount_all(layout.work)
+    remove_host_files(layout, state)
     remove_iptables()
     delete_links()
     remove_cgroups()
@@ -1201,7 +1250,10 @@ def down(layout: Layout) -> str:
             with contextlib.suppress(OSError):
                 write_sysctl(name, value)
     # Logs stay for a post-mortem; state, data and credentials go.
-    for transient in ("containerd", "kubelet", "cni", "etcd", "buildah", "apiserver-certs", "pki"):
+    for transient in (
+        "containerd", "kubelet", "cni", "etcd", "buildah", "apiserver-certs", "pki", "pod-logs",
+        "flex-volume-plugins",
+    ):  # fmt: skip
         shutil.rmtree(layout.work / transient, ignore_errors=True)
     for kubeconfig in layout.work.glob("kubeconfig*"):
         kubeconfig.unlink()
@@ -1225,6 +1277,8 @@ def leftovers(layout: Layout, state: State) -> list[str]:
         for what, (host, port) in PORTS.items()
         if port_busy(LOOPBACK if host == NODE_IP else host, port)
     ]
+    problems += [f"path {path}" for path in state.new_paths if path.exists()]
+    problems += [f"cni result {p}" for p in CNI_RESULTS.glob("clusterip-guard-*")]
     problems += [
         f"sysctl {name} = {read_sysctl(name)}, was {value}"
         for name, value in state.sysctls.items()
