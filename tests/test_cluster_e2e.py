@@ -245,12 +245,13 @@ def test_a_cluster_ip_service_answers_from_a_pod(node: Node) -> None:
             "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
         }
     )
+    client = pod_template("client", CLIENT_IMAGE, ["sleep", "3600"])
     node.apply(
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": "client", "namespace": "default"},
-            **pod_template("client", CLIENT_IMAGE, ["sleep", "3600"]),
+            "metadata": {"name": "client", "namespace": "default", "labels": {"app": "client"}},
+            "spec": client["spec"],
         }
     )
     node.kubectl("wait", "pod/client", "--for=condition=Ready", "--timeout=60s")
