@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -111,6 +112,7 @@ HOST_PATHS = (
     str(Path.home() / ".kube" / "cache" / "discovery" / f"{NODE_IP}_{APISERVER_PORT}"),
 )
 CNI_RESULTS = Path("/var/lib/cni/results")
+SHIM_SOCKETS = Path("/run/containerd/s")  # fixed in containerd 1.6, whatever its state dir
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw")
 NODE_READY_TIMEOUT = 120.0
@@ -1214,6 +1216,20 @@ def remove_containers(layout: Layout) -> None:
         ctr(layout, "containers", "rm", container)
 
 
+def shim_socket(argv: list[str]) -> Path | None:
+    """The socket a containerd 1.6 shim listens on: always under /run/containerd/s, named by
+    sha256(containerd address / namespace / id) (runtime/v2/shim.SocketAddress)."""
+
+    def flag(name: str) -> str | None:
+        return argv[argv.index(name) + 1] if name in argv[:-1] else None
+
+    address, namespace, shim_id = flag("-address"), flag("-namespace"), flag("-id")
+    if not (address and namespace and shim_id):
+        return None
+    digest = hashlib.sha256(os.path.join(address, namespace, shim_id).encode()).hexdigest()
+    return SHIM_SOCKETS / digest
+
+
 def ours_by_cmdline(layout: Layout) -> list[int]:
     """Shims (and anything else) started for our containerd: they name its socket or folder."""
     marks = (str(layout.socket), str(layout.containerd))
@@ -1233,8 +1249,11 @@ def down(layout: Layout) -> str:
         remove_containers(layout)
     _stop(state, ("containerd",))
     for pid in ours_by_cmdline(layout):  # shims whose tasks could not be deleted
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(OSError):
+            socket_file = shim_socket(cmdline(pid).split())
             os.kill(pid, signal.SIGKILL)
+            if socket_file is not None:
+                socket_file.unlink(missing_ok=True)  # a killed shim cannot remove it
     kill_cgroup_processes()
     _stop(state, ("kube-apiserver", "etcd"))
     for recorded in state.processes:  # anything recorded under another name
