@@ -751,12 +751,18 @@ def cgroup_dirs() -> list[Path]:
     return sorted(set(found), key=lambda p: len(p.parts), reverse=True)
 
 
-def kill_cgroup_processes() -> None:
+def cgroup_processes() -> list[int]:
+    pids = []
     for directory in cgroup_dirs():
         with contextlib.suppress(OSError):
-            for pid in (directory / "cgroup.procs").read_text().split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
+            pids += [int(pid) for pid in (directory / "cgroup.procs").read_text().split()]
+    return pids
+
+
+def kill_cgroup_processes() -> None:
+    for pid in cgroup_processes():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def remove_cgroups() -> None:
@@ -1248,6 +1254,12 @@ def down(layout: Layout) -> str:
     if any(p.name == "containerd" and p.alive() for p in state.processes):
         remove_containers(layout)
     _stop(state, ("containerd",))
+    # Containers first, while their shims live to reap them; then the shims.
+    for _ in range(25):
+        kill_cgroup_processes()
+        if not any(cgroup_processes()):
+            break
+        time.sleep(0.2)
     for pid in ours_by_cmdline(layout):  # shims whose tasks could not be deleted
         with contextlib.suppress(OSError):
             socket_file = shim_socket(cmdline(pid).split())
