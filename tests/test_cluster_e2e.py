@@ -62,7 +62,10 @@ def missing_prerequisites() -> list[str]:
     if sys.platform != "linux":
         return [f"not Linux ({sys.platform})"]
     problems = []
-    check = cluster(Path("/nonexistent"), "check", timeout=30)
+    try:
+        check = cluster(Path("/nonexistent"), "check", timeout=30)
+    except OSError as error:
+        return [f"cannot run {CLUSTER.name}: {error}"]
     if check.returncode != 0:
         problems.append(check.stdout.strip() or check.stderr.strip())
     for tool in ("go", "apt-get", "ip"):
