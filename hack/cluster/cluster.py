@@ -664,14 +664,19 @@ def iptables_commands() -> list[tuple[str, str]]:
         ("ip6tables", "ip6_tables_names"),
     ):
         for backend in ("nft", "legacy"):
-            if backend == "legacy":
-                with contextlib.suppress(OSError):
-                    if not Path("/proc/net", legacy_names).read_text().strip():
-                        continue
+            if backend == "legacy" and not _legacy_tables(legacy_names):
+                continue
             save, restore = f"{family}-{backend}-save", f"{family}-{backend}-restore"
             if shutil.which(save) and shutil.which(restore):
                 pairs.append((save, restore))
     return pairs
+
+
+def _legacy_tables(names_file: str) -> bool:
+    try:
+        return bool(Path("/proc/net", names_file).read_text().strip())
+    except OSError:
+        return False
 
 
 def _ours(chain: str) -> bool:
