@@ -637,10 +637,20 @@ def kubelet_config(layout: Layout) -> dict[str, object]:
 # --- host networking --------------------------------------------------------------------------
 
 
-def create_bridge() -> None:
+def create_bridge(owner: Path) -> None:
+    """The bridge, its alias naming the state folder: the checkout whose cluster it is."""
     run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    run(["ip", "link", "set", BRIDGE, "alias", str(owner)])
     run(["ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE])
     run(["ip", "link", "set", BRIDGE, "up"])
+
+
+def bridge_owner() -> str | None:
+    """The state folder of the cluster whose bridge exists, "" if unknown, None if none."""
+    try:
+        return Path("/sys/class/net", BRIDGE, "ifalias").read_text().strip()
+    except OSError:
+        return None
 
 
 def delete_links() -> None:
@@ -928,11 +938,15 @@ def up(layout: Layout) -> str:
             f"a cluster is already running from {layout.work} "
             f"({', '.join(p.name for p in alive)}); `make cluster-down` first"
         )
-    if State(layout.work).exists():
+    owner = bridge_owner()
+    if owner is not None and owner != str(layout.work):
+        raise ClusterError(
+            f"the bridge {BRIDGE} belongs to the cluster in {owner}: stop that one first "
+            f"(make cluster-down there); one node per machine"
+        )
+    if State(layout.work).exists() or owner is not None:
         log("cleaning up after an earlier cluster that was not stopped")
         down(layout)
-    if link_exists(BRIDGE):
-        raise ClusterError(f"the bridge {BRIDGE} exists: another checkout's cluster is running?")
     busy = [
         f"{what} {host}:{port}"
         for what, (host, port) in PORTS.items()
@@ -980,7 +994,7 @@ def _start(layout: Layout, state: State, assets: Path) -> None:
     starter = Starter(layout, state, assets)
     for name, value in SET_SYSCTLS.items():
         write_sysctl(name, value)
-    create_bridge()
+    create_bridge(layout.work)
     write_pki(pki)
     for user in ("admin", "controller-manager", "scheduler", "kube-proxy", "kubelet"):
         write_kubeconfig(work / f"kubeconfig-{user}", pki, user)
@@ -1249,7 +1263,15 @@ def ours_by_cmdline(layout: Layout) -> list[int]:
 
 def down(layout: Layout) -> str:
     state = State(layout.work)
-    if not state.exists() and not link_exists(BRIDGE):
+    owner = bridge_owner()
+    if owner is not None and owner != str(layout.work):
+        # Another checkout's cluster is live: its iptables chains, cgroups, bridge and the
+        # sysctls in force are its own. Only processes recorded here (verified) are stopped.
+        for recorded in reversed(state.processes):
+            recorded.stop()
+        state.remove()
+        return f"no cluster of {layout.work} left; the one running belongs to {owner}"
+    if not state.exists() and owner is None:
         return "no cluster recorded"
     delete_workloads(layout, state)
     _stop(state, ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"))
