@@ -911,8 +911,14 @@ class Starter:
         self.state.add_process(Recorded(name, process.pid, started))
         return process
 
-    def wait(self, name: str, process: subprocess.Popen[bytes], ready: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+    def wait(
+        self,
+        name: str,
+        process: subprocess.Popen[bytes],
+        ready: Callable[[], bool],
+        timeout: float = START_TIMEOUT,
+    ) -> None:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise ClusterError(
@@ -922,7 +928,9 @@ class Starter:
             if ready():
                 return
             time.sleep(0.2)
-        raise ClusterError(f"{name} not ready after {START_TIMEOUT:.0f}s")
+        raise ClusterError(
+            f"{name} not ready after {timeout:.0f}s:\n{tail(self.layout.logs / f'{name}.log')}"
+        )
 
     def binary(self, name: str) -> str:
         return str(self.assets / name)
@@ -1051,7 +1059,7 @@ def _start(layout: Layout, state: State, assets: Path) -> None:
     log(f"control plane ready in {time.monotonic() - t0:.1f}s")
 
     common = ["--leader-elect=false", "--secure-port=0"]
-    starter.spawn(
+    controller_manager = starter.spawn(
         "kube-controller-manager",
         [
             starter.binary("kube-controller-manager"),
@@ -1130,11 +1138,11 @@ def _start(layout: Layout, state: State, assets: Path) -> None:
             f"--metrics-bind-address={LOOPBACK}:{PROXY_METRICS_PORT}",
         ],
     )
-    starter.wait("kubelet", kubelet, lambda: node_ready(pki))
+    starter.wait("kubelet", kubelet, lambda: node_ready(pki), NODE_READY_TIMEOUT)
     # Pods are refused until the controller manager has made the namespace's service account.
     starter.wait(
-        "kubelet",
-        kubelet,
+        "kube-controller-manager",
+        controller_manager,
         lambda: exists(pki, "/api/v1/namespaces/default/serviceaccounts/default"),
     )
     log(f"node Ready {time.monotonic() - t0:.1f}s after etcd started")
