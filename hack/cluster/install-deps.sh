@@ -15,7 +15,8 @@ packages=(
     busybox-static              # the client and HTTP server images
     gcc libc6-dev               # the pause binary (static C)
     procps                      # sysctl, ps
-    util-linux                  # mount, umount, nsenter
+    util-linux                  # mount, umount, flock
+    openssl                     # the throwaway certificates
 )
 
 missing=()
