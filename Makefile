@@ -1,12 +1,14 @@
 # clusterip-guard: one entry point for developers and CI.
 #   make demo   set everything up, start the local control plane and the webhook, walk through each mode
 #   make test   lint, types and every test (unit, HTTP over TLS, end to end on a real kube-apiserver)
+#   make cluster       a real one-node cluster (root, Linux): kubeconfig in .dev/cluster/kubeconfig
+#   make cluster-down  stop it and undo every change it made to the host
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench clean
+.PHONY: setup controlplane lint unit test up down demo bench clean cluster cluster-down
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -40,6 +42,14 @@ demo: up
 
 down: setup
 	$(BIN)/python hack/controlplane/localcluster down --dir $(DEV)
+
+# A real node beside the control plane (DESIGN §8): installs its Debian packages, builds the
+# node binaries and helm, returns when the node is Ready. Needs neither the venv nor `make up`.
+cluster:
+	$(PYTHON) hack/cluster/cluster.py --dir $(DEV) up
+
+cluster-down:
+	$(PYTHON) hack/cluster/cluster.py --dir $(DEV) down
 
 bench: setup controlplane
 	$(BIN)/python benchmarks/review_throughput.py

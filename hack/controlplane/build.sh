@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and etcd from the modules pinned in go.mod, once per version.
 #
-# Prints the folder holding the binaries (kube-apiserver, etcd, kubectl) on its last line.
+#   build.sh        kube-apiserver, etcd (and a link to the machine's kubectl if none was built)
+#   build.sh node   also kube-controller-manager, kube-scheduler, kubelet, kube-proxy and
+#                   kubectl from the same pinned module, and helm from its own wrapper module
+#                   (hack/helm), for `make cluster` (DESIGN §8)
+#
+# Prints the folder holding the binaries on its last line.
 # Honours, as envtest users expect:
 #   KUBEBUILDER_ASSETS          a folder that already has kube-apiserver and etcd: used as is
+#                               (plain mode only; `node` always builds into the cache)
 #   TEST_ASSET_KUBE_APISERVER   a kube-apiserver binary to use instead of building one
 #   TEST_ASSET_ETCD             an etcd binary to use instead of building one
 #   CLUSTERIP_GUARD_CACHE       where built binaries are kept (default ~/.cache/clusterip-guard)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+mode=${1:-}
+case "$mode" in
+    "" | node) ;;
+    *)
+        echo "usage: $0 [node]" >&2
+        exit 2
+        ;;
+esac
 
 module_version() {
     # The version go.mod resolved for a module, without building anything.
@@ -23,7 +38,7 @@ link_kubectl() {
     fi
 }
 
-if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+if [[ -n "${KUBEBUILDER_ASSETS:-}" && "$mode" != node ]]; then
     for binary in kube-apiserver etcd; do
         if [[ ! -x "$KUBEBUILDER_ASSETS/$binary" ]]; then
             echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS has no executable $binary" >&2
@@ -39,18 +54,24 @@ etcd_version=$(module_version go.etcd.io/etcd/server/v3)
 cache=${CLUSTERIP_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clusterip-guard}
 assets="$cache/controlplane/kube-$kube_version-etcd-$etcd_version"
 mkdir -p "$assets"
+# One build at a time per folder: a second build.sh (another worktree, a test) waits here,
+# then finds the binaries built.
+exec 9>"$assets/.build.lock"
+flock 9
 
 build() {
-    # build NAME PACKAGE LDFLAGS
-    local name=$1 package=$2 ldflags=$3
-    if [[ -x "$assets/$name" ]]; then
+    # build NAME PACKAGE LDFLAGS [MODULE_DIR [OUTPUT]]
+    local name=$1 package=$2 ldflags=$3 module=${4:-$here} output=${5:-$assets/$1}
+    # A plain run links the machine's kubectl here when none was built: the node needs ours.
+    if [[ -x "$output" && ! ($mode == node && $name == kubectl && -L "$output") ]]; then
         return
     fi
-    echo ">> building $name from $package (first run only; kube-apiserver takes about 6 minutes on 2 cores)" >&2
+    echo ">> building $name from $package (first run only: 1-6 minutes each on 2 cores)" >&2
     local started=$SECONDS
-    (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$assets/$name.partial" "$package")
-    mv "$assets/$name.partial" "$assets/$name"
-    echo ">> built $name in $((SECONDS - started))s -> $assets/$name" >&2
+    mkdir -p "$(dirname "$output")"
+    (cd "$module" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$output.partial.$$" "$package")
+    mv -f "$output.partial.$$" "$output"
+    echo ">> built $name in $((SECONDS - started))s -> $output" >&2
 }
 
 version_pkg=k8s.io/component-base/version
@@ -71,5 +92,19 @@ if [[ -n "${TEST_ASSET_ETCD:-}" ]]; then
 else
     build etcd go.etcd.io/etcd/server/v3 "-s -w"
 fi
-link_kubectl "$assets"
+if [[ "$mode" == node ]]; then
+    for command in kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+        build "$command" "k8s.io/kubernetes/cmd/$command" "$kube_ldflags"
+    done
+    # helm has its own version; it is kept per version and linked into the folder.
+    helm_module="$here/../helm"
+    helm_version=$(cd "$helm_module" && go list -m -f '{{.Version}}' helm.sh/helm/v4)
+    helm_binary="$cache/helm/helm-$helm_version/helm"
+    build helm helm.sh/helm/v4/cmd/helm \
+        "-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+        "$helm_module" "$helm_binary"
+    ln -sfn "$helm_binary" "$assets/helm"
+else
+    link_kubectl "$assets"
+fi
 echo "$assets"
