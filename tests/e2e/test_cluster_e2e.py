@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.polling import until
+from tests.support.paths import ROOT
+from tests.support.polling import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
-ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
 NODE_IP = "10.244.0.1"
 BRIDGE = "cipg0"
