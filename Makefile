@@ -19,9 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# kube-apiserver and etcd, built once per pinned version (or taken from KUBEBUILDER_ASSETS).
+# kube-apiserver, etcd, the node's binaries, kubectl and helm, built once per pinned version.
 controlplane:
-	hack/controlplane/build.sh
+	hack/controlplane/build.sh node
 
 lint: setup
 	$(BIN)/ruff format --check .

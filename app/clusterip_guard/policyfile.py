@@ -30,7 +30,7 @@ class PolicyError(ValueError):
 
 DEFAULTS = PolicySettings()
 
-_TOP_LEVEL_KEYS = (
+POLICY_KEYS = (
     "allowedExternalIPCIDRs",
     "allowInternalLoadBalancers",
     "allowInternalLoadBalancerNodePorts",
@@ -55,7 +55,7 @@ def parse_policy(text: str) -> PolicySettings:
 def policy_from_mapping(document: object) -> PolicySettings:
     if not isinstance(document, dict):
         raise PolicyError("policy file: the top level must be a mapping of settings")
-    _reject_unknown_keys(document, _TOP_LEVEL_KEYS, "")
+    _reject_unknown_keys(document, POLICY_KEYS, "")
     annotations = document.get("internalLoadBalancerAnnotations")
     return PolicySettings(
         allowed_external_ip_cidrs=_cidrs(document.get("allowedExternalIPCIDRs", [])),

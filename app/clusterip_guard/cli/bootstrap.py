@@ -141,6 +141,11 @@ def add_parser(commands: Any) -> None:
 
 
 def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    return run(command_from(args), stdout=stdout, stderr=stderr)
+
+
+def command_from(args: argparse.Namespace) -> BootstrapCommand:
+    """The typed command a parsed `bootstrap` command line asks for."""
     if args.url is None and args.cert_dir is not None:
         raise UsageError("--cert-dir is for url mode; give --url too")
     if args.keep_certificates and not args.uninstall:
@@ -170,10 +175,9 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         trust_propagation_seconds=args.trust_propagation_seconds,
     )
     action: Action = "uninstall" if args.uninstall else "dry-run" if args.dry_run else "install"
-    command = BootstrapCommand(
+    return BootstrapCommand(
         settings, args.kubeconfig, args.context, action, keep_certificates=args.keep_certificates
     )
-    return run(command, stdout=stdout, stderr=stderr)
 
 
 def run(command: BootstrapCommand, *, stdout: TextIO, stderr: TextIO) -> int:

@@ -148,6 +148,21 @@ def _require_namespace(api: client.ApiClient, namespace: str) -> None:
         raise NamespaceMissing(f"namespace {namespace} does not exist; create it first")
 
 
+def configurations_for(settings: BootstrapSettings, ca_bundle: bytes) -> tuple[Manifest, Manifest]:
+    """The webhook configurations these settings register (the chart renders the same)."""
+    return webhook_configurations(
+        target=_target(settings),
+        ca_bundle=ca_bundle,
+        default_mode=settings.default_mode,
+        own_namespace=None if settings.url_mode else settings.namespace,
+        timeout_seconds=settings.timeout_seconds,
+        failure_policy=settings.failure_policy,
+        audit_failure_policy=settings.audit_failure_policy,
+        excluded_namespaces=settings.excluded_namespaces,
+        name=settings.configuration_name,
+    )
+
+
 def bootstrap(
     api: client.ApiClient,
     settings: BootstrapSettings,
@@ -158,7 +173,6 @@ def bootstrap(
 ) -> Report:
     """Make or renew the certificates and register the webhooks; a second run changes nothing."""
     report = Report()
-    target = _target(settings)
     if not settings.url_mode:
         _require_namespace(api, settings.namespace)
     store = _store(api, settings)
@@ -171,17 +185,7 @@ def bootstrap(
         margin=settings.renew_before,
         rotate_ca=settings.rotate_ca,
     )
-    configurations = webhook_configurations(
-        target=target,
-        ca_bundle=plan.state.ca_bundle,
-        default_mode=settings.default_mode,
-        own_namespace=None if settings.url_mode else settings.namespace,
-        timeout_seconds=settings.timeout_seconds,
-        failure_policy=settings.failure_policy,
-        audit_failure_policy=settings.audit_failure_policy,
-        excluded_namespaces=settings.excluded_namespaces,
-        name=settings.configuration_name,
-    )
+    configurations = configurations_for(settings, plan.state.ca_bundle)
     if settings.certificates_only and current.ca is not None and current.serving is not None:
         # Renewal and rotation are the full bootstrap's: only it can publish a new CA first.
         report.say("certificates: kept (--certificates-only never renews or rotates)")

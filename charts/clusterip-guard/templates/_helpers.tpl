@@ -1,0 +1,202 @@
+{{/* Names. Mirrors app/clusterip_guard/core/names.py; tests/e2e/test_chart_e2e.py holds them equal. */}}
+
+{{- define "clusterip-guard.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's objects: "clusterip-guard" for a release of that name, else RELEASE-clusterip-guard. */}}
+{{- define "clusterip-guard.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "clusterip-guard.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "clusterip-guard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "clusterip-guard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "clusterip-guard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "clusterip-guard.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "clusterip-guard.tlsSecret" -}}{{ include "clusterip-guard.fullname" . }}-tls{{- end -}}
+{{- define "clusterip-guard.caSecret" -}}{{ include "clusterip-guard.fullname" . }}-ca{{- end -}}
+{{- define "clusterip-guard.bootstrapName" -}}{{ include "clusterip-guard.fullname" . }}-bootstrap{{- end -}}
+
+{{/* The labels and namespaces every webhook entry uses (core/names.py). */}}
+{{- define "clusterip-guard.modeLabel" -}}clusterip-guard.io/mode{{- end -}}
+{{- define "clusterip-guard.neverJudged" -}}
+{{- $never := list "kube-node-lease" "kube-public" "kube-system" .Release.Namespace -}}
+{{- concat $never .Values.webhook.excludedNamespaces | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* The flags the bootstrap Job, the renewal CronJob and the pre-delete Job share. */}}
+{{- define "clusterip-guard.bootstrapArgs" -}}
+- bootstrap
+- --namespace={{ .Release.Namespace }}
+- --name={{ include "clusterip-guard.fullname" . }}
+- --service-name={{ include "clusterip-guard.fullname" . }}
+- --secret-name={{ include "clusterip-guard.tlsSecret" . }}
+- --ca-secret-name={{ include "clusterip-guard.caSecret" . }}
+{{- end -}}
+
+{{- define "clusterip-guard.registrationArgs" -}}
+- --default-mode={{ .Values.defaultMode }}
+- --timeout-seconds={{ .Values.webhook.timeoutSeconds }}
+- --failure-policy={{ .Values.webhook.failurePolicy }}
+- --audit-failure-policy={{ .Values.webhook.auditFailurePolicy }}
+{{- range .Values.webhook.excludedNamespaces }}
+- --exclude-namespace={{ . }}
+{{- end }}
+- --renew-before-days={{ .Values.certificates.bootstrap.renewBeforeDays }}
+{{- end -}}
+
+{{/* A restricted security context (Pod Security Standards "restricted"). */}}
+{{- define "clusterip-guard.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "clusterip-guard.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Impossible combinations fail at render time. */}}
+{{- define "clusterip-guard.validate" -}}
+{{- if has .Release.Namespace (list "kube-system" "kube-public" "kube-node-lease") -}}
+{{- fail (printf "clusterip-guard cannot be installed in %s: that namespace is never judged and holds the cluster's own components; use a namespace of its own, e.g. --namespace clusterip-guard --create-namespace" .Release.Namespace) -}}
+{{- end -}}
+{{- if has .Release.Namespace .Values.webhook.excludedNamespaces -}}
+{{- fail "webhook.excludedNamespaces need not name the release's namespace: it is always excluded" -}}
+{{- end -}}
+{{- if and (lt (int .Values.replicaCount) 2) (eq .Values.webhook.failurePolicy "Fail") (gt (int .Values.podDisruptionBudget.minAvailable) 0) -}}
+{{- fail "replicaCount 1 with a fail-closed webhook and a PodDisruptionBudget would block every node drain; use replicaCount 2 or more" -}}
+{{- end -}}
+{{- if ge (int .Values.podDisruptionBudget.minAvailable) (int .Values.replicaCount) -}}
+{{- fail "podDisruptionBudget.minAvailable must be below replicaCount, or no replica may ever be evicted" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Hook annotations of the pre-install certificates Job and its RBAC. */}}
+{{- define "clusterip-guard.certificatesHook" -}}
+helm.sh/hook: pre-install,pre-upgrade
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}
+
+{{/* The Pod of every bootstrap Job: the same image, restricted, with a token to talk to the API. */}}
+{{- define "clusterip-guard.bootstrapPod" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- include "clusterip-guard.selectorLabels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  serviceAccountName: {{ .serviceAccount }}
+  automountServiceAccountToken: true
+  restartPolicy: Never
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- include "clusterip-guard.podSecurityContext" $root | nindent 4 }}
+  containers:
+    - name: bootstrap
+      image: {{ include "clusterip-guard.image" $root | quote }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args:
+        {{- include "clusterip-guard.bootstrapArgs" $root | nindent 8 }}
+        {{- .args | nindent 8 }}
+      resources:
+        requests:
+          cpu: 10m
+          memory: 64Mi
+        limits:
+          cpu: 500m
+          memory: 256Mi
+      securityContext:
+        {{- include "clusterip-guard.containerSecurityContext" $root | nindent 8 }}
+  {{- with $root.Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $root.Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* One webhook entry, as core/registration.py builds it (tests hold the two equal).
+     dict: root, name, path, modes (list; empty selects unlabelled namespaces), failurePolicy, mutating. */}}
+{{- define "clusterip-guard.webhook" -}}
+{{- $root := .root -}}
+- name: {{ .name }}
+  clientConfig:
+    service:
+      namespace: {{ $root.Release.Namespace }}
+      name: {{ include "clusterip-guard.fullname" $root }}
+      path: {{ .path }}
+      port: 443
+  rules:
+    - apiGroups: [""]
+      apiVersions: [v1]
+      operations: [CREATE, UPDATE]
+      resources: [services]
+      scope: Namespaced
+  namespaceSelector:
+    matchExpressions:
+      {{- if .modes }}
+      - key: {{ include "clusterip-guard.modeLabel" $root }}
+        operator: In
+        values: {{ toJson .modes }}
+      {{- else }}
+      - key: {{ include "clusterip-guard.modeLabel" $root }}
+        operator: DoesNotExist
+      {{- end }}
+      - key: kubernetes.io/metadata.name
+        operator: NotIn
+        values: {{ include "clusterip-guard.neverJudged" $root }}
+  objectSelector: {}
+  matchConditions:
+    # Only a Service that is exposed, or was, costs a webhook call.
+    - name: exposed-service
+      expression: {{ include "clusterip-guard.exposedExpression" $root | quote }}
+  matchPolicy: Equivalent
+  failurePolicy: {{ .failurePolicy }}
+  sideEffects: None
+  admissionReviewVersions: [v1]
+  timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
+  {{- if .mutating }}
+  reinvocationPolicy: IfNeeded
+  {{- end }}
+{{- end -}}
+
+{{- define "clusterip-guard.exposedExpression" -}}
+{{- $exposed := "(has(%s.spec.type) && %s.spec.type in ['NodePort', 'LoadBalancer']) || (has(%s.spec.externalIPs) && size(%s.spec.externalIPs) > 0)" -}}
+{{- printf "%s || (oldObject != null && (%s))" (printf $exposed "object" "object" "object" "object") (printf $exposed "oldObject" "oldObject" "oldObject" "oldObject") -}}
+{{- end -}}
+
+{{- define "clusterip-guard.certManagerAnnotations" -}}
+cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "clusterip-guard.fullname" . }}-serving
+{{- end -}}

@@ -1,0 +1,371 @@
+"""The Helm chart, rendered by the pinned helm and validated by the real API server.
+
+The chart's webhook configurations and the bootstrap's come from one source: the chart renders
+the same entries `core/registration.py` builds, and the chart's bootstrap Job passes flags that
+make the bootstrap register exactly those. Installing it on a real node is test_install_e2e.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from clusterip_guard.cli.bootstrap import command_from
+from clusterip_guard.cli.main import build_parser
+from clusterip_guard.cluster.bootstrap import configurations_for
+from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
+from clusterip_guard.core.registration import ServiceTarget, webhook_configurations
+from clusterip_guard.policyfile import POLICY_KEYS, parse_policy, policy_from_mapping
+from localcluster import ControlPlane
+from tests.support.kubectl import Kubectl
+from tests.support.paths import ROOT
+from tests.support.tools import cert_manager_crds, helm
+
+pytestmark = pytest.mark.e2e
+
+CHART = ROOT / "charts" / "clusterip-guard"
+Manifest = dict[str, Any]
+
+
+def render(
+    *values: str, release: str = "clusterip-guard", namespace: str = "clusterip-guard"
+) -> list[Manifest]:
+    run = subprocess.run(
+        [str(helm()), "template", release, str(CHART), "--namespace", namespace,
+         *(f"--set={value}" for value in values)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+
+
+def render_error(*values: str, namespace: str = "clusterip-guard") -> str:
+    run = subprocess.run(
+        [str(helm()), "template", "clusterip-guard", str(CHART), "--namespace", namespace,
+         *(f"--set={value}" for value in values)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0, "rendered, but should have failed"
+    return run.stderr
+
+
+def the(kind: str, documents: list[Manifest], name: str | None = None) -> Manifest:
+    found = [
+        doc
+        for doc in documents
+        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''}"
+    return found[0]
+
+
+def hook_job(documents: list[Manifest], hook: str) -> Manifest:
+    (job,) = [
+        doc
+        for doc in documents
+        if doc["kind"] == "Job" and hook in doc["metadata"]["annotations"]["helm.sh/hook"]
+    ]
+    return job
+
+
+def without_ca_bundle(webhooks: list[Manifest]) -> list[Manifest]:
+    stripped = copy.deepcopy(webhooks)
+    for webhook in stripped:
+        webhook["clientConfig"].pop("caBundle", None)
+    return stripped
+
+
+# Values an admin may set that change what is registered, each with the release it installs.
+REGISTRATION_CASES = [
+    pytest.param((), "clusterip-guard", "clusterip-guard", id="defaults"),
+    pytest.param(("defaultMode=audit",), "clusterip-guard", "guard", id="default audit"),
+    pytest.param(("defaultMode=enforce",), "clusterip-guard", "guard", id="default enforce"),
+    pytest.param(
+        ("defaultMode=mutate", "webhook.timeoutSeconds=3"), "edge", "platform",
+        id="default mutate, another release name, a shorter timeout",
+    ),
+    pytest.param(
+        ("webhook.failurePolicy=Ignore", "webhook.auditFailurePolicy=Fail",
+         "webhook.excludedNamespaces={ingress,monitoring}"),
+        "clusterip-guard", "guard", id="failure policies and extra excluded namespaces",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("values", "release", "namespace"), REGISTRATION_CASES)
+def test_the_charts_webhooks_are_what_the_bootstrap_builds(
+    values: tuple[str, ...], release: str, namespace: str
+) -> None:
+    documents = render(
+        "certificates.mode=certManager", *values, release=release, namespace=namespace
+    )
+    service = the("Service", documents)["metadata"]["name"]
+    chart_values = yaml.safe_load((CHART / "values.yaml").read_text())
+    settings = {**chart_values["webhook"], "defaultMode": chart_values["defaultMode"]}
+    for value in values:
+        key, _, raw = value.partition("=")
+        parsed = raw.strip("{}").split(",") if raw.startswith("{") else yaml.safe_load(raw)
+        settings[key.rpartition(".")[2]] = parsed
+    mutating, validating = webhook_configurations(
+        target=ServiceTarget(namespace, service),
+        ca_bundle=b"",
+        default_mode=settings["defaultMode"],
+        own_namespace=namespace,
+        excluded_namespaces=settings["excludedNamespaces"],
+        timeout_seconds=settings["timeoutSeconds"],
+        failure_policy=settings["failurePolicy"],
+        audit_failure_policy=settings["auditFailurePolicy"],
+        name=service,
+    )
+    for expected in (mutating, validating):
+        rendered = the(expected["kind"], documents)
+        assert rendered["metadata"]["name"] == expected["metadata"]["name"]
+        assert rendered["webhooks"] == without_ca_bundle(expected["webhooks"])
+        assert "caBundle" not in json.dumps(rendered)  # cainjector's; an upgrade never clears it
+
+
+@pytest.mark.parametrize(("values", "release", "namespace"), REGISTRATION_CASES)
+def test_the_bootstrap_job_registers_what_the_chart_renders(
+    values: tuple[str, ...], release: str, namespace: str
+) -> None:
+    job = hook_job(render(*values, release=release, namespace=namespace), "post-install")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    command = command_from(build_parser().parse_args(args))
+    assert command.action == "install"
+    assert command.settings.wait_ready_seconds > 0  # registered once a replica answers
+    registered = configurations_for(command.settings, b"")
+    rendered = render(
+        "certificates.mode=certManager", *values, release=release, namespace=namespace
+    )
+    for expected in registered:
+        assert the(expected["kind"], rendered)["webhooks"] == without_ca_bundle(
+            expected["webhooks"]
+        )
+
+
+def test_the_renewal_registers_what_the_install_registered() -> None:
+    documents = render("defaultMode=audit")
+    install = the("Job", documents, "clusterip-guard-bootstrap")
+    renew = the("CronJob", documents)["spec"]["jobTemplate"]
+    install_args = install["spec"]["template"]["spec"]["containers"][0]["args"]
+    renew_args = renew["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in install_args if not a.startswith("--wait-ready-seconds")] == renew_args
+
+
+def test_the_hooks_run_in_the_order_that_keeps_the_webhook_answerable() -> None:
+    documents = render()
+    hooks = {
+        doc["metadata"]["name"]: doc["metadata"]["annotations"]["helm.sh/hook"]
+        for doc in documents
+        if doc["kind"] == "Job"
+    }
+    assert hooks == {
+        # certificates before the Deployment mounts them; kept on upgrade
+        "clusterip-guard-certificates": "pre-install,pre-upgrade",
+        # registration after a replica is ready
+        "clusterip-guard-bootstrap": "post-install,post-upgrade",
+        # webhooks removed before anything that answers them
+        "clusterip-guard-uninstall": "pre-delete",
+    }
+    certificates = the("Job", documents, "clusterip-guard-certificates")
+    args = certificates["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert command_from(build_parser().parse_args(args)).settings.certificates_only
+    uninstall = the("Job", documents, "clusterip-guard-uninstall")
+    args = uninstall["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert command_from(build_parser().parse_args(args)).action == "uninstall"
+
+
+def test_with_cert_manager_the_uninstall_keeps_its_certificates() -> None:
+    documents = render("certificates.mode=certManager")
+    assert {d["metadata"]["name"] for d in documents if d["kind"] == "Job"} == {
+        "clusterip-guard-uninstall"
+    }
+    args = the("Job", documents)["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert command_from(build_parser().parse_args(args)).keep_certificates
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        annotations = the(kind, documents)["metadata"]["annotations"]
+        assert annotations["cert-manager.io/inject-ca-from"] == (
+            "clusterip-guard/clusterip-guard-serving"
+        )
+    serving = the("Certificate", documents, "clusterip-guard-serving")
+    assert serving["spec"]["secretName"] == "clusterip-guard-tls"
+
+
+def test_the_names_the_chart_uses_are_the_cores() -> None:
+    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
+    assert f'{{{{- define "clusterip-guard.modeLabel" -}}}}{MODE_LABEL}' in helpers
+    validating = the("ValidatingWebhookConfiguration", render("certificates.mode=certManager"))
+    never = validating["webhooks"][0]["namespaceSelector"]["matchExpressions"][1]["values"]
+    assert set(never) == {*NEVER_JUDGED_NAMESPACES, "clusterip-guard"}
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def schema_objects(schema: Any, where: str = "") -> Iterator[tuple[str, Manifest]]:
+    if isinstance(schema, dict):
+        if "properties" in schema:
+            yield where, schema
+        for key, value in schema.items():
+            yield from schema_objects(value, f"{where}.{key}")
+    elif isinstance(schema, list):
+        for index, value in enumerate(schema):
+            yield from schema_objects(value, f"{where}[{index}]")
+
+
+def test_every_object_in_the_schema_refuses_unknown_keys() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    for where, node in schema_objects(schema):
+        assert node.get("additionalProperties") is False, where
+
+
+def test_the_schema_knows_every_policy_key_and_no_other() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(schema["properties"]["policy"]["properties"]) == set(POLICY_KEYS)
+
+
+def test_every_value_is_documented_in_place() -> None:
+    """helm-docs style: a `# --` comment right above every setting of the first two levels."""
+    lines = [line.rstrip() for line in (CHART / "values.yaml").read_text().splitlines()]
+    for index, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if not line.strip() or line.lstrip().startswith(("#", "-")) or indent > 2:
+            continue
+        following = next((n for n in lines[index + 1 :] if n.strip()), "")
+        if line.endswith(":") and len(following) - len(following.lstrip()) > indent:
+            continue  # a section: its settings carry the comments
+        above = index - 1
+        while (
+            above >= 0
+            and lines[above].strip().startswith("#")
+            and not lines[above].strip().startswith("# --")
+        ):
+            above -= 1
+        documented = above >= 0 and lines[above].strip().startswith("# --")
+        assert documented, f"values.yaml:{index + 1}: {line.strip()} has no `# --` comment"
+
+
+def test_the_policy_value_is_mounted_as_the_servers_policy_file() -> None:
+    documents = render(
+        "policy.allowedExternalIPCIDRs={10.0.0.0/8}", "policy.allowExistingViolations=false"
+    )
+    policy_yaml = the("ConfigMap", documents)["data"]["policy.yaml"]
+    assert parse_policy(policy_yaml) == policy_from_mapping(
+        {"allowedExternalIPCIDRs": ["10.0.0.0/8"], "allowExistingViolations": False}
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "namespace", "message"),
+    [
+        pytest.param((), "kube-system", "cannot be installed in kube-system", id="kube-system"),
+        pytest.param((), "kube-public", "cannot be installed in kube-public", id="kube-public"),
+        pytest.param(("replicaCount=1",), "guard", "would block every node drain",
+                     id="one fail-closed replica under a PDB"),
+        pytest.param(("replicaCount=2", "podDisruptionBudget.minAvailable=2"), "guard",
+                     "must be below replicaCount", id="a PDB that allows no eviction"),
+        pytest.param(("defaultMode=Enforce",), "guard", "defaultMode",
+                     id="a mode in the wrong case"),
+        pytest.param(("replicas=3",), "guard", "additional properties 'replicas' not allowed",
+                     id="a misspelt key"),
+        pytest.param(("policy.allowExistingViolation=true",), "guard",
+                     "additional properties 'allowExistingViolation' not allowed",
+                     id="a misspelt policy key"),
+        pytest.param(("webhook.timeoutSeconds=60",), "guard", "timeoutSeconds",
+                     id="a timeout the API server refuses"),
+        pytest.param(("certificates.mode=selfSigned",), "guard", "certificates/mode",
+                     id="an unknown certificate mode"),
+    ],
+)  # fmt: skip
+def test_impossible_values_fail_at_render_time(
+    values: tuple[str, ...], namespace: str, message: str
+) -> None:
+    assert message in render_error(*values, namespace=namespace)
+
+
+def pod_specs(documents: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
+    for doc in documents:
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "Pod":
+            yield name, doc["spec"]
+        elif doc["kind"] in ("Deployment", "Job"):
+            yield name, doc["spec"]["template"]["spec"]
+        elif doc["kind"] == "CronJob":
+            yield name, doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("mode", ["bootstrap", "certManager"])
+def test_every_pod_runs_restricted(mode: str) -> None:
+    specs = dict(pod_specs(render(f"certificates.mode={mode}")))
+    assert specs
+    for name, spec in specs.items():
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert "limits" in container["resources"], name
+
+
+def test_the_server_runs_as_the_design_asks() -> None:
+    deployment = the("Deployment", render())
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False  # it calls no Kubernetes API
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    delay = next(a for a in container["args"] if a.startswith("--shutdown-delay="))
+    assert pod["terminationGracePeriodSeconds"] > float(delay.partition("=")[2])
+    assert the("PodDisruptionBudget", render())["spec"]["minAvailable"] == 1
+
+
+# --- validated by the real API server -------------------------------------------------------
+
+
+def apply_dry_run(kubectl: Kubectl, documents: list[Manifest]) -> subprocess.CompletedProcess[str]:
+    return kubectl(
+        "apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(documents), check=False
+    )
+
+
+def test_the_bootstrap_mode_is_valid_for_the_api_server(
+    control_plane: ControlPlane, kubectl: Kubectl
+) -> None:
+    kubectl("create", "namespace", "chart-bootstrap")
+    run = apply_dry_run(kubectl, render("defaultMode=audit", namespace="chart-bootstrap"))
+    assert run.returncode == 0, run.stderr
+    assert "deployment.apps/clusterip-guard created (server dry run)" in run.stdout
+
+
+def test_the_cert_manager_mode_is_valid_against_cert_managers_own_crds(
+    control_plane: ControlPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    for crd in cert_manager_crds():
+        kubectl("apply", "--server-side", "-f", str(crd))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s",
+            "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")  # fmt: skip
+    kubectl("create", "namespace", "chart-cert-manager")
+    documents = render("certificates.mode=certManager", namespace="chart-cert-manager")
+    run = apply_dry_run(kubectl, documents)
+    assert run.returncode == 0, run.stderr
+    assert "certificate.cert-manager.io/clusterip-guard-serving created (server dry run)" in (
+        run.stdout
+    )
+    broken = copy.deepcopy(documents)
+    the("Certificate", broken, "clusterip-guard-serving")["spec"]["privateKey"]["size"] = "big"
+    refused = apply_dry_run(kubectl, broken)
+    assert refused.returncode != 0  # the CRDs' schema is really checked
+    assert "privateKey.size" in refused.stderr

@@ -1,0 +1,50 @@
+"""The pinned tools the tests drive: helm and kubectl of the pinned Kubernetes release, and
+cert-manager's published CRDs. Built or fetched once, from the project's own files."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+from pathlib import Path
+
+from tests.support.paths import ROOT
+
+BUILD = ROOT / "hack" / "controlplane" / "build.sh"
+# cert-manager's CRDs, as its v1.21.2 release defines them (deploy/crds in its Go module),
+# fetched through the Go module proxy and checked against the Go checksum database.
+CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
+CERT_MANAGER_VERSION = "v1.21.2"
+
+
+@functools.cache
+def node_assets() -> Path:
+    """The folder with every pinned binary (`build.sh node`: helm, kubectl, the node's)."""
+    run = subprocess.run(
+        ["bash", str(BUILD), "node"], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"{BUILD} node failed with exit code {run.returncode}; see its output")
+    return Path(run.stdout.strip().splitlines()[-1])
+
+
+def helm() -> Path:
+    return node_assets() / "helm"
+
+
+def kubectl() -> Path:
+    return node_assets() / "kubectl"
+
+
+@functools.cache
+def cert_manager_crds() -> list[Path]:
+    download = subprocess.run(
+        ["go", "mod", "download", "-json", f"{CERT_MANAGER_MODULE}@{CERT_MANAGER_VERSION}"],
+        capture_output=True, text=True, check=False, cwd=ROOT / "hack" / "controlplane",
+    )  # fmt: skip
+    if download.returncode != 0:
+        raise RuntimeError(
+            f"cannot fetch {CERT_MANAGER_MODULE}: {download.stdout}{download.stderr}"
+        )
+    folder = Path(json.loads(download.stdout)["Dir"]) / "deploy" / "crds"
+    return sorted(folder.glob("cert-manager.io_*.yaml"))
