@@ -2,6 +2,7 @@
 
     python3 hack/cluster/cluster.py up    [--dir .dev]   # returns when the node is Ready
     python3 hack/cluster/cluster.py down  [--dir .dev]   # stops and undoes all that `up` did
+    python3 hack/cluster/cluster.py import ARCHIVE           # an image archive (`make image`)
     python3 hack/cluster/cluster.py image REF FOLDER [--busybox] -- ENTRYPOINT [ARG ...]
                                           # an image of FOLDER (plus Debian's static busybox and
                                           # its applets in /bin with --busybox), built with
@@ -1368,6 +1369,12 @@ def main(argv: list[str] | None = None) -> int:
     image.add_argument("rootfs", type=Path, help="folder copied to / in the image")
     image.add_argument("--busybox", action="store_true", help="add busybox and its applets")
     image.add_argument("entrypoint", nargs="+", help="after --: the entrypoint and arguments")
+    load = commands.add_parser(
+        "import", help="import an image archive (oci or docker) into the node"
+    )
+    load.add_argument(
+        "archive", type=Path, help="e.g. .dev/images/clusterip-guard.tar (make image)"
+    )
     args = parser.parse_args(argv)
     layout = Layout(args.dir.resolve())
     # A Ctrl-C or a kill while starting runs `down` through the exception path in up().
@@ -1381,6 +1388,13 @@ def main(argv: list[str] | None = None) -> int:
             problems = prerequisites()
             print("; ".join(problems) if problems else "this machine can run a node")
             return 1 if problems else 0
+        elif args.command == "import":
+            if not running(layout):
+                raise ClusterError("no cluster running: `make cluster` first")
+            if not args.archive.is_file():
+                raise ClusterError(f"{args.archive}: no such image archive (`make image` makes it)")
+            import_image(layout, args.archive)
+            print(f"imported {args.archive}")
         else:
             if not running(layout):
                 raise ClusterError("no cluster running: `make cluster` first")
