@@ -1,12 +1,13 @@
 # clusterip-guard: one entry point for developers and CI.
 #   make demo   set everything up, start the local control plane and the webhook, walk through each mode
 #   make test   lint, types and every test (unit, HTTP over TLS, end to end on a real kube-apiserver)
+#   make image  the container image, built without a registry (root, buildah): hack/image/README.md
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench clean
+.PHONY: setup controlplane lint unit test up down demo bench image clean
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -43,6 +44,11 @@ down: setup
 
 bench: setup controlplane
 	$(BIN)/python benchmarks/review_throughput.py
+
+# clusterip-guard:<version> from the Dockerfile, and .dev/images/clusterip-guard.tar for
+# `ctr -n k8s.io images import`. Needs no virtualenv: the host's python3 fills the wheelhouse.
+image:
+	hack/image/build.sh
 
 clean: down
 	rm -rf $(DEV) $(VENV)
