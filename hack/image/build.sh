@@ -35,9 +35,14 @@ buildah bud --quiet --layers --isolation chroot \
     --tag "$IMAGE:$version" . >/dev/null
 
 mkdir -p "$(dirname "$ARCHIVE")"
-rm -f "$ARCHIVE"
-# The name inside the archive is the one the kubelet asks for with `image: clusterip-guard:V`.
-buildah push --quiet "localhost/$IMAGE:$version" \
-    "oci-archive:$ARCHIVE:docker.io/library/$IMAGE:$version"
+# Exporting compresses every layer (~10 s): skip it when the archive holds this very image.
+image_id=$(buildah inspect --type image --format '{{.FromImageID}}' "localhost/$IMAGE:$version")
+if [[ ! -s $ARCHIVE || $(cat "$ARCHIVE.id" 2>/dev/null) != "$image_id $IMAGE:$version" ]]; then
+    rm -f "$ARCHIVE" "$ARCHIVE.id"
+    # The name inside is the one the kubelet asks for with `image: clusterip-guard:<version>`.
+    buildah push --quiet "localhost/$IMAGE:$version" \
+        "oci-archive:$ARCHIVE:docker.io/library/$IMAGE:$version"
+    echo "$image_id $IMAGE:$version" >"$ARCHIVE.id"
+fi
 size=$(buildah images --format '{{.Size}}' "localhost/$IMAGE:$version")
 echo "hack/image: $IMAGE:$version ($size) -> $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1))"

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs what building the image needs on a Debian host (root): buildah and debootstrap.
-# Another engineer may be running apt at the same time, so wait for the dpkg lock instead
-# of failing on it. Does nothing when both are already there.
+# Installs Debian packages the image work needs (root), each named by the command it gives:
+# by default buildah and debootstrap (to build); `install-tools.sh containerd` adds containerd,
+# ctr and runc (to run the image in tests). Another engineer may be running apt at the same
+# time, so it waits for the dpkg lock instead of failing on it. Does nothing when all are there.
 set -euo pipefail
+(($# > 0)) || set -- buildah debootstrap
 need=()
-command -v buildah >/dev/null || need+=(buildah)
-command -v debootstrap >/dev/null || need+=(debootstrap)
+for tool in "$@"; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+done
 if ((${#need[@]} == 0)); then
     exit 0
 fi
