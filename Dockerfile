@@ -23,6 +23,7 @@ COPY wheelhouse/ /wheelhouse/
 RUN set -eu; \
     python3 -m venv --without-pip /opt/venv; \
     set -- /wheelhouse/pip-*.whl; \
+    [ -f "$1" ] || { echo "no pip wheel in wheelhouse/: see hack/image/README.md" >&2; exit 1; }; \
     /opt/venv/bin/python "$1/pip" install --no-index --find-links=/wheelhouse \
         --only-binary=:all: --no-compile clusterip-guard; \
     /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv; \
@@ -37,10 +38,11 @@ LABEL org.opencontainers.image.title="clusterip-guard" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="Apache-2.0"
-# Public Python images ship pip and setuptools in the system site-packages: drop them (the
-# debootstrap base has none). Removal only hides them, it saves no space.
+# Public Python images ship pip (and setuptools) in the system site-packages: drop them (the
+# debootstrap base has none). Removal only hides them, it saves no space. The flag lets pip
+# act on a base whose Python is marked externally managed, as Debian's is.
 RUN if python3 -c 'import pip' 2>/dev/null; then \
-        python3 -m pip uninstall --yes --quiet pip setuptools wheel; \
+        python3 -m pip uninstall --yes --quiet --break-system-packages pip setuptools wheel; \
     fi
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
