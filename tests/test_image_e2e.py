@@ -223,6 +223,15 @@ class Containerd:
         return run("ctr", "--address", self.socket, "--namespace", "k8s.io", *args,
                    timeout=timeout, check=check)  # fmt: skip
 
+    def run(self, name: str, *command: str, flags: tuple[str, ...] = ("--rm",)) -> Any:
+        """`ctr run` of the image as container `name`, always with a read-only root. Its
+        cgroup sits right under the root and goes with the container (by default ctr nests it
+        in /k8s.io/, which runc would create and leave behind)."""
+        return self.ctr(
+            "run", "--read-only", "--cgroup", f"/clusterip-guard-e2e-{name}", *flags,
+            NODE_IMAGE, name, *command,
+        )  # fmt: skip
+
     def start(self) -> None:
         config = self.base / "config.toml"
         config.write_text(
@@ -302,13 +311,11 @@ def test_archive_imports_into_the_k8s_io_namespace(containerd: Containerd) -> No
 
 def test_version_runs_as_non_root_on_a_read_only_root(containerd: Containerd) -> None:
     # ctr 1.6 has no --user: it applies the image's USER, which this proves.
-    ids = containerd.ctr("run", "--rm", "--read-only", NODE_IMAGE, "cg-e2e-id",
-                         "sh", "-c", "id -u; id -g; touch /probe 2>&1 || true")  # fmt: skip
+    ids = containerd.run("cg-e2e-id", "sh", "-c", "id -u; id -g; touch /probe 2>&1 || true")
     uid, gid, touch = ids.stdout.splitlines()
     assert (uid, gid) == ("65532", "65532")
     assert "Read-only file system" in touch
-    version = containerd.ctr("run", "--rm", "--read-only", NODE_IMAGE, "cg-e2e-version",
-                             "clusterip-guard", "--version")  # fmt: skip
+    version = containerd.run("cg-e2e-version", "clusterip-guard", "--version")
     assert version.stdout.strip() == f"clusterip-guard {VERSION}"
 
 
@@ -332,13 +339,15 @@ def test_serve_answers_healthz_over_https_with_a_mounted_certificate(
     (tls / "tls.key").chmod(0o400)
     port, metrics_port = free_port(), free_port()
     log = containerd.base / "serve.log"
-    containerd.ctr(
-        "run", "--detach", "--read-only", "--net-host", "--log-uri", f"file://{log}",
-        "--mount", f"type=bind,src={tls},dst=/etc/clusterip-guard/tls,options=rbind:ro",
-        NODE_IMAGE, "cg-e2e-serve", "clusterip-guard", "serve",
+    containerd.run(
+        "cg-e2e-serve", "clusterip-guard", "serve",
         "--cert-file", "/etc/clusterip-guard/tls/tls.crt",
         "--key-file", "/etc/clusterip-guard/tls/tls.key",
         "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(metrics_port),
+        flags=(
+            "--detach", "--net-host", "--log-uri", f"file://{log}",
+            "--mount", f"type=bind,src={tls},dst=/etc/clusterip-guard/tls,options=rbind:ro",
+        ),
     )  # fmt: skip
     try:
         context = ssl.create_default_context(cafile=str(tls / "tls.crt"))
