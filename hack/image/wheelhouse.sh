@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fills the wheelhouse (the folder the Dockerfile installs from, with --no-index) on the host:
 #   - the project's own wheel, built from pyproject.toml in a clean copy of the tree
-#     (reproducible: SOURCE_DATE_EPOCH is the last commit's time), rebuilt every time;
+#     (reproducible: fixed SOURCE_DATE_EPOCH), rebuilt every time;
 #   - its dependencies and pip itself as binary wheels for the image's Python, CPython 3.11
 #     on manylinux x86_64 with glibc <= 2.36 (Debian bookworm), whatever the host is;
 #     fetched again only when pyproject.toml is newer than the last fetch (FORCE=1 refetches).
@@ -43,8 +43,9 @@ tar -C "$root" -cf - --exclude=./.git --exclude=./.venv --exclude=./.dev --exclu
     --exclude="./$WHEELHOUSE" --exclude='*.egg-info' --exclude=__pycache__ \
     --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache --exclude=.hypothesis \
     . | tar -C "$src" -xf -
-SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || echo 315532800)
-export SOURCE_DATE_EPOCH
+# Fixed zip times (1980-01-01, the zip epoch): the wheel's bytes depend on its content only,
+# so a commit that leaves the package alone keeps the builder's layer cache.
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}
 rm -f "$WHEELHOUSE"/clusterip_guard-*.whl
 "$tools/bin/pip" wheel --quiet --no-deps --no-build-isolation --wheel-dir "$src/dist" "$src"
 cp "$src"/dist/clusterip_guard-*.whl "$WHEELHOUSE"/
