@@ -1,8 +1,8 @@
 # clusterip-guard container image.
 #
 # Installs only from the wheelhouse/ folder of the build context, never from a package index:
-# fill it on the host first (`hack/image/wheelhouse.sh`, or `pip wheel --wheel-dir wheelhouse .`
-# plus `pip download ... pip` for a plain docker build; see hack/image/README.md). The same
+# fill it on the host first (`hack/image/wheelhouse.sh`, or on Linux x86_64 with Python 3.11
+# `pip wheel --wheel-dir wheelhouse . pip`; see hack/image/README.md). The same
 # wheelhouse gives the same image, so this is also how reproducible builds are done.
 #
 # BASE must give a `python3` (3.11) with the venv module. Both stages use it, so the venv built
