@@ -3,12 +3,13 @@
 #   make test   lint, types and every test (unit, HTTP over TLS, end to end on a real kube-apiserver)
 #   make cluster       a real one-node cluster (root, Linux): kubeconfig in .dev/cluster/kubeconfig
 #   make cluster-down  stop it and undo every change it made to the host
+#   make image  the container image, built without a registry (root, buildah): hack/image/README.md
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench clean cluster cluster-down
+.PHONY: setup controlplane lint unit test up down demo bench image clean cluster cluster-down
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -53,6 +54,11 @@ cluster-down:
 
 bench: setup controlplane
 	$(BIN)/python benchmarks/review_throughput.py
+
+# clusterip-guard:<version> from the Dockerfile, and .dev/images/clusterip-guard.tar for
+# `ctr -n k8s.io images import`. Needs no virtualenv: the host's python3 fills the wheelhouse.
+image:
+	hack/image/build.sh
 
 clean: down
 	rm -rf $(DEV) $(VENV)

@@ -1,0 +1,324 @@
+"""clusterip-guard installed by its Helm chart on a real node, from the image the repository's
+Dockerfile builds; then the exercise it grew out of, restarts under load, upgrade, uninstall.
+
+One node for the module; the tests run in order, each building on the one before, as an admin
+would: install, label a namespace, apply the manifest, restart, upgrade, uninstall.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tests.support.node import NODE_IP, Node, cluster, http_get, running_node
+from tests.support.paths import ROOT
+from tests.support.polling import until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.node]
+
+CHART = ROOT / "charts" / "clusterip-guard"
+RELEASE = "clusterip-guard"
+GUARD_NAMESPACE = "clusterip-guard"
+IMAGE_ARCHIVE = ROOT / ".dev" / "images" / "clusterip-guard.tar"
+NGINX_ARCHIVE = ROOT / ".dev" / "images" / "nginx-debian.tar"
+NGINX_IMAGE = "localhost/nginx-debian:bookworm"
+EXAMPLE = ROOT / "examples" / "nginx-nodeport.yaml"
+EXAMPLE_NODE_PORT = 30080
+WELCOME = "Welcome to nginx!"
+BUILD_TIMEOUT = 1200  # a cold image build: a debootstrap base, the wheelhouse, buildah
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    with running_node(tmp_path_factory.mktemp("install")) as started:
+        yield started
+
+
+def helm(node: Node, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    run = subprocess.run(
+        [str(node.dev / "bin" / "helm"), f"--kubeconfig={node.kubeconfig}", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, f"helm {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}"
+    return run
+
+
+def api(node: Node) -> client.CoreV1Api:
+    return client.CoreV1Api(
+        config.new_client_from_config(config_file=str(node.kubeconfig))  # type: ignore[no-untyped-call]
+    )
+
+
+def node_port_service(name: str, node_port: int | None = None) -> dict[str, Any]:
+    port: dict[str, Any] = {"port": 80, "targetPort": 80}
+    if node_port is not None:
+        port["nodePort"] = node_port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [port]},
+    }
+
+
+def create_service(core: client.CoreV1Api, namespace: str, manifest: dict[str, Any]) -> str:
+    """Create the Service; its type as stored."""
+    body = client.V1Service.from_dict(manifest)
+    assert body is not None
+    stored = core.create_namespaced_service(namespace, body)
+    assert stored.spec is not None
+    return str(stored.spec.type)
+
+
+def webhook_configurations(node: Node) -> list[str]:
+    names = []
+    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+        found = json.loads(node.kubectl("get", kind, "-o", "json").stdout)["items"]
+        names += [f"{kind}/{item['metadata']['name']}" for item in found]
+    return names
+
+
+def serving_certificate(node: Node) -> str:
+    secret = json.loads(
+        node.kubectl(
+            "-n", GUARD_NAMESPACE, "get", "secret", "clusterip-guard-tls", "-o", "json"
+        ).stdout
+    )
+    return str(secret["data"]["tls.crt"])
+
+
+def test_the_image_is_built_from_the_repositorys_dockerfile_and_imported(node: Node) -> None:
+    built = subprocess.run(
+        ["bash", str(ROOT / "hack" / "image" / "build.sh")],
+        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    nginx = subprocess.run(
+        ["bash", str(ROOT / "hack" / "image" / "nginx.sh")],
+        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert nginx.returncode == 0, nginx.stderr[-3000:]
+    for archive in (IMAGE_ARCHIVE, NGINX_ARCHIVE):
+        imported = cluster(node.dev, "import", str(archive))
+        assert imported.returncode == 0, imported.stderr
+
+
+def test_helm_install_brings_two_ready_replicas_and_registers_the_webhooks(node: Node) -> None:
+    helm(node, "install", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE,
+         "--create-namespace", "--wait", "--timeout=5m")  # fmt: skip
+    deployment = json.loads(
+        node.kubectl("-n", GUARD_NAMESPACE, "get", "deployment", RELEASE, "-o", "json").stdout
+    )
+    assert deployment["status"]["readyReplicas"] == 2
+    assert sorted(webhook_configurations(node)) == [
+        f"mutatingwebhookconfigurations/{RELEASE}",
+        f"validatingwebhookconfigurations/{RELEASE}",
+    ]
+    validating = json.loads(
+        node.kubectl("get", "validatingwebhookconfiguration", RELEASE, "-o", "json").stdout
+    )
+    assert all(w["clientConfig"]["caBundle"] for w in validating["webhooks"])
+
+
+def test_helm_test_reaches_the_webhook_through_its_service(node: Node) -> None:
+    run = helm(node, "test", RELEASE, "--namespace", GUARD_NAMESPACE, "--timeout=3m")
+    assert "Phase:          Succeeded" in run.stdout
+
+
+def test_the_api_server_calls_the_webhook_and_a_mutate_namespace_gets_cluster_ip(
+    node: Node,
+) -> None:
+    node.kubectl("create", "namespace", "shop")
+    node.kubectl("label", "namespace", "shop", "clusterip-guard.io/mode=mutate")
+    run = node.kubectl(
+        "-n",
+        "shop",
+        "create",
+        "-f",
+        "-",
+        "-o",
+        "json",
+        stdin=json.dumps(node_port_service("probe")),
+    )
+    assert "clusterip-guard converted this Service from NodePort to ClusterIP" in run.stderr
+    stored = json.loads(run.stdout)
+    assert stored["spec"]["type"] == "ClusterIP"
+
+
+def example_with_local_nginx() -> str:
+    """The example manifest, with the nginx image made here from Debian's package (no registry
+    to pull nginx:1.27 from); nothing else changes."""
+    documents = list(yaml.safe_load_all(EXAMPLE.read_text()))
+    for document in documents:
+        if document["kind"] == "Deployment":
+            container = document["spec"]["template"]["spec"]["containers"][0]
+            container["image"] = NGINX_IMAGE
+            container["imagePullPolicy"] = "Never"
+    return yaml.safe_dump_all(documents)
+
+
+def apply_example(node: Node, namespace: str) -> subprocess.CompletedProcess[str]:
+    run = node.kubectl("-n", namespace, "apply", "-f", "-", stdin=example_with_local_nginx())
+    node.kubectl("-n", namespace, "rollout", "status", "deployment/nginx", "--timeout=180s")
+    return run
+
+
+def fetch_in_cluster(node: Node, namespace: str, url: str) -> str:
+    """What a Pod in the cluster gets from `url` (python3 in the clusterip-guard image)."""
+    script = (
+        f"import urllib.request; print(urllib.request.urlopen('{url}', timeout=5).read().decode())"
+    )
+    run = node.kubectl(
+        "-n", namespace, "run", "fetch", "--rm", "-i", "--restart=Never", "--quiet",
+        f"--image=clusterip-guard:{chart_app_version()}", "--image-pull-policy=Never",
+        "--command", "--", "python3", "-c", script,
+        check=False,
+    )  # fmt: skip
+    return run.stdout + run.stderr
+
+
+def chart_app_version() -> str:
+    return str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+
+
+def test_the_exercise_nginx_is_reachable_only_inside_the_cluster(node: Node) -> None:
+    applied = apply_example(node, "shop")
+    assert "clusterip-guard converted this Service from NodePort to ClusterIP" in applied.stderr
+    service = json.loads(node.kubectl("-n", "shop", "get", "service", "nginx", "-o", "json").stdout)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert "nodePort" not in service["spec"]["ports"][0]
+    assert service["metadata"]["annotations"]["clusterip-guard.io/converted-from"] == "NodePort"
+    ready = json.loads(
+        node.kubectl("-n", "shop", "get", "deployment", "nginx", "-o", "json").stdout
+    )
+    assert ready["status"]["readyReplicas"] == 3
+
+    cluster_ip = service["spec"]["clusterIP"]
+    assert until(
+        lambda: WELCOME in fetch_in_cluster(node, "shop", f"http://{cluster_ip}/"), timeout=60
+    ), "nginx's page did not come through the ClusterIP inside the cluster"
+    with pytest.raises(ConnectionRefusedError):
+        http_get(NODE_IP, EXAMPLE_NODE_PORT)  # closed on the node's address
+
+
+def test_the_same_manifest_in_an_unlabelled_namespace_answers_on_its_node_port(
+    node: Node,
+) -> None:
+    node.kubectl("create", "namespace", "sandbox")
+    applied = apply_example(node, "sandbox")
+    assert "clusterip-guard" not in applied.stderr
+    service = json.loads(
+        node.kubectl("-n", "sandbox", "get", "service", "nginx", "-o", "json").stdout
+    )
+    assert service["spec"]["type"] == "NodePort"
+
+    def answered() -> bool:
+        try:
+            return WELCOME in http_get(NODE_IP, EXAMPLE_NODE_PORT)
+        except OSError:
+            return False
+
+    assert until(answered, timeout=60), f"no answer on {NODE_IP}:{EXAMPLE_NODE_PORT}"
+    node.kubectl("delete", "namespace", "sandbox", "--wait=true", "--timeout=120s")
+
+
+class ServiceStream:
+    """Creates NodePort Services in a mutate namespace, one after another, until stopped;
+    every create must succeed and come back as ClusterIP."""
+
+    def __init__(self, node: Node, namespace: str) -> None:
+        self.core = api(node)
+        self.namespace = namespace
+        self.created = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            name = f"stream-{self.created + len(self.failures)}"
+            try:
+                stored_type = create_service(self.core, self.namespace, node_port_service(name))
+            except ApiException as error:
+                self.failures.append(f"{name}: {error.status} {error.reason}: {error.body}")
+            else:
+                if stored_type != "ClusterIP":
+                    self.failures.append(f"{name}: stored as {stored_type}")
+                self.created += 1
+            time.sleep(0.05)
+
+    def __enter__(self) -> ServiceStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def test_a_rolling_restart_loses_no_admission(node: Node) -> None:
+    node.kubectl("create", "namespace", "stream-restart")
+    node.kubectl("label", "namespace", "stream-restart", "clusterip-guard.io/mode=mutate")
+    with ServiceStream(node, "stream-restart") as stream:
+        time.sleep(3)
+        node.kubectl("-n", GUARD_NAMESPACE, "rollout", "restart", f"deployment/{RELEASE}")
+        node.kubectl("-n", GUARD_NAMESPACE, "rollout", "status", f"deployment/{RELEASE}",
+                     "--timeout=180s")  # fmt: skip
+        time.sleep(8)  # the last old replica's shutdown delay and drain
+    assert stream.failures == []
+    assert stream.created > 50
+
+
+def test_a_deleted_pod_loses_no_admission(node: Node) -> None:
+    node.kubectl("create", "namespace", "stream-delete")
+    node.kubectl("label", "namespace", "stream-delete", "clusterip-guard.io/mode=mutate")
+    selector = "app.kubernetes.io/name=clusterip-guard"
+    listed = node.kubectl("-n", GUARD_NAMESPACE, "get", "pods", "-l", selector, "-o", "json")
+    pods = json.loads(listed.stdout)["items"]
+    with ServiceStream(node, "stream-delete") as stream:
+        time.sleep(3)
+        node.kubectl("-n", GUARD_NAMESPACE, "delete", "pod", pods[0]["metadata"]["name"],
+                     "--wait=true", "--timeout=60s")  # fmt: skip
+        time.sleep(5)
+    assert stream.failures == []
+    assert stream.created > 30
+
+
+def test_helm_upgrade_keeps_the_certificates_and_applies_new_values(node: Node) -> None:
+    before = serving_certificate(node)
+    helm(node, "upgrade", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE,
+         "--set", "defaultMode=audit", "--wait", "--timeout=5m")  # fmt: skip
+    assert serving_certificate(node) == before
+    validating = json.loads(
+        node.kubectl("get", "validatingwebhookconfiguration", RELEASE, "-o", "json").stdout
+    )
+    assert "audit-default.clusterip-guard.io" in {w["name"] for w in validating["webhooks"]}
+    helm(node, "test", RELEASE, "--namespace", GUARD_NAMESPACE, "--timeout=3m")
+
+
+def test_helm_uninstall_leaves_no_webhook_and_services_work_after(node: Node) -> None:
+    helm(node, "uninstall", RELEASE, "--namespace", GUARD_NAMESPACE, "--wait", "--timeout=5m")
+    assert webhook_configurations(node) == []
+    secrets = json.loads(
+        node.kubectl("-n", GUARD_NAMESPACE, "get", "secrets", "-o", "json").stdout
+    )["items"]
+    assert [
+        s["metadata"]["name"] for s in secrets if "clusterip-guard" in s["metadata"]["name"]
+    ] == []
+    stored_type = create_service(api(node), "shop", node_port_service("after-uninstall"))
+    assert stored_type == "NodePort"  # nothing judges the namespace any more
+
+
+def test_the_node_goes_down_cleanly(node: Node, tmp_path: Path) -> None:
+    down = cluster(node.dev, "down")
+    assert down.returncode == 0, down.stderr
