@@ -20,7 +20,12 @@ from kubernetes import client
 
 from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
 from clusterip_guard.cluster.client import Report, call, read_or_none
-from clusterip_guard.cluster.errors import ClusterError, NamespaceMissing, NoReadyEndpoint
+from clusterip_guard.cluster.errors import (
+    ClusterError,
+    ClusterRefused,
+    NamespaceMissing,
+    NoReadyEndpoint,
+)
 from clusterip_guard.cluster.settings import BootstrapSettings
 from clusterip_guard.cluster.stores import CertificateStore, FileStore, SecretStore
 from clusterip_guard.core.names import CONFIG_HASH_ANNOTATION
@@ -140,10 +145,15 @@ def _target(settings: BootstrapSettings) -> ServiceTarget | UrlTarget:
 
 
 def _require_namespace(api: client.ApiClient, namespace: str) -> None:
+    """A clear error for a missing namespace, when we may look (the chart's pre-install Job
+    may not: namespaces are cluster-scoped, and it holds a Role only)."""
     core = client.CoreV1Api(api)
-    found = read_or_none(
-        "get", "namespaces", None, functools.partial(core.read_namespace, namespace)
-    )
+    try:
+        found = read_or_none(
+            "get", "namespaces", None, functools.partial(core.read_namespace, namespace)
+        )
+    except ClusterRefused:
+        return  # the writes that follow name their own failure
     if found is None:
         raise NamespaceMissing(f"namespace {namespace} does not exist; create it first")
 

@@ -97,11 +97,19 @@ seccompProfile:
 {{- end -}}
 {{- end -}}
 
-{{/* Hook annotations of the pre-install certificates Job and its RBAC. */}}
-{{- define "clusterip-guard.certificatesHook" -}}
-helm.sh/hook: pre-install,pre-upgrade
+{{/* Hook annotations of a hook Job and of the RBAC it brings along (dict: hook, weight).
+     Hook RBAC exists only while its Job runs: the pre-install Job runs before the chart's other
+     objects exist, and the pre-delete Job must work whatever state the release is in. */}}
+{{- define "clusterip-guard.hook" -}}
+helm.sh/hook: {{ .hook }}
 helm.sh/hook-weight: {{ .weight | quote }}
 helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}
+{{- define "clusterip-guard.certificatesHook" -}}
+{{ include "clusterip-guard.hook" (dict "hook" "pre-install,pre-upgrade" "weight" .weight) }}
+{{- end -}}
+{{- define "clusterip-guard.uninstallHook" -}}
+{{ include "clusterip-guard.hook" (dict "hook" "pre-delete" "weight" .weight) }}
 {{- end -}}
 
 {{/* The Pod of every bootstrap Job: the same image, restricted, with a token to talk to the API. */}}
