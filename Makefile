@@ -1,5 +1,5 @@
 # clusterip-guard: one entry point for developers and CI.
-#   make demo   set everything up, start the local control plane and the webhook, walk through each mode
+#   make demo   set everything up and show the exercise on a real node (or each mode beside the local control plane)
 #   make test   lint, types and every test (unit, HTTP over TLS, end to end on a real kube-apiserver)
 #   make cluster       a real one-node cluster (root, Linux): kubeconfig in .dev/cluster/kubeconfig
 #   make cluster-down  stop it and undo every change it made to the host
@@ -38,7 +38,9 @@ test: lint controlplane
 up: setup controlplane
 	DEV_DIR=$(DEV) hack/up.sh
 
-demo: up
+# On a machine that can run a node: the exercise on a real node, installed by Helm; elsewhere
+# (or with DEMO=loopback) each mode beside the local control plane, saying why.
+demo: setup controlplane
 	DEV_DIR=$(DEV) hack/demo.sh
 
 down: setup

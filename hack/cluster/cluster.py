@@ -60,6 +60,7 @@ PAUSE_IMAGE = "localhost/clusterip-guard/pause:1"
 ETCD_PORT = 12379
 ETCD_PEER_PORT = 12380
 APISERVER_PORT = 16443
+UNIX_SOCKET_PATH_MAX = 104
 KUBELET_PORT = 10250
 KUBELET_HEALTHZ_PORT = 10248
 PROXY_METRICS_PORT = 10249
@@ -632,6 +633,9 @@ def kubelet_config(layout: Layout) -> dict[str, object]:
         },
         "maxPods": 60,
         "serializeImagePulls": False,
+        # A changed ConfigMap reaches mounted volumes at the next pod sync: every 10 s instead
+        # of the default minute, so a policy change shows within seconds in tests and demos.
+        "syncFrequency": "10s",
     }
 
 
@@ -943,8 +947,15 @@ def up(layout: Layout) -> str:
         raise ClusterError("this machine cannot run a node: " + "; ".join(problems))
     alive = running(layout)
     if alive:
+        if len(alive) == len(State(layout.work).processes) and _ok(
+            f"https://{NODE_IP}:{APISERVER_PORT}/readyz", admin_context(layout.pki)
+        ):
+            return (
+                f"cluster already running from {layout.work}; "
+                f"export KUBECONFIG={layout.kubeconfig} PATH={layout.bin.resolve()}:$PATH"
+            )
         raise ClusterError(
-            f"a cluster is already running from {layout.work} "
+            f"a cluster is half running from {layout.work} "
             f"({', '.join(p.name for p in alive)}); `make cluster-down` first"
         )
     owner = bridge_owner()
@@ -964,6 +975,13 @@ def up(layout: Layout) -> str:
     if busy:
         raise ClusterError(f"ports in use (another cluster?): {', '.join(busy)}")
 
+    # containerd adds ".ttrpc" to its socket's path, and a unix socket path has 104 bytes.
+    longest = len(str(layout.socket)) + len(".ttrpc")
+    if longest > UNIX_SOCKET_PATH_MAX:
+        raise ClusterError(
+            f"--dir {layout.work.parent} is too deep: containerd's socket path would be "
+            f"{longest} bytes, over the {UNIX_SOCKET_PATH_MAX} a unix socket allows"
+        )
     started = time.monotonic()
     run(["bash", str(INSTALL_DEPS)])
     log("building the node binaries (first run only)")

@@ -1,4 +1,5 @@
-"""The README's first command: `make demo` runs `make up` and walks through every mode."""
+"""The README's first command: `make demo`, on a real node where the machine can run one, and
+beside the local control plane where it cannot (or with DEMO=loopback)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.node import require_a_machine_that_runs_a_node
 from tests.support.paths import ROOT
 from tests.support.webhook_process import free_port
 
@@ -28,7 +30,11 @@ def make(target: str, dev: Path, **env: str) -> subprocess.CompletedProcess[str]
 
 def test_make_demo_shows_each_mode_as_a_user_sees_it(tmp_path: Path) -> None:
     dev = tmp_path / "dev"
-    ports = {"WEBHOOK_PORT": str(free_port()), "METRICS_PORT": str(free_port())}
+    ports = {
+        "WEBHOOK_PORT": str(free_port()),
+        "METRICS_PORT": str(free_port()),
+        "DEMO": "loopback",
+    }
     try:
         demo = make("demo", dev, **ports)
         assert demo.returncode == 0, demo.stdout + demo.stderr
@@ -50,3 +56,30 @@ def test_make_demo_shows_each_mode_as_a_user_sees_it(tmp_path: Path) -> None:
         down = make("down", dev)
     assert down.returncode == 0, down.stderr
     assert "control plane stopped" in down.stdout
+
+
+@pytest.mark.node
+def test_make_demo_on_a_node_shows_nginx_reachable_only_inside_the_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    dev = tmp_path_factory.mktemp("demo")  # short: containerd's socket path has a limit
+    require_a_machine_that_runs_a_node()
+    try:
+        demo = make("demo", dev)
+        out = demo.stdout + demo.stderr
+        assert demo.returncode == 0, out[-4000:]
+        # installed by the commands a user types
+        assert "$ helm upgrade --install clusterip-guard charts/clusterip-guard" in out
+        assert "Phase:          Succeeded" in out  # helm test
+        # the exercise: stored as ClusterIP, answers inside, not on the node port
+        assert "converted this Service from NodePort to ClusterIP" in out
+        inside, _, outside = out.partition("=== outside the cluster")
+        assert "<h1>Welcome to nginx!</h1>" in inside.rpartition("=== inside the cluster")[2]
+        closed, _, sandbox = outside.partition("=== the same manifest")
+        assert "Failed to connect to 10.244.0.1 port 30080" in closed
+        # the same manifest unlabelled: NodePort, and the node port answers
+        assert "80:30080/TCP" in sandbox
+        assert "<h1>Welcome to nginx!</h1>" in sandbox
+    finally:
+        down = make("cluster-down", dev)
+    assert down.returncode == 0, down.stderr

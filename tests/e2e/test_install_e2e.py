@@ -294,6 +294,44 @@ def test_a_deleted_pod_loses_no_admission(node: Node) -> None:
     assert stream.created > 30
 
 
+def pods_of_the_webhook(node: Node) -> dict[str, int]:
+    listed = node.kubectl("-n", GUARD_NAMESPACE, "get", "pods", "-l",
+                          "app.kubernetes.io/name=clusterip-guard", "-o", "json")  # fmt: skip
+    return {
+        pod["metadata"]["uid"]: pod["status"]["containerStatuses"][0]["restartCount"]
+        for pod in json.loads(listed.stdout)["items"]
+    }
+
+
+def external_ips_kept(node: Node) -> list[str]:
+    """What a mutate namespace keeps of an external IP in 192.0.2.0/24 (a server dry run)."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "with-external-ip"},
+        "spec": {"ports": [{"port": 80}], "externalIPs": ["192.0.2.10"]},
+    }
+    run = node.kubectl("-n", "shop", "create", "--dry-run=server", "-o", "json", "-f", "-",
+                       stdin=json.dumps(service))  # fmt: skip
+    return list(json.loads(run.stdout)["spec"].get("externalIPs", []))
+
+
+def test_a_changed_policy_is_reloaded_without_a_restart(node: Node) -> None:
+    assert external_ips_kept(node) == []  # outside the allowed CIDRs: mutate drops it
+    pods = pods_of_the_webhook(node)
+    allowed = "policy.allowedExternalIPCIDRs={192.0.2.0/24}"
+    helm(node, "upgrade", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE, "--reuse-values",
+         "--set", allowed, "--wait", "--timeout=5m")  # fmt: skip
+    if not until(lambda: external_ips_kept(node) == ["192.0.2.10"], timeout=120):
+        selector = "app.kubernetes.io/name=clusterip-guard"
+        logs = node.kubectl("-n", GUARD_NAMESPACE, "logs", "-l", selector, "--tail=20",
+                            check=False)  # fmt: skip
+        policy = node.kubectl("-n", GUARD_NAMESPACE, "get", "configmap", f"{RELEASE}-policy",
+                              "-o", "yaml", check=False)  # fmt: skip
+        pytest.fail(f"the new policy did not take effect:\n{policy.stdout}\n{logs.stdout}")
+    assert pods_of_the_webhook(node) == pods  # the same Pods, never restarted
+
+
 def test_helm_upgrade_keeps_the_certificates_and_applies_new_values(node: Node) -> None:
     before = serving_certificate(node)
     helm(node, "upgrade", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE,

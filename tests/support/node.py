@@ -122,16 +122,21 @@ class Node:
         self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
 
 
-@contextmanager
-def running_node(dev: Path) -> Iterator[Node]:
-    """A node for a test module, or a skip naming why this machine cannot run one (a failure
-    under CI=true, where a missing prerequisite is the project's fault)."""
+def require_a_machine_that_runs_a_node() -> None:
+    """Skip, naming why, where no node can run; under CI=true that is a failure instead."""
     problems = missing_prerequisites()
     if problems:
         reason = "this machine cannot run a node: " + "; ".join(problems)
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+@contextmanager
+def running_node(dev: Path) -> Iterator[Node]:
+    """A node for a test module, or a skip naming why this machine cannot run one (a failure
+    under CI=true, where a missing prerequisite is the project's fault)."""
+    require_a_machine_that_runs_a_node()
     before = HostSnapshot.take()
     up = cluster(dev, "up", timeout=UP_TIMEOUT)
     try:

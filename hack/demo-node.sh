@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# `make demo` on a real node: clusterip-guard installed by its Helm chart from the image the
+# Dockerfile builds, then the classic exercise: nginx with three replicas behind a NodePort
+# Service, which in a `mutate` namespace is stored as ClusterIP and answers only inside.
+# What it shows are the commands a cluster admin types, and their output.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+dev=${DEV_DIR:-.dev}
+node_ip=10.244.0.1
+version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+nginx_image=localhost/nginx-debian:bookworm
+
+show() { echo "\$ $*"; "$@"; echo; }
+step() { printf '\n=== %s ===\n\n' "$1"; }
+quietly() { "$@" >"$dev/demo-step.log" 2>&1 || { cat "$dev/demo-step.log" >&2; exit 1; }; }
+
+step "a one-node cluster on this machine, and the images (no registry: built here, imported)"
+mkdir -p "$dev"
+dev=$(cd "$dev" && pwd)
+python3 hack/cluster/cluster.py --dir "$dev" up
+export KUBECONFIG=$dev/cluster/kubeconfig PATH=$dev/bin:$PATH
+quietly hack/image/build.sh
+quietly hack/image/nginx.sh
+python3 hack/cluster/cluster.py --dir "$dev" import .dev/images/clusterip-guard.tar
+python3 hack/cluster/cluster.py --dir "$dev" import .dev/images/nginx-debian.tar
+# A second run starts the exercise afresh.
+kubectl delete namespace shop sandbox --ignore-not-found --wait=true >/dev/null
+
+step "install: what a cluster admin types"
+show helm upgrade --install clusterip-guard charts/clusterip-guard \
+    --namespace clusterip-guard --create-namespace --wait
+show kubectl -n clusterip-guard get pods
+show helm test clusterip-guard --namespace clusterip-guard
+
+step "the exercise: nginx behind a NodePort Service, in a namespace in mutate mode"
+echo "(no registry here: the example's nginx:1.27 is swapped for Debian's nginx, built above)"
+show kubectl create namespace shop
+show kubectl label namespace shop clusterip-guard.io/mode=mutate
+echo "\$ sed 's#nginx:1.27#$nginx_image#' examples/nginx-nodeport.yaml | kubectl -n shop apply -f -"
+sed "s#nginx:1.27#$nginx_image#" examples/nginx-nodeport.yaml | kubectl -n shop apply -f -
+echo
+show kubectl -n shop rollout status deployment/nginx --timeout=180s
+show kubectl -n shop get deployment,service
+
+step "inside the cluster: a Pod gets nginx's page through the ClusterIP"
+ip=$(kubectl -n shop get service nginx -o jsonpath='{.spec.clusterIP}')
+fetch="import urllib.request; page = urllib.request.urlopen('http://$ip/', timeout=5).read().decode(); print([l for l in page.splitlines() if '<h1>' in l][0])"
+show kubectl -n shop run client --rm -i --restart=Never --quiet --image="clusterip-guard:$version" \
+    --image-pull-policy=Never --command -- python3 -c "$fetch"
+
+step "outside the cluster: nothing answers on the node port"
+echo "\$ curl -sS --max-time 3 http://$node_ip:30080/"
+curl -sS --max-time 3 "http://$node_ip:30080/" 2>&1 || true
+echo
+
+step "the same manifest in a namespace nobody labelled: the node port answers"
+show kubectl create namespace sandbox
+echo "\$ sed 's#nginx:1.27#$nginx_image#' examples/nginx-nodeport.yaml | kubectl -n sandbox apply -f -"
+sed "s#nginx:1.27#$nginx_image#" examples/nginx-nodeport.yaml | kubectl -n sandbox apply -f -
+echo
+show kubectl -n sandbox rollout status deployment/nginx --timeout=180s
+show kubectl -n sandbox get service nginx
+echo "\$ curl -sS --max-time 3 http://$node_ip:30080/ | grep '<h1>'"
+for _ in $(seq 1 30); do
+    if curl -sS --max-time 3 "http://$node_ip:30080/" 2>/dev/null | grep '<h1>'; then break; fi
+    sleep 1
+done
+echo
+echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG PATH=$(dirname "$(command -v kubectl)"):\$PATH"
+down="make cluster-down"
+[[ $dev != "$root/.dev" ]] && down="make cluster-down DEV=$dev"
+echo "'$down' stops it and undoes every change it made to this machine."
