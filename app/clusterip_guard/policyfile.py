@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from clusterip_guard.core.cloud_providers import PROVIDERS, Provider
 from clusterip_guard.core.settings import (
-    DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS,
     Exemption,
     IPNetwork,
     PolicySettings,
@@ -34,7 +34,7 @@ POLICY_KEYS = (
     "allowedExternalIPCIDRs",
     "allowInternalLoadBalancers",
     "allowInternalLoadBalancerNodePorts",
-    "internalLoadBalancerAnnotations",
+    "internalLoadBalancerProviders",
     "allowExistingViolations",
     "exemptions",
 )
@@ -55,23 +55,31 @@ def parse_policy(text: str) -> PolicySettings:
 def policy_from_mapping(document: object) -> PolicySettings:
     if not isinstance(document, dict):
         raise PolicyError("policy file: the top level must be a mapping of settings")
+    if "internalLoadBalancerAnnotations" in document:
+        raise PolicyError(
+            "policy file: internalLoadBalancerAnnotations is gone: each cloud provider's own "
+            "reading of its annotations counts now; name the providers in "
+            f"internalLoadBalancerProviders (any of: {', '.join(PROVIDERS)})"
+        )
     _reject_unknown_keys(document, POLICY_KEYS, "")
-    annotations = document.get("internalLoadBalancerAnnotations")
+    allow_internal = _boolean(
+        document, "allowInternalLoadBalancers", DEFAULTS.allow_internal_load_balancers
+    )
+    providers = _providers(document.get("internalLoadBalancerProviders", []))
+    if allow_internal and not providers:
+        raise PolicyError(
+            "policy file: allowInternalLoadBalancers needs internalLoadBalancerProviders: the "
+            f"cloud providers whose internal load balancers count (any of: {', '.join(PROVIDERS)})"
+        )
     return PolicySettings(
         allowed_external_ip_cidrs=_cidrs(document.get("allowedExternalIPCIDRs", [])),
-        allow_internal_load_balancers=_boolean(
-            document, "allowInternalLoadBalancers", DEFAULTS.allow_internal_load_balancers
-        ),
+        allow_internal_load_balancers=allow_internal,
         allow_internal_load_balancer_node_ports=_boolean(
             document,
             "allowInternalLoadBalancerNodePorts",
             DEFAULTS.allow_internal_load_balancer_node_ports,
         ),
-        internal_load_balancer_annotations=(
-            dict(DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS)
-            if annotations is None
-            else _annotations(annotations)
-        ),
+        internal_load_balancer_providers=providers,
         allow_existing_violations=_boolean(
             document, "allowExistingViolations", DEFAULTS.allow_existing_violations
         ),
@@ -107,16 +115,19 @@ def _cidrs(value: object) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
-def _annotations(value: object) -> dict[str, str]:
-    key = "internalLoadBalancerAnnotations"
-    if not isinstance(value, dict):
-        raise PolicyError(f"policy file: {key}: expected a mapping of annotation to value")
-    result: dict[str, str] = {}
-    for annotation, marker in value.items():
-        if not isinstance(annotation, str) or not isinstance(marker, str | bool):
-            raise PolicyError(f"policy file: {key}.{annotation!s}: expected a string value")
-        result[annotation] = str(marker).lower() if isinstance(marker, bool) else marker
-    return result
+def _providers(value: object) -> tuple[Provider, ...]:
+    key = "internalLoadBalancerProviders"
+    if not isinstance(value, list):
+        raise PolicyError(f"policy file: {key}: expected a list of cloud providers")
+    providers: list[Provider] = []
+    for index, item in enumerate(value):
+        provider = next((p for p in PROVIDERS if p == item), None)
+        if provider is None:
+            raise PolicyError(
+                f"policy file: {key}[{index}]: {item!r} is not one of {', '.join(PROVIDERS)}"
+            )
+        providers.append(provider)
+    return tuple(providers)
 
 
 def _exemptions(value: object) -> tuple[Exemption, ...]:

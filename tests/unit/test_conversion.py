@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clusterip_guard.core.cloud_providers import ANNOTATIONS_READ
 from clusterip_guard.core.conversion import conversion_patch, internalize
 from clusterip_guard.core.decision import ServiceChange, decide
 from clusterip_guard.core.exposure import exposure_of
@@ -113,7 +114,9 @@ def test_cluster_ip_with_a_public_external_ip_only_loses_the_ip() -> None:
 
 
 def test_allowed_internal_load_balancer_stays_but_leaves_the_nodes() -> None:
-    policy = policy_from_mapping({"allowInternalLoadBalancers": True})
+    policy = policy_from_mapping(
+        {"allowInternalLoadBalancers": True, "internalLoadBalancerProviders": ["gcp"]}
+    )
     lb = service(
         "LoadBalancer",
         annotations=INTERNAL,
@@ -179,7 +182,11 @@ def _without_convertible_fields(obj: Manifest) -> Manifest:
 
 ips = st.sampled_from(["10.0.0.5", "10.200.1.1", "203.0.113.5", "198.51.100.7", "fd00::1", "x"])
 annotation_keys = st.sampled_from(
-    [SOURCE_RANGES_ANNOTATION, "team", *PolicySettings().internal_load_balancer_annotations]
+    [
+        SOURCE_RANGES_ANNOTATION,
+        "team",
+        *(key for keys in ANNOTATIONS_READ.values() for key in keys),
+    ]
 )
 annotation_values = st.sampled_from(["true", "Internal", "internal", "false", "1.2.3.0/24"])
 ports = st.lists(
@@ -221,6 +228,7 @@ policies = st.builds(
         {
             "allowedExternalIPCIDRs": cidrs,
             "allowInternalLoadBalancers": internal,
+            "internalLoadBalancerProviders": ["aws", "gcp", "azure", "oci", "openstack"],
             "allowInternalLoadBalancerNodePorts": node_ports,
             "allowExistingViolations": existing,
         }

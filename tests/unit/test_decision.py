@@ -17,10 +17,30 @@ from tests.support.builders import service
 
 TODAY = datetime.date(2026, 11, 24)
 INTERNAL_AWS = {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}
-ALLOW_INTERNAL = policy_from_mapping({"allowInternalLoadBalancers": True})
-ALLOW_INTERNAL_WITH_NODE_PORTS = policy_from_mapping(
-    {"allowInternalLoadBalancers": True, "allowInternalLoadBalancerNodePorts": True}
+ALLOW_INTERNAL = policy_from_mapping(
+    {"allowInternalLoadBalancers": True, "internalLoadBalancerProviders": ["aws"]}
 )
+ALLOW_INTERNAL_WITH_NODE_PORTS = policy_from_mapping(
+    {
+        "allowInternalLoadBalancers": True,
+        "internalLoadBalancerProviders": ["aws"],
+        "allowInternalLoadBalancerNodePorts": True,
+    }
+)
+ALLOW_EVERY_PROVIDER = policy_from_mapping(
+    {
+        "allowInternalLoadBalancers": True,
+        "internalLoadBalancerProviders": ["aws", "gcp", "azure", "oci", "openstack"],
+    }
+)
+# One internal annotation per provider, as that provider reads it.
+INTERNAL_ANNOTATIONS = {
+    "aws": {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"},
+    "gcp": {"networking.gke.io/load-balancer-type": "Internal"},
+    "azure": {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+    "oci": {"service.beta.kubernetes.io/oci-load-balancer-internal": "true"},
+    "openstack": {"service.beta.kubernetes.io/openstack-internal-load-balancer": "true"},
+}
 ALLOW_TEN = policy_from_mapping({"allowedExternalIPCIDRs": ["10.0.0.0/8"]})
 STRICT_UPDATES = policy_from_mapping({"allowExistingViolations": False})
 EXEMPT_LEGACY = PolicySettings(
@@ -162,13 +182,25 @@ CASES = [
     ),
     *(
         Case(
-            f"internal LB annotation {key}",
+            f"internal LB of {provider}",
             "enforce",
-            service("LoadBalancer", annotations={key: value}, allocateLoadBalancerNodePorts=False),
+            service("LoadBalancer", annotations=annotations, allocateLoadBalancerNodePorts=False),
             "allowed",
+            policy=ALLOW_EVERY_PROVIDER,
+        )
+        for provider, annotations in INTERNAL_ANNOTATIONS.items()
+    ),
+    *(
+        Case(
+            f"internal LB of {provider} on a cluster whose policy names only aws",
+            "enforce",
+            service("LoadBalancer", annotations=annotations, allocateLoadBalancerNodePorts=False),
+            "denied",
+            ("spec.type",),
             policy=ALLOW_INTERNAL,
         )
-        for key, value in ALLOW_INTERNAL.internal_load_balancer_annotations.items()
+        for provider, annotations in INTERNAL_ANNOTATIONS.items()
+        if provider != "aws"
     ),
     Case(
         "internal LB annotation with another value is not internal",

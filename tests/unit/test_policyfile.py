@@ -7,15 +7,14 @@ import ipaddress
 
 import pytest
 
-from clusterip_guard.core.settings import DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS, PolicySettings
+from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.policyfile import PolicyError, parse_policy
 
 FULL = """
 allowedExternalIPCIDRs: [10.0.0.0/8, "fd00::/8"]
 allowInternalLoadBalancers: true
 allowInternalLoadBalancerNodePorts: true
-internalLoadBalancerAnnotations:
-  example.com/internal: "yes"
+internalLoadBalancerProviders: [aws, gcp]
 allowExistingViolations: false
 exemptions:
   - namespace: shop
@@ -38,7 +37,7 @@ def test_defaults_are_strict_but_keep_legacy_objects_working() -> None:
     assert policy.allow_internal_load_balancers is False
     assert policy.allow_internal_load_balancer_node_ports is False
     assert policy.allow_existing_violations is True
-    assert policy.internal_load_balancer_annotations == DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS
+    assert policy.internal_load_balancer_providers == ()
 
 
 def test_every_key_is_read() -> None:
@@ -49,7 +48,7 @@ def test_every_key_is_read() -> None:
     )
     assert policy.allow_internal_load_balancers is True
     assert policy.allow_internal_load_balancer_node_ports is True
-    assert policy.internal_load_balancer_annotations == {"example.com/internal": "yes"}
+    assert policy.internal_load_balancer_providers == ("aws", "gcp")
     assert policy.allow_existing_violations is False
     assert [e.name for e in policy.exemptions] == ["legacy-*", "ingress"]
     assert policy.exemptions[0].expires == datetime.date(2027, 1, 31)
@@ -71,7 +70,10 @@ def test_an_exemption_applies_until_its_expiry_day_inclusive() -> None:
         ("allowedExternalIPCIDRs: [banana]", "allowedExternalIPCIDRs[0]"),
         ("allowInternalLoadBalancers: yes please", "allowInternalLoadBalancers"),
         ("allowExistingViolations: 1", "allowExistingViolations"),
-        ("internalLoadBalancerAnnotations: [a]", "internalLoadBalancerAnnotations"),
+        ("internalLoadBalancerAnnotations: {a: b}", "internalLoadBalancerProviders"),
+        ("internalLoadBalancerProviders: aws", "internalLoadBalancerProviders"),
+        ("internalLoadBalancerProviders: [AWS]", "internalLoadBalancerProviders[0]"),
+        ("allowInternalLoadBalancers: true", "internalLoadBalancerProviders"),
         ("exemptions: {}", "exemptions"),
         ("exemptions: [{namespace: a, name: b}]", "exemptions[0].reason"),
         ("exemptions: [{namespace: a, name: b, reason: c, until: x}]", "exemptions[0].until"),

@@ -70,6 +70,10 @@ def drop_load_balancer_node_ports(service: Mapping[str, Any], policy: PolicySett
     if not policy.allow_internal_load_balancer_node_ports:
         spec["allocateLoadBalancerNodePorts"] = False
         _drop_node_ports(spec)
+        if spec.get("externalTrafficPolicy") == "Local" or "healthCheckNodePort" in spec:
+            # Local brings a health-check node port on every node; Cluster brings none.
+            spec["externalTrafficPolicy"] = "Cluster"
+            spec.pop("healthCheckNodePort", None)
     _keep_allowed_external_ips(spec, service, policy)
     return converted
 

@@ -10,8 +10,10 @@ from typing import Any
 from clusterip_guard.core.conversion import conversion_patch
 from clusterip_guard.core.exposure import (
     Violation,
+    added_exposure,
     exposure_of,
     is_allowed_internal_load_balancer,
+    reported,
 )
 from clusterip_guard.core.names import (
     AUDIT_CONVERTED_FROM,
@@ -67,7 +69,7 @@ def decide(
 ) -> Decision:
     if mode == "off" or change.namespace in never_judged:
         return ALLOWED
-    violations = exposure_of(change.service, policy)
+    violations = reported(exposure_of(change.service, policy))
     if not violations:
         return ALLOWED
     subject = _subject(change)
@@ -82,8 +84,8 @@ def decide(
         )
 
     if change.operation == "UPDATE" and change.old_service is not None:
-        already = {violation.key for violation in exposure_of(change.old_service, policy)}
-        added = tuple(v for v in violations if v.key not in already)
+        # Judged on every piece it adds, like a CREATE; kept pieces are existing violations.
+        added = reported(added_exposure(change.service, change.old_service, policy))
         if not added and policy.allow_existing_violations:
             return Decision(
                 verdict="warned",

@@ -1,11 +1,25 @@
-"""What makes a Service reachable from outside the cluster (docs/design.md §1). Pure."""
+"""What makes a Service reachable from outside the cluster (docs/design.md §1). Pure.
+
+Exposure is counted piece by piece: the load balancer, each node port, the health-check node
+port, each source range a load balancer admits, each external IP. A CREATE is judged on every
+piece; an UPDATE on the pieces it adds (`added_exposure`), so a kept legacy node port stays an
+existing violation while a new one is judged like a CREATE.
+
+A piece that comes with another is "covered" by it: the node ports of a NodePort Service come
+with `type: NodePort`, those of a load balancer with the balancer. A report names the covering
+piece alone when both are new (one line for a new NodePort Service, not one per port), and a
+covered piece alone when only it is new (a port added to a kept NodePort Service).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clusterip_guard.core.cloud_providers import is_internal_for
+from clusterip_guard.core.names import SOURCE_RANGES_ANNOTATION
 from clusterip_guard.core.services import (
     EXTERNAL_NAME,
     LOAD_BALANCER,
@@ -15,21 +29,35 @@ from clusterip_guard.core.services import (
     service_type,
     spec_of,
 )
-from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.settings import IPNetwork, PolicySettings, parse_ip_sloppy
+
+# Keys of the pieces that cover others.
+NODE_PORT_TYPE = "node-ports"
+LOAD_BALANCER_PIECE = "load-balancer"
+INTERNAL_NODE_PORTS = "internal-load-balancer-node-ports"
+# Where a load balancer admits everyone: no source ranges at all.
+ANYWHERE: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("0.0.0.0/0"),
+    ipaddress.ip_network("::/0"),
+)
 
 
 @dataclass(frozen=True, order=True)
 class Violation:
-    """One way a Service is exposed.
+    """One piece of exposure.
 
-    `key` identifies the exposure itself, so that an UPDATE can be judged on the exposure it
-    adds: an old NodePort Service that only changes a label adds nothing.
+    `key` names the piece (`node-port:TCP/443`, `external-ip:203.0.113.7`); `node_port` is the
+    explicit port number of a node-port piece, `source_range` the range of a source-range
+    piece, and `covered_by` the key of the piece it comes with, if any.
     """
 
     key: str
     field: str
     summary: str  # what is exposed, short enough for a kubectl warning line
     fix: str  # what to do instead
+    covered_by: str = ""
+    node_port: int | None = None
+    source_range: IPNetwork | None = None
 
     @property
     def message(self) -> str:
@@ -40,14 +68,29 @@ class Violation:
         """The message with the field it is about, for denials, logs and tables."""
         return f"{self.field}: {self.message}"
 
+    def kept_from(self, old: Iterable[Violation]) -> bool:
+        """Whether the old object already had this piece (then it is not new exposure).
+
+        A node port the new object leaves unset is the one the API server keeps; one set to
+        another number is new. A source range inside one the old object admitted is kept.
+        """
+        for before in old:
+            if self.source_range is not None and before.source_range is not None:
+                if self.source_range.version == before.source_range.version and (
+                    self.source_range.subnet_of(before.source_range)  # type: ignore[arg-type]
+                ):
+                    return True
+            elif before.key == self.key and (
+                self.node_port is None or self.node_port == before.node_port
+            ):
+                return True
+        return False
+
 
 def is_internal_load_balancer(service: Mapping[str, Any], policy: PolicySettings) -> bool:
-    annotations = annotations_of(service)
-    for annotation, marker in policy.internal_load_balancer_annotations.items():
-        value = annotations.get(annotation)
-        if isinstance(value, str) and value.strip().lower() == marker.lower():
-            return True
-    return False
+    """Internal as one of the cloud providers the policy names reads its annotations."""
+    annotations = {k: v for k, v in annotations_of(service).items() if isinstance(k, str)}
+    return is_internal_for(annotations, policy.internal_load_balancer_providers)
 
 
 def is_allowed_internal_load_balancer(service: Mapping[str, Any], policy: PolicySettings) -> bool:
@@ -62,60 +105,183 @@ def is_allowed_internal_load_balancer(service: Mapping[str, Any], policy: Policy
 
 def opens_load_balancer_node_ports(service: Mapping[str, Any]) -> bool:
     # The API server defaults allocateLoadBalancerNodePorts to true; only an explicit false
-    # keeps a LoadBalancer off the nodes.
+    # keeps a LoadBalancer's ports off the nodes (explicit nodePorts are allocated anyway).
     return spec_of(service).get("allocateLoadBalancerNodePorts") is not False
 
 
+def opens_health_check_node_port(service: Mapping[str, Any]) -> bool:
+    """externalTrafficPolicy Local on a load balancer brings a health-check node port."""
+    spec = spec_of(service)
+    return spec.get("externalTrafficPolicy") == "Local" or isinstance(
+        spec.get("healthCheckNodePort"), int
+    )
+
+
 def exposure_of(service: Mapping[str, Any], policy: PolicySettings) -> tuple[Violation, ...]:
-    """Every way `service` is reachable from outside the cluster that `policy` does not allow."""
-    violations: list[Violation] = []
+    """Every piece of `service`'s exposure that `policy` does not allow."""
     kind = service_type(service)
     if kind == EXTERNAL_NAME:
         return ()  # a DNS alias: no cluster IP, no node port, nothing to reach
+    pieces: list[Violation] = []
     if kind == NODE_PORT:
-        violations.append(
+        pieces.append(
             Violation(
-                key="node-ports",
+                key=NODE_PORT_TYPE,
                 field="spec.type",
                 summary="type NodePort opens a port on every node",
                 fix="use type ClusterIP",
             )
         )
+        pieces += _node_ports(service, covered_by=NODE_PORT_TYPE, fix="remove it")
     elif kind == LOAD_BALANCER:
-        violations.extend(_load_balancer_exposure(service, policy))
-    disallowed = [ip for ip in external_ips(service) if not policy.external_ip_allowed(ip)]
-    for ip in disallowed:
-        violations.append(
+        pieces += _load_balancer_exposure(service, policy)
+    for ip in external_ips(service):
+        if policy.external_ip_allowed(ip):
+            continue
+        address = parse_ip_sloppy(ip)
+        pieces.append(
             Violation(
-                key=f"external-ip:{ip}",
+                key=f"external-ip:{address if address is not None else ip}",
                 field="spec.externalIPs",
                 summary=f"external IP {ip} is outside the allowed CIDRs",
                 fix="remove it from spec.externalIPs",
             )
         )
-    return tuple(violations)
+    return tuple(pieces)
+
+
+def reported(pieces: Sequence[Violation]) -> tuple[Violation, ...]:
+    """The pieces worth a line: a covered piece goes when its cover is reported too."""
+    keys = {piece.key for piece in pieces}
+    return tuple(piece for piece in pieces if piece.covered_by not in keys)
+
+
+def added_exposure(
+    service: Mapping[str, Any], old_service: Mapping[str, Any], policy: PolicySettings
+) -> tuple[Violation, ...]:
+    """The pieces of `service` that `old_service` did not have."""
+    before = exposure_of(old_service, policy)
+    return tuple(piece for piece in exposure_of(service, policy) if not piece.kept_from(before))
+
+
+def _ports(service: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
+    ports = spec_of(service).get("ports")
+    if not isinstance(ports, list):
+        return []
+    return [(index, port) for index, port in enumerate(ports) if isinstance(port, Mapping)]
+
+
+def _port_name(port: Mapping[str, Any]) -> str:
+    protocol = port.get("protocol") if isinstance(port.get("protocol"), str) else "TCP"
+    return f"{protocol}/{port.get('port')}"
+
+
+def _node_ports(
+    service: Mapping[str, Any], *, covered_by: str, fix: str, explicit_only: bool = False
+) -> list[Violation]:
+    """One piece per port that opens a node port (`explicit_only`: only set nodePorts)."""
+    pieces = []
+    for index, port in _ports(service):
+        node_port = port.get("nodePort")
+        explicit = node_port if isinstance(node_port, int) and node_port else None
+        if explicit_only and explicit is None:
+            continue
+        opened = f"node port {explicit}" if explicit is not None else "a node port"
+        pieces.append(
+            Violation(
+                key=f"node-port:{_port_name(port)}",
+                field=f"spec.ports[{index}]" + (".nodePort" if explicit_only else ""),
+                summary=f"port {_port_name(port)} opens {opened} on every node",
+                fix=fix,
+                covered_by=covered_by,
+                node_port=explicit,
+            )
+        )
+    return pieces
+
+
+def _health_check_node_port(service: Mapping[str, Any], covered_by: str) -> list[Violation]:
+    if not opens_health_check_node_port(service):
+        return []
+    return [
+        Violation(
+            key="health-check-node-port",
+            field="spec.externalTrafficPolicy",
+            summary="externalTrafficPolicy Local opens a health-check node port on every node",
+            fix="use externalTrafficPolicy Cluster",
+            covered_by=covered_by,
+        )
+    ]
+
+
+def source_ranges(service: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
+    """Whom a load balancer admits: spec.loadBalancerSourceRanges, else the annotation, else
+    everyone (as the cloud providers read them). Unreadable entries admit nothing more."""
+    spec_ranges = spec_of(service).get("loadBalancerSourceRanges")
+    raw: list[str] = []
+    if isinstance(spec_ranges, list) and spec_ranges:
+        raw = [str(item) for item in spec_ranges]
+    else:
+        annotation = annotations_of(service).get(SOURCE_RANGES_ANNOTATION)
+        if isinstance(annotation, str) and annotation.strip():
+            raw = [part for part in annotation.split(",") if part.strip()]
+    if not raw:
+        return ANYWHERE
+    networks: list[IPNetwork] = []
+    for text in raw:
+        try:
+            networks.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(networks)
 
 
 def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) -> list[Violation]:
     if not is_allowed_internal_load_balancer(service, policy):
-        return [
+        pieces = [
             Violation(
-                key="load-balancer",
+                key=LOAD_BALANCER_PIECE,
                 field="spec.type",
                 summary="type LoadBalancer exposes the Service outside the cluster",
                 fix="use type ClusterIP",
             )
         ]
-    if (
-        opens_load_balancer_node_ports(service)
-        and not policy.allow_internal_load_balancer_node_ports
-    ):
-        return [
+        pieces += _node_ports(
+            service,
+            covered_by=LOAD_BALANCER_PIECE,
+            fix="set spec.allocateLoadBalancerNodePorts: false",
+            explicit_only=not opens_load_balancer_node_ports(service),
+        )
+        pieces += _health_check_node_port(service, LOAD_BALANCER_PIECE)
+        for network in source_ranges(service):
+            pieces.append(
+                Violation(
+                    key=f"source-range:{network}",
+                    field="spec.loadBalancerSourceRanges",
+                    summary=f"the load balancer admits {network}",
+                    fix="narrow spec.loadBalancerSourceRanges",
+                    covered_by=LOAD_BALANCER_PIECE,
+                    source_range=network,
+                )
+            )
+        return pieces
+    if policy.allow_internal_load_balancer_node_ports:
+        return []
+    # An internal balancer the policy accepts: only what it opens on the nodes is exposure.
+    pieces = []
+    if opens_load_balancer_node_ports(service):
+        pieces.append(
             Violation(
-                key="node-ports",
+                key=INTERNAL_NODE_PORTS,
                 field="spec.allocateLoadBalancerNodePorts",
                 summary="this internal load balancer opens a port on every node",
                 fix="set spec.allocateLoadBalancerNodePorts: false",
             )
-        ]
-    return []
+        )
+        pieces += _node_ports(
+            service, covered_by=INTERNAL_NODE_PORTS, fix="set allocateLoadBalancerNodePorts: false"
+        )
+    else:
+        pieces += _node_ports(service, covered_by="", fix="remove the nodePort", explicit_only=True)
+    pieces += _health_check_node_port(service, covered_by="")
+    return pieces

@@ -7,25 +7,31 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from types import MappingProxyType
+
+from clusterip_guard.core.cloud_providers import Provider
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Annotation -> value (compared case-insensitively) that makes a LoadBalancer internal.
-DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS: Mapping[str, str] = MappingProxyType(
-    {
-        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
-        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
-        "networking.gke.io/load-balancer-type": "Internal",
-        "cloud.google.com/load-balancer-type": "Internal",
-        "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
-        "service.beta.kubernetes.io/oci-load-balancer-internal": "true",
-        "service.beta.kubernetes.io/openstack-internal-load-balancer": "true",
-    }
-)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_ip_sloppy(text: str) -> IPAddress | None:
+    """An IP address as the API server reads Service fields (Go's netutils.ParseIPSloppy):
+    IPv4 octets with leading zeros are decimal ("010.0.0.1" is 10.0.0.1). None when it is not
+    an address. So a re-spelt address (leading zeros, IPv6 case) is the same address."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    octets = text.split(".")
+    if len(octets) == 4 and all(o.isascii() and o.isdigit() and len(o) <= 4 for o in octets):
+        try:
+            return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets))
+        except ValueError:
+            return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,17 +61,16 @@ class PolicySettings:
     allow_internal_load_balancers: bool = False
     # Node ports are reachable on every node whatever the balancer: refused unless accepted.
     allow_internal_load_balancer_node_ports: bool = False
-    internal_load_balancer_annotations: Mapping[str, str] = field(
-        default_factory=lambda: dict(DEFAULT_INTERNAL_LOAD_BALANCER_ANNOTATIONS)
-    )
+    # Whose reading of "internal" counts: the providers this cluster runs on (none by default,
+    # so an annotation for a cloud the cluster is not on buys nothing).
+    internal_load_balancer_providers: tuple[Provider, ...] = ()
     # Legacy objects keep working while they are reported.
     allow_existing_violations: bool = True
     exemptions: tuple[Exemption, ...] = ()
 
     def external_ip_allowed(self, ip: str) -> bool:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+        address = parse_ip_sloppy(ip)
+        if address is None:
             return False
         return any(address in network for network in self.allowed_external_ip_cidrs)
 
