@@ -1,0 +1,256 @@
+"""The bypass catalogue, tried as a tenant would on the real API server (docs/security.md).
+
+A tenant who may only write Services in their namespace tries to get exposure past the
+webhook: on Services that were exposed before the namespace was governed, through every way
+kubectl and the API change an object (strategic, merge and JSON patches, server-side apply,
+replace, dry runs), and through the internal-load-balancer rule. Each attempt must be refused
+with our message; each harmless change to a legacy Service must still go through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcluster import ControlPlane, user_kubeconfig
+from tests.support.kubectl import Kubectl
+from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+CONFIGURATION = "bypass-clusterip-guard"
+NAMESPACE = "tenant-a"
+TENANT = "tenant"
+AWS_INTERNAL = {
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+}
+POLICY = """\
+allowInternalLoadBalancers: true
+internalLoadBalancerProviders: [aws]
+"""
+
+
+def run_bootstrap(cluster: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", "--name", CONFIGURATION,
+         *args],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def service(name: str, service_type: str, *, annotations: dict[str, str] | None = None,
+            ports: list[dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {
+            "type": service_type,
+            "selector": {"app": name},
+            "ports": ports or [{"name": "http", "port": 80, "targetPort": 8080}],
+            **spec,
+        },
+    }
+
+
+# Exposed before the namespace was governed: created by the admin while it was unlabelled.
+LEGACY = [
+    service("legacy-np", "NodePort"),
+    service("legacy-lb", "LoadBalancer", allocateLoadBalancerNodePorts=False,
+            loadBalancerSourceRanges=["10.0.0.0/8"]),
+    service("legacy-ip", "ClusterIP", externalIPs=["203.0.113.7"]),
+    service("internal-lb", "LoadBalancer", annotations=AWS_INTERNAL,
+            allocateLoadBalancerNodePorts=False),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tenant:
+    kubeconfig: Path
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", "-n", NAMESPACE, *args],
+            input=stdin, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tenant(
+    control_plane: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tenant]:
+    files = CertificateFiles(tmp_path_factory.mktemp("bypass-certs"))
+    policy_file = files.folder / "policy.yaml"
+    policy_file.parent.mkdir(parents=True, exist_ok=True)
+    policy_file.write_text(POLICY)
+    port = free_port()
+    registered = run_bootstrap(control_plane, "--url", f"https://127.0.0.1:{port}",
+                               "--cert-dir", str(files.folder), "--ip", "127.0.0.1")  # fmt: skip
+    assert registered.returncode == 0, registered.stderr
+    webhook = WebhookProcess(files, port=port, policy_file=policy_file).start()
+    kubectl("create", "namespace", NAMESPACE)
+    for manifest in LEGACY:
+        kubectl("-n", NAMESPACE, "create", "-f", "-", stdin=json.dumps(manifest))
+    kubectl("label", "namespace", NAMESPACE, "clusterip-guard.io/mode=enforce")
+    # A namespace editor for Services, and nothing else.
+    kubectl("-n", NAMESPACE, "create", "role", "service-editor", "--verb=*",
+            "--resource=services")  # fmt: skip
+    kubectl("-n", NAMESPACE, "create", "rolebinding", "service-editor", "--role=service-editor",
+            f"--user={TENANT}")  # fmt: skip
+    yield Tenant(user_kubeconfig(control_plane, TENANT))
+    webhook.stop()
+    run_bootstrap(control_plane, "--url", f"https://127.0.0.1:{port}", "--uninstall")
+
+
+def live(tenant: Tenant, name: str) -> dict[str, Any]:
+    got = tenant.kubectl("get", "service", name, "-o", "json")
+    assert got.returncode == 0, got.stderr
+    service: dict[str, Any] = json.loads(got.stdout)
+    return service
+
+
+def with_second_port(tenant: Tenant, name: str) -> dict[str, Any]:
+    changed = live(tenant, name)
+    changed["spec"]["ports"].append({"name": "https", "port": 443, "targetPort": 8443,
+                                     "protocol": "TCP"})  # fmt: skip
+    return changed
+
+
+HTTPS_PORT = {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}
+
+# (id, kubectl arguments, what the refusal must name)
+PATCH_ATTEMPTS = [
+    ("a port added by strategic merge patch",
+     ["patch", "service", "legacy-np", "--type=strategic",
+      "-p", json.dumps({"spec": {"ports": [HTTPS_PORT]}})], "port TCP/443 opens"),
+    ("a port added by JSON patch",
+     ["patch", "service", "legacy-np", "--type=json",
+      "-p", json.dumps([{"op": "add", "path": "/spec/ports/-", "value": HTTPS_PORT}])],
+     "spec.ports[1]"),
+    ("a port added by JSON patch, as a server dry run",
+     ["patch", "service", "legacy-np", "--type=json", "--dry-run=server",
+      "-p", json.dumps([{"op": "add", "path": "/spec/ports/-", "value": HTTPS_PORT}])],
+     "spec.ports[1]"),
+    ("a node port moved",
+     ["patch", "service", "legacy-np", "--type=json",
+      "-p", json.dumps([{"op": "replace", "path": "/spec/ports/0/nodePort", "value": 31999}])],
+     "spec.ports[0]"),
+    ("a NodePort turned LoadBalancer",
+     ["patch", "service", "legacy-np", "--type=merge", "-p", '{"spec":{"type":"LoadBalancer"}}'],
+     "type LoadBalancer exposes the Service"),
+    ("load balancer node ports allocated",
+     ["patch", "service", "legacy-lb", "--type=merge",
+      "-p", '{"spec":{"allocateLoadBalancerNodePorts":true}}'], "port TCP/80 opens node port"),
+    ("externalTrafficPolicy Local on a load balancer",
+     ["patch", "service", "legacy-lb", "--type=merge",
+      "-p", '{"spec":{"externalTrafficPolicy":"Local"}}'], "health-check node port"),
+    ("a source range widened",
+     ["patch", "service", "legacy-lb", "--type=merge",
+      "-p", '{"spec":{"loadBalancerSourceRanges":["0.0.0.0/0"]}}'], "admits 0.0.0.0/0"),
+    ("a source range widened through the annotation",
+     ["patch", "service", "legacy-lb", "--type=merge", "-p", json.dumps(
+         {"metadata": {"annotations": {
+             "service.beta.kubernetes.io/load-balancer-source-ranges": "0.0.0.0/0"}},
+          "spec": {"loadBalancerSourceRanges": None}})], "admits 0.0.0.0/0"),
+    ("an external IP added",
+     ["patch", "service", "legacy-ip", "--type=merge",
+      "-p", '{"spec":{"externalIPs":["203.0.113.7","203.0.113.8"]}}'], "203.0.113.8"),
+    ("an external IP replaced",
+     ["patch", "service", "legacy-ip", "--type=merge",
+      "-p", '{"spec":{"externalIPs":["198.51.100.1"]}}'], "198.51.100.1"),
+    ("an explicit node port on an allowed internal load balancer",
+     ["patch", "service", "internal-lb", "--type=json",
+      "-p", json.dumps([{"op": "add", "path": "/spec/ports/0/nodePort", "value": 31777}])],
+     "node port 31777"),
+    ("externalTrafficPolicy Local on an allowed internal load balancer",
+     ["patch", "service", "internal-lb", "--type=merge",
+      "-p", '{"spec":{"externalTrafficPolicy":"Local"}}'], "health-check node port"),
+    ("an internal load balancer asking to be internet-facing",
+     ["patch", "service", "internal-lb", "--type=merge", "-p", json.dumps(
+         {"metadata": {"annotations": {
+             "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}}})],
+     "type LoadBalancer exposes the Service"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("arguments", "names"),
+    [pytest.param(arguments, names, id=name) for name, arguments, names in PATCH_ATTEMPTS],
+)
+def test_a_tenant_cannot_add_exposure_by_patching(
+    tenant: Tenant, arguments: list[str], names: str
+) -> None:
+    attempt = tenant.kubectl(*arguments)
+    assert attempt.returncode != 0, f"got through: {attempt.stdout}"
+    assert 'admission webhook "enforce.clusterip-guard.io" denied the request' in attempt.stderr
+    assert names in attempt.stderr
+
+
+def test_a_tenant_cannot_add_a_port_by_replace(tenant: Tenant) -> None:
+    attempt = tenant.kubectl(
+        "replace", "-f", "-", stdin=json.dumps(with_second_port(tenant, "legacy-np"))
+    )
+    assert attempt.returncode != 0
+    assert "spec.ports[1]" in attempt.stderr
+
+
+def test_a_tenant_cannot_add_a_port_by_server_side_apply(tenant: Tenant) -> None:
+    manifest = with_second_port(tenant, "legacy-np")
+    for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        manifest["metadata"].pop(key, None)
+    manifest.pop("status", None)
+    apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=tenant", "-f", "-")
+    attempt = tenant.kubectl(*apply, stdin=json.dumps(manifest))
+    assert attempt.returncode != 0
+    assert "spec.ports[1]" in attempt.stderr
+
+
+def test_a_tenant_cannot_create_an_internal_load_balancer_of_a_cloud_the_policy_does_not_name(
+    tenant: Tenant,
+) -> None:
+    internal_on_oci = {"service.beta.kubernetes.io/oci-load-balancer-internal": "true"}
+    oci = service("oci-lb", "LoadBalancer", allocateLoadBalancerNodePorts=False,
+                  annotations=internal_on_oci)  # fmt: skip
+    attempt = tenant.kubectl("create", "-f", "-", stdin=json.dumps(oci))
+    assert attempt.returncode != 0
+    assert "type LoadBalancer exposes the Service" in attempt.stderr
+
+
+def test_an_internal_load_balancer_as_aws_reads_it_is_allowed_without_node_ports(
+    tenant: Tenant,
+) -> None:
+    aws = service("aws-lb", "LoadBalancer", allocateLoadBalancerNodePorts=False,
+                  annotations=AWS_INTERNAL)  # fmt: skip
+    created = tenant.kubectl("create", "-f", "-", stdin=json.dumps(aws))
+    assert created.returncode == 0, created.stderr
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        pytest.param(["label", "service", "legacy-np", "team=payments", "--overwrite"],
+                     id="a label on a legacy NodePort Service"),
+        pytest.param(["patch", "service", "legacy-lb", "--type=merge",
+                      "-p", '{"spec":{"loadBalancerSourceRanges":["10.1.0.0/16"]}}'],
+                     id="a legacy load balancer's source range narrowed"),
+        pytest.param(["patch", "service", "legacy-np", "--type=json", "-p", json.dumps(
+            [{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 9090}])],
+                     id="a legacy NodePort Service's target port changed"),
+    ],
+)  # fmt: skip
+def test_harmless_changes_to_legacy_services_still_go_through_with_a_warning(
+    tenant: Tenant, arguments: list[str]
+) -> None:
+    changed = tenant.kubectl(*arguments)
+    assert changed.returncode == 0, changed.stderr
+    assert "existing exposure kept (allowExistingViolations)" in changed.stderr
