@@ -244,7 +244,8 @@ def test_dry_run_prints_every_object_and_applies_none(
     assert run.returncode == 0, run.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(run.stdout)]
     assert kinds == ["Secret", "Secret", "MutatingWebhookConfiguration",
-                     "ValidatingWebhookConfiguration"]  # fmt: skip
+                     "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+                     "ValidatingAdmissionPolicyBinding"]  # fmt: skip
     missing = kubectl("get", "validatingwebhookconfiguration", "service-guard", check=False)
     assert missing.returncode != 0
 

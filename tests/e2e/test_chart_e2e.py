@@ -19,7 +19,7 @@ import yaml
 
 from clusterip_guard.cli.bootstrap import command_from
 from clusterip_guard.cli.main import build_parser
-from clusterip_guard.cluster.bootstrap import configurations_for
+from clusterip_guard.cluster.bootstrap import registrations_for
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.registration import ServiceTarget, webhook_configurations
 from clusterip_guard.policyfile import POLICY_KEYS, parse_policy, policy_from_mapping
@@ -140,14 +140,21 @@ def test_the_bootstrap_job_registers_what_the_chart_renders(
     command = command_from(build_parser().parse_args(args))
     assert command.action == "install"
     assert command.settings.wait_ready_seconds > 0  # registered once a replica answers
-    registered = configurations_for(command.settings, b"")
+    registered = registrations_for(command.settings, b"")
     rendered = render(
         "certificates.mode=certManager", *values, release=release, namespace=namespace
     )
+    assert [r["kind"] for r in registered] == [
+        "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    ]  # fmt: skip
     for expected in registered:
-        assert the(expected["kind"], rendered)["webhooks"] == without_ca_bundle(
-            expected["webhooks"]
-        )
+        found = the(expected["kind"], rendered)
+        assert found["metadata"]["name"] == expected["metadata"]["name"]
+        if "webhooks" in expected:
+            assert found["webhooks"] == without_ca_bundle(expected["webhooks"])
+        else:
+            assert found["spec"] == expected["spec"]
 
 
 def test_the_renewal_registers_what_the_install_registered() -> None:
@@ -202,7 +209,7 @@ def test_the_names_the_chart_uses_are_the_cores() -> None:
     helpers = (CHART / "templates" / "_helpers.tpl").read_text()
     assert f'{{{{- define "clusterip-guard.modeLabel" -}}}}{MODE_LABEL}' in helpers
     validating = the("ValidatingWebhookConfiguration", render("certificates.mode=certManager"))
-    never = validating["webhooks"][0]["namespaceSelector"]["matchExpressions"][1]["values"]
+    never = validating["webhooks"][0]["namespaceSelector"]["matchExpressions"][-1]["values"]
     assert set(never) == {*NEVER_JUDGED_NAMESPACES, "clusterip-guard"}
 
 
@@ -369,3 +376,18 @@ def test_the_cert_manager_mode_is_valid_against_cert_managers_own_crds(
     refused = apply_dry_run(kubectl, broken)
     assert refused.returncode != 0  # the CRDs' schema is really checked
     assert "privateKey.size" in refused.stderr
+
+
+def test_mode_label_admins_are_bound_to_the_set_mode_verb() -> None:
+    documents = render("modeLabelAdmins.users={alice}", "modeLabelAdmins.groups={platform}")
+    role = the("ClusterRole", documents, "clusterip-guard-mode-admin")
+    assert role["rules"] == [
+        {"apiGroups": ["clusterip-guard.io"], "resources": ["namespaces"], "verbs": ["set-mode"]}
+    ]
+    binding = the("ClusterRoleBinding", documents, "clusterip-guard-mode-admin")
+    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [
+        ("User", "alice"),
+        ("Group", "platform"),
+    ]
+    assert not [d for d in render() if d["metadata"]["name"] == "clusterip-guard-mode-admin"
+                and d["kind"] == "ClusterRoleBinding"]  # fmt: skip

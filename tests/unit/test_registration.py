@@ -32,12 +32,31 @@ def entries(default_mode: Mode = "off", **kwargs: Any) -> dict[str, dict[str, An
     return {w["name"]: w for w in [*mutating["webhooks"], *validating["webhooks"]]}
 
 
-def selected_modes(webhook: dict[str, Any]) -> list[str] | None:
+def selects(webhook: dict[str, Any], mode: str | None, namespace: str = "shop") -> bool:
+    """Whether the entry's namespaceSelector matches a namespace with this mode label, as
+    Kubernetes evaluates matchExpressions (all must hold)."""
+    labels = {"kubernetes.io/metadata.name": namespace}
+    if mode is not None:
+        labels[MODE_LABEL] = mode
     for expression in webhook["namespaceSelector"]["matchExpressions"]:
-        if expression["key"] == MODE_LABEL:
-            values: list[str] | None = expression.get("values")  # None: unlabelled namespaces
-            return values
-    raise AssertionError("no selector on the mode label")
+        value = labels.get(expression["key"])
+        operator = expression["operator"]
+        if operator == "In" and value not in expression["values"]:
+            return False
+        if operator == "NotIn" and value in expression["values"]:
+            return False
+        if operator == "Exists" and value is None:
+            return False
+        if operator == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+LABEL_VALUES = ["enforce", "mutate", "audit", "off", "Enforce", "enforced", "", None]
+
+
+def selected(webhook: dict[str, Any]) -> list[str | None]:
+    return [mode for mode in LABEL_VALUES if selects(webhook, mode)]
 
 
 def test_one_entry_per_mode_with_its_own_path() -> None:
@@ -47,9 +66,16 @@ def test_one_entry_per_mode_with_its_own_path() -> None:
         "enforce.clusterip-guard.io": "/validate/enforce",
         "audit.clusterip-guard.io": "/validate/audit",
     }
-    assert selected_modes(found["mutate.clusterip-guard.io"]) == ["mutate"]
-    assert selected_modes(found["enforce.clusterip-guard.io"]) == ["enforce", "mutate"]
-    assert selected_modes(found["audit.clusterip-guard.io"]) == ["audit"]
+    assert selected(found["mutate.clusterip-guard.io"]) == ["mutate"]
+    # The backstop behind mutate, and a value that is not a mode is judged as enforce.
+    assert selected(found["enforce.clusterip-guard.io"]) == [
+        "enforce",
+        "mutate",
+        "Enforce",
+        "enforced",
+        "",
+    ]
+    assert selected(found["audit.clusterip-guard.io"]) == ["audit"]
 
 
 def test_enforce_and_mutate_fail_closed_and_audit_fails_open() -> None:
@@ -103,7 +129,7 @@ def test_the_default_mode_selects_unlabelled_namespaces(
     defaults = {name for name in found if "-default." in name}
     assert defaults == extra
     for name in defaults:
-        assert selected_modes(found[name]) is None
+        assert selected(found[name]) == [None]
 
 
 def test_url_mode_points_at_the_url_with_each_path() -> None:

@@ -32,6 +32,7 @@ from clusterip_guard.core.names import CONFIG_HASH_ANNOTATION
 from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
+    mode_label_policy,
     webhook_configurations,
 )
 from clusterip_guard.core.types import Manifest
@@ -70,6 +71,22 @@ def _kinds(api: client.ApiClient) -> list[_Kind]:
             admission.create_validating_webhook_configuration,
             admission.replace_validating_webhook_configuration,
             admission.delete_validating_webhook_configuration,
+        ),
+        _Kind(
+            "ValidatingAdmissionPolicy",
+            client.V1ValidatingAdmissionPolicy,
+            admission.read_validating_admission_policy,
+            admission.create_validating_admission_policy,
+            admission.replace_validating_admission_policy,
+            admission.delete_validating_admission_policy,
+        ),
+        _Kind(
+            "ValidatingAdmissionPolicyBinding",
+            client.V1ValidatingAdmissionPolicyBinding,
+            admission.read_validating_admission_policy_binding,
+            admission.create_validating_admission_policy_binding,
+            admission.replace_validating_admission_policy_binding,
+            admission.delete_validating_admission_policy_binding,
         ),
     ]
 
@@ -110,12 +127,19 @@ def apply_configurations(
 
 
 def remove_configurations(api: client.ApiClient, name: str, report: Report) -> None:
+    """The webhook configurations first (fail-closed), then the mode-label policy."""
     for kind in _kinds(api):
         resource = _resource(kind.name)
-        deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, name))
+        named = name if "Webhook" in kind.name else mode_label_policy_name(name)
+        deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, named))
         report.say(
-            f"deleted {kind.name} {name}" if deleted is not None else f"no {kind.name} {name}"
+            f"deleted {kind.name} {named}" if deleted is not None else f"no {kind.name} {named}"
         )
+
+
+def mode_label_policy_name(configuration_name: str) -> str:
+    """One per registration, so several installations (and tests) never share one."""
+    return f"{configuration_name}-mode-label"
 
 
 # --- the bootstrap itself -----------------------------------------------------------------------
@@ -158,6 +182,16 @@ def _require_namespace(api: client.ApiClient, namespace: str) -> None:
         raise NamespaceMissing(f"namespace {namespace} does not exist; create it first")
 
 
+def registrations_for(settings: BootstrapSettings, ca_bundle: bytes) -> list[Manifest]:
+    """Everything these settings register: the webhook configurations, then the policy that
+    keeps the mode label in the hands of cluster admins (the chart renders the same)."""
+    policy = mode_label_policy(
+        default_mode=settings.default_mode,
+        name=mode_label_policy_name(settings.configuration_name),
+    )
+    return [*configurations_for(settings, ca_bundle), *policy]
+
+
 def configurations_for(settings: BootstrapSettings, ca_bundle: bytes) -> tuple[Manifest, Manifest]:
     """The webhook configurations these settings register (the chart renders the same)."""
     return webhook_configurations(
@@ -195,7 +229,7 @@ def bootstrap(
         margin=settings.renew_before,
         rotate_ca=settings.rotate_ca,
     )
-    configurations = configurations_for(settings, plan.state.ca_bundle)
+    configurations = registrations_for(settings, plan.state.ca_bundle)
     if settings.certificates_only and current.ca is not None and current.serving is not None:
         # Renewal and rotation are the full bootstrap's: only it can publish a new CA first.
         report.say("certificates: kept (--certificates-only never renews or rotates)")

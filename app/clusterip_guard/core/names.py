@@ -52,6 +52,14 @@ ENFORCE_DEFAULT_WEBHOOK: Final = f"enforce-default.{DOMAIN}"
 AUDIT_DEFAULT_WEBHOOK: Final = f"audit-default.{DOMAIN}"
 EXPOSED_SERVICE_MATCH_CONDITION: Final = "exposed-service"
 
+# --- who may set the mode label ----------------------------------------------------------------
+# A ValidatingAdmissionPolicy on Namespaces: the label may be added, changed or removed only by
+# whom RBAC grants this verb on this resource (cluster admins hold every verb).
+MODE_LABEL_POLICY: Final = f"{PROJECT}-mode-label"
+MODE_ADMIN_GROUP: Final = DOMAIN  # the API group of the RBAC rule
+MODE_ADMIN_RESOURCE: Final = "namespaces"
+MODE_ADMIN_VERB: Final = "set-mode"
+
 # --- what the bootstrap creates ---------------------------------------------------------------
 CONFIGURATION_NAME: Final = PROJECT  # both webhook configurations
 SERVICE_NAME: Final = PROJECT

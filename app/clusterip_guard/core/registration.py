@@ -26,7 +26,11 @@ from clusterip_guard.core.names import (
     EXPOSED_SERVICE_MATCH_CONDITION,
     MANAGED_BY_BOOTSTRAP,
     MANAGED_BY_LABEL,
+    MODE_ADMIN_GROUP,
+    MODE_ADMIN_RESOURCE,
+    MODE_ADMIN_VERB,
     MODE_LABEL,
+    MODE_LABEL_POLICY,
     MUTATE_DEFAULT_WEBHOOK,
     MUTATE_PATH,
     MUTATE_WEBHOOK,
@@ -87,8 +91,22 @@ class UrlTarget:
 class _Entry:
     name: str
     path: str
-    modes: tuple[Mode, ...]  # label values selected; () selects unlabelled namespaces
+    selects: tuple[dict[str, Any], ...]  # matchExpressions on the mode label
     failure_policy: FailurePolicy
+
+
+def _labelled(*modes: Mode) -> tuple[dict[str, Any], ...]:
+    return ({"key": MODE_LABEL, "operator": "In", "values": list(modes)},)
+
+
+# Not a label value the server can be sure of: enforce, mutate (the backstop behind the
+# mutating webhook), and any value that is not a mode at all (a typo, `Enforce`) is judged as
+# enforce rather than left unjudged. (NotIn alone would also select unlabelled namespaces.)
+_JUDGED_AS_ENFORCE: tuple[dict[str, Any], ...] = (
+    {"key": MODE_LABEL, "operator": "Exists"},
+    {"key": MODE_LABEL, "operator": "NotIn", "values": ["audit", "off"]},
+)
+_UNLABELLED: tuple[dict[str, Any], ...] = ({"key": MODE_LABEL, "operator": "DoesNotExist"},)
 
 
 def exposed_match_condition() -> dict[str, str]:
@@ -129,18 +147,22 @@ def webhook_configurations(
         }
     )
 
-    mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, ("mutate",), failure_policy)]
+    mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, _labelled("mutate"), failure_policy)]
     validating = [
         # The backstop: whatever is still exposed after every mutation is denied.
-        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, ("enforce", "mutate"), failure_policy),
-        _Entry(AUDIT_WEBHOOK, AUDIT_PATH, ("audit",), audit_failure_policy),
+        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, _JUDGED_AS_ENFORCE, failure_policy),
+        _Entry(AUDIT_WEBHOOK, AUDIT_PATH, _labelled("audit"), audit_failure_policy),
     ]
     if default_mode == "mutate":
-        mutating.append(_Entry(MUTATE_DEFAULT_WEBHOOK, MUTATE_PATH, (), failure_policy))
+        mutating.append(_Entry(MUTATE_DEFAULT_WEBHOOK, MUTATE_PATH, _UNLABELLED, failure_policy))
     if default_mode in ("enforce", "mutate"):
-        validating.append(_Entry(ENFORCE_DEFAULT_WEBHOOK, ENFORCE_PATH, (), failure_policy))
+        validating.append(
+            _Entry(ENFORCE_DEFAULT_WEBHOOK, ENFORCE_PATH, _UNLABELLED, failure_policy)
+        )
     if default_mode == "audit":
-        validating.append(_Entry(AUDIT_DEFAULT_WEBHOOK, AUDIT_PATH, (), audit_failure_policy))
+        validating.append(
+            _Entry(AUDIT_DEFAULT_WEBHOOK, AUDIT_PATH, _UNLABELLED, audit_failure_policy)
+        )
 
     def webhook(entry: _Entry, mutating_entry: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -155,7 +177,7 @@ def webhook_configurations(
                     "scope": "Namespaced",
                 }
             ],
-            "namespaceSelector": _namespace_selector(entry.modes, excluded),
+            "namespaceSelector": _namespace_selector(entry.selects, excluded),
             "objectSelector": {},
             "matchConditions": [exposed_match_condition()],
             "matchPolicy": "Equivalent",
@@ -206,15 +228,10 @@ def _client_config(
     }
 
 
-def _namespace_selector(modes: tuple[Mode, ...], excluded: list[str]) -> dict[str, Any]:
-    label: dict[str, Any] = (
-        {"key": MODE_LABEL, "operator": "In", "values": list(modes)}
-        if modes
-        else {"key": MODE_LABEL, "operator": "DoesNotExist"}
-    )
+def _namespace_selector(selects: tuple[dict[str, Any], ...], excluded: list[str]) -> dict[str, Any]:
     return {
         "matchExpressions": [
-            label,
+            *(dict(expression) for expression in selects),
             {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": excluded},
         ]
     }
@@ -223,14 +240,124 @@ def _namespace_selector(modes: tuple[Mode, ...], excluded: list[str]) -> dict[st
 def _configuration(
     kind: str, name: str, labels: dict[str, str], webhooks: list[dict[str, Any]]
 ) -> Manifest:
-    configuration: Manifest = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": kind,
-        "metadata": {"name": name, "labels": labels},
-        "webhooks": webhooks,
-    }
+    return _with_hash(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": kind,
+            "metadata": {"name": name, "labels": labels},
+            "webhooks": webhooks,
+        }
+    )
+
+
+def _with_hash(manifest: Manifest) -> Manifest:
     # A digest of what we asked for, so a second bootstrap can tell "already so" without
     # comparing against the fields the API server defaults.
-    digest = hashlib.sha256(json.dumps(configuration, sort_keys=True).encode()).hexdigest()
-    configuration["metadata"]["annotations"] = {CONFIG_HASH_ANNOTATION: digest[:32]}
-    return configuration
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    manifest["metadata"]["annotations"] = {CONFIG_HASH_ANNOTATION: digest[:32]}
+    return manifest
+
+
+# How much a mode keeps Services internal: creating a namespace with a weaker mode than the
+# cluster default is as much a change of its mode as relabelling one.
+MODE_STRENGTH: dict[Mode, int] = {"off": 0, "audit": 1, "mutate": 2, "enforce": 2}
+
+
+def _label_of(obj: str) -> str:
+    return (
+        f"{obj} != null && has({obj}.metadata.labels) && '{MODE_LABEL}' in {obj}.metadata.labels"
+        f" ? {obj}.metadata.labels['{MODE_LABEL}'] : ''"
+    )
+
+
+def mode_label_policy(
+    *, default_mode: Mode = "off", name: str = MODE_LABEL_POLICY
+) -> tuple[Manifest, Manifest]:
+    """(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding) that keep the mode label
+    in the hands of cluster admins (docs/design.md §2).
+
+    Adding, changing or removing `clusterip-guard.io/mode`, and creating a namespace with a
+    mode weaker than the cluster default, need the verb `set-mode` on
+    `namespaces.clusterip-guard.io` (for that namespace's name), which RBAC grants: cluster
+    admins hold every verb, and a ClusterRole can delegate it. A value that is not a mode is
+    refused, naming it. The API server evaluates it in-process: no webhook call, no lookup.
+    """
+    strengths = ", ".join(f"'{mode}': {strength}" for mode, strength in MODE_STRENGTH.items())
+    modes = ", ".join(f"'{mode}'" for mode in MODES)
+    may_set_mode = (
+        f"authorizer.group('{MODE_ADMIN_GROUP}').resource('{MODE_ADMIN_RESOURCE}')"
+        f".name(object.metadata.name).check('{MODE_ADMIN_VERB}').allowed()"
+    )
+    policy: Manifest = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {
+            "name": name,
+            "labels": {NAME_LABEL: PROJECT, MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP},
+        },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["namespaces"],
+                    }
+                ]
+            },
+            "variables": [
+                {"name": "mode", "expression": _label_of("object")},
+                {"name": "oldMode", "expression": _label_of("oldObject")},
+                {
+                    "name": "changesMode",
+                    "expression": (
+                        "request.operation == 'CREATE'"
+                        " ? variables.mode != '' && variables.mode in {" + strengths + "}"
+                        " && {" + strengths + "}[variables.mode] < "
+                        f"{MODE_STRENGTH[default_mode]}"
+                        " : variables.mode != variables.oldMode"
+                    ),
+                },
+            ],
+            "validations": [
+                {
+                    "expression": (
+                        "variables.mode == variables.oldMode || variables.mode == ''"
+                        f" || variables.mode in [{modes}]"
+                    ),
+                    "messageExpression": (
+                        f"'{MODE_LABEL}=' + variables.mode + ' is not a mode: use one of "
+                        f"{', '.join(MODES)}'"
+                    ),
+                    "reason": "Invalid",
+                },
+                {
+                    "expression": f"!variables.changesMode || {may_set_mode}",
+                    "messageExpression": (
+                        "'setting the label " + MODE_LABEL + " of namespace ' + "
+                        "object.metadata.name + ' to ' + (variables.mode == '' ? '(none)' : "
+                        "variables.mode) + ' needs the verb "
+                        + MODE_ADMIN_VERB
+                        + " on "
+                        + MODE_ADMIN_RESOURCE
+                        + "."
+                        + MODE_ADMIN_GROUP
+                        + ": ask a cluster admin'"
+                    ),
+                    "reason": "Forbidden",
+                },
+            ],
+        },
+    }
+    binding: Manifest = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {
+            "name": name,
+            "labels": {NAME_LABEL: PROJECT, MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP},
+        },
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    return _with_hash(policy), _with_hash(binding)

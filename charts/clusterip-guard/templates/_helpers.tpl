@@ -174,7 +174,14 @@ spec:
       scope: Namespaced
   namespaceSelector:
     matchExpressions:
-      {{- if .modes }}
+      {{- if .judgedAsEnforce }}
+      # enforce, mutate (the backstop), and any value that is not a mode at all
+      - key: {{ include "clusterip-guard.modeLabel" $root }}
+        operator: Exists
+      - key: {{ include "clusterip-guard.modeLabel" $root }}
+        operator: NotIn
+        values: ["audit","off"]
+      {{- else if .modes }}
       - key: {{ include "clusterip-guard.modeLabel" $root }}
         operator: In
         values: {{ toJson .modes }}

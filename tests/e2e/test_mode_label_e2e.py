@@ -1,0 +1,162 @@
+"""The mode label cannot be mistyped into "off", nor changed by a tenant (docs/design.md §2).
+
+A control plane of its own: its cluster default mode is `enforce`, which would judge every
+unlabelled namespace of the shared one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localcluster import ControlPlane, start, user_kubeconfig
+from tests.support.kubectl import Kubectl
+from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+MODE_LABEL = "clusterip-guard.io/mode"
+LEAD = "team-lead"
+CREATOR = "namespace-creator"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlane, Kubectl]]:
+    with start(tmp_path_factory.mktemp("modes")) as control_plane:
+        admin = Kubectl(control_plane.kubeconfig)
+        # Labelled before clusterip-guard was installed: a typo nobody caught.
+        admin("create", "namespace", "typo")
+        admin("label", "namespace", "typo", f"{MODE_LABEL}=Enforce")
+        files = CertificateFiles(tmp_path_factory.mktemp("mode-certs"))
+        port = free_port()
+        registered = subprocess.run(
+            [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap",
+             "--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
+             "--ip", "127.0.0.1", "--default-mode", "enforce"],
+            env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert registered.returncode == 0, registered.stderr
+        webhook = WebhookProcess(files, port=port).start()
+        admin("create", "namespace", "team-a")
+        admin("label", "namespace", "team-a", f"{MODE_LABEL}=enforce")
+        # A team lead who may edit their own namespace object, and nothing else.
+        admin("create", "clusterrole", "edit-team-a", "--verb=get,patch,update",
+              "--resource=namespaces", "--resource-name=team-a")  # fmt: skip
+        admin("create", "clusterrolebinding", "edit-team-a", "--clusterrole=edit-team-a",
+              f"--user={LEAD}")  # fmt: skip
+        admin("create", "clusterrole", "create-namespaces", "--verb=create,get",
+              "--resource=namespaces")  # fmt: skip
+        admin("create", "clusterrolebinding", "create-namespaces",
+              "--clusterrole=create-namespaces", f"--user={CREATOR}")  # fmt: skip
+        try:
+            yield control_plane, admin
+        finally:
+            webhook.stop()
+
+
+def as_user(cluster: tuple[ControlPlane, Kubectl], user: str) -> Kubectl:
+    return Kubectl(user_kubeconfig(cluster[0], user))
+
+
+def node_port_service() -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80}]},
+    })  # fmt: skip
+
+
+def test_a_label_value_that_is_not_a_mode_is_judged_as_enforce(
+    cluster: tuple[ControlPlane, Kubectl],
+) -> None:
+    _, admin = cluster
+    run = admin("-n", "typo", "create", "-f", "-", stdin=node_port_service(), check=False)
+    assert run.returncode != 0
+    assert 'admission webhook "enforce.clusterip-guard.io" denied the request' in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "shown"),
+    [
+        pytest.param(["label", "namespace", "team-a", f"{MODE_LABEL}-"], "(none)",
+                     id="removing the label"),
+        pytest.param(["label", "namespace", "team-a", f"{MODE_LABEL}=off", "--overwrite"], "off",
+                     id="turning it off"),
+        pytest.param(["label", "namespace", "team-a", f"{MODE_LABEL}=audit", "--overwrite"],
+                     "audit", id="weakening it to audit"),
+        pytest.param(["patch", "namespace", "team-a", "--type=json", "-p", json.dumps(
+            [{"op": "remove", "path": "/metadata/labels/clusterip-guard.io~1mode"}])],
+                     "(none)", id="removing it by JSON patch"),
+    ],
+)  # fmt: skip
+def test_a_tenant_who_may_patch_their_namespace_cannot_change_its_mode(
+    cluster: tuple[ControlPlane, Kubectl], arguments: list[str], shown: str
+) -> None:
+    run = as_user(cluster, LEAD)(*arguments, check=False)
+    assert run.returncode != 0, run.stdout
+    assert "ValidatingAdmissionPolicy 'clusterip-guard-mode-label'" in run.stderr
+    assert f"namespace team-a to {shown} needs the verb set-mode" in run.stderr
+
+
+def test_the_tenant_may_still_change_other_labels(cluster: tuple[ControlPlane, Kubectl]) -> None:
+    as_user(cluster, LEAD)("label", "namespace", "team-a", "owner=payments")
+
+
+def test_a_value_that_is_not_a_mode_is_refused_naming_it(
+    cluster: tuple[ControlPlane, Kubectl],
+) -> None:
+    _, admin = cluster
+    run = admin("label", "namespace", "team-a", f"{MODE_LABEL}=Enforce", "--overwrite",
+                check=False)  # fmt: skip
+    assert run.returncode != 0
+    assert f"{MODE_LABEL}=Enforce is not a mode" in run.stderr
+
+
+def test_a_cluster_admin_may_change_the_mode(cluster: tuple[ControlPlane, Kubectl]) -> None:
+    _, admin = cluster
+    admin("label", "namespace", "team-a", f"{MODE_LABEL}=mutate", "--overwrite")
+
+
+def test_rbac_can_delegate_the_mode_of_one_namespace(
+    cluster: tuple[ControlPlane, Kubectl],
+) -> None:
+    _, admin = cluster
+    # A rule on a resource no API serves: kubectl's `create clusterrole` would refuse it.
+    admin("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "set-mode-team-a"},
+        "rules": [{"apiGroups": ["clusterip-guard.io"], "resources": ["namespaces"],
+                   "resourceNames": ["team-a"], "verbs": ["set-mode"]}],
+    }))  # fmt: skip
+    admin("create", "clusterrolebinding", "set-mode-team-a", "--clusterrole=set-mode-team-a",
+          f"--user={LEAD}")  # fmt: skip
+    as_user(cluster, LEAD)("label", "namespace", "team-a", f"{MODE_LABEL}=audit", "--overwrite")
+
+
+@pytest.mark.parametrize(
+    ("labels", "allowed"),
+    [
+        pytest.param({}, True, id="without the label: the cluster default applies"),
+        pytest.param({MODE_LABEL: "enforce"}, True, id="as strict as the default"),
+        pytest.param({MODE_LABEL: "mutate"}, True, id="mutate keeps Services internal too"),
+        pytest.param({MODE_LABEL: "audit"}, False, id="weaker than the default"),
+        pytest.param({MODE_LABEL: "off"}, False, id="off"),
+    ],
+)
+def test_creating_a_namespace_weaker_than_the_default_needs_the_verb(
+    cluster: tuple[ControlPlane, Kubectl], labels: dict[str, str], allowed: bool,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    name = f"new-{len(labels)}-{labels.get(MODE_LABEL, 'none')}"
+    namespace = {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": name, "labels": labels}}  # fmt: skip
+    run = as_user(cluster, CREATOR)("create", "-f", "-", stdin=json.dumps(namespace), check=False)
+    assert (run.returncode == 0) == allowed, run.stderr
+    if not allowed:
+        assert "needs the verb set-mode" in run.stderr
