@@ -219,6 +219,25 @@ def test_tls_older_than_1_2_is_refused_by_the_server(
         assert tls.version() == "TLSv1.2"
 
 
+def test_a_client_that_disconnects_mid_body_is_one_log_line(
+    webhook: WebhookProcess, files: ServingFiles, client: httpx.Client
+) -> None:
+    before = webhook.logs()
+    with (
+        socket.create_connection((LOOPBACK, webhook.port)) as raw,
+        files.client_context().wrap_socket(raw, server_hostname=LOOPBACK) as tls,
+    ):
+        tls.sendall(
+            b"POST /validate/enforce HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            b'{"apiVersion": "admission'
+        )
+    assert until(lambda: "client disconnected" in webhook.logs()[len(before) :], timeout=10)
+    logged = webhook.logs()[len(before) :]
+    assert "Traceback" not in logged
+    assert client.get("/healthz").status_code == 200  # and the server carries on
+
+
 def test_a_changed_policy_is_used_and_a_broken_one_is_not(
     tmp_path: Path, files: ServingFiles
 ) -> None:

@@ -79,3 +79,47 @@ def test_admission_reviews_with_one_field_replaced(
     _check(reply)
     if reply.status_code == 200:
         assert reply.json()["response"]["uid"] == review["request"]["uid"]
+
+
+def nested(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
+
+
+def review_with_object_field(value_json: str) -> str:
+    """A valid AdmissionReview whose Service carries `value_json` under a label-like field."""
+    review = admission_review(service("NodePort"))
+    text = json.dumps(review)
+    return text.replace('"labels": {', f'"deep": {value_json}, "labels": {{', 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(nested(100_000), "nested", id="deep nesting at the top"),
+        pytest.param(review_with_object_field(nested(5_000)), "nested",
+                     id="deep nesting inside a valid review"),
+        pytest.param(review_with_object_field(nested(150)), "nested",
+                     id="nesting too deep to convert safely"),
+        pytest.param(review_with_object_field("1" * 5_000), "JSON", id="a huge integer"),
+        pytest.param(review_with_object_field("1e999"), "number",
+                     id="a number too big for a float"),
+        pytest.param(review_with_object_field("NaN"), "number", id="NaN"),
+        pytest.param(review_with_object_field("-Infinity"), "number", id="Infinity"),
+        pytest.param(json.dumps(admission_review(service("NodePort"))).encode("utf-16"), "UTF-8",
+                     id="UTF-16"),
+        pytest.param(b"\xef\xbb\xbf" + json.dumps(admission_review(service())).encode(), "JSON",
+                     id="a byte order mark"),
+        pytest.param(b'{"apiVersion": "\xff"}', "UTF-8", id="invalid UTF-8"),
+    ],
+)  # fmt: skip
+def test_pathological_json_is_a_one_line_400_counted_as_bad(body: str | bytes, reason: str) -> None:
+    metrics = WebhookMetrics()
+    client = Client()
+    client.app = create_app(policy=PolicySettings, metrics=metrics)
+    reply = client.post("/validate/enforce", content=body,
+                        headers={"content-type": "application/json"})  # fmt: skip
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert "\n" not in error
+    assert reason in error
+    assert metrics.bad_requests.labels("400")._value.get() == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,11 +40,50 @@ class AdmissionRequest:
     old_object: Manifest | None
 
 
+# Kubernetes objects nest a few levels deep; a review is the object twice, a few levels down.
+# Deeper bodies are refused before anything recurses over them (copying, diffing).
+MAX_NESTING = 64
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} does not fit a float")
+    return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"number {name} is not JSON")
+
+
+def _depth(value: object) -> int:
+    """How deeply `value` nests, counted without recursion."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_NESTING:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def parse_review(body: bytes) -> AdmissionRequest:
     try:
-        review = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as error:
+        text = body.decode("utf-8")  # JSON on the wire is UTF-8 (RFC 8259); nothing else
+    except UnicodeDecodeError as error:
+        raise ReviewError(f"body is not UTF-8: {error}") from error
+    try:
+        review = json.loads(text, parse_float=_finite, parse_constant=_refuse_constant)
+    except RecursionError as error:
+        raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels") from error
+    except ValueError as error:
         raise ReviewError(f"body is not valid JSON: {error}") from error
+    if _depth(review) > MAX_NESTING:
+        raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels")
     if not isinstance(review, dict):
         raise ReviewError("body must be a JSON object (an AdmissionReview)")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect
 
 from clusterip_guard.core.decision import ALLOWED, Decision, decide
 from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, WEBHOOK_PATHS
@@ -97,6 +98,11 @@ def create_app(
         except ReviewError as error:
             metrics.bad_requests.labels("400").inc()
             return _error(400, str(error))
+        except ClientDisconnect:
+            # Nobody is left to answer: one line, not a traceback.
+            log.info("client disconnected before sending the whole body", extra={"path": path})
+            metrics.bad_requests.labels("disconnected").inc()
+            return _error(400, "client disconnected")
 
         decision = _decide_safely(
             admission,
