@@ -60,7 +60,7 @@ def test_requests_that_are_not_service_changes_are_not_judged(review: dict[str, 
     ("body", "reason"),
     [
         (b"{not json", "not valid JSON"),
-        (b"\xff\xfe", "not valid JSON"),
+        (b"\xff\xfe", "not UTF-8"),
         (b"[]", "JSON object"),
         (
             _body({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}),
