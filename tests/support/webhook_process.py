@@ -95,6 +95,7 @@ class WebhookProcess:
     metrics_port: int = field(default_factory=free_port)
     # Tests stop servers all the time: no endpoints to wait for here, unless a test says so.
     shutdown_delay: float = 0.0
+    extra_args: tuple[str, ...] = ()
     log_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -112,6 +113,7 @@ class WebhookProcess:
             "--metrics-port", str(self.metrics_port),
             "--reload-interval", "0.2",
             "--shutdown-delay", str(self.shutdown_delay),
+            *self.extra_args,
         ]  # fmt: skip
         if self.policy_file is not None:
             command += ["--policy-file", str(self.policy_file)]

@@ -69,6 +69,24 @@ def add_parser(commands: Any) -> None:
         help="then, seconds for requests in flight to finish (default: %(default)s)",
     )
     parser.add_argument(
+        "--max-connections-per-client",
+        type=options.port,  # 1-65535
+        default=default("max_connections_per_client"),
+        help="open connections one client address may hold, per port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=options.positive_seconds,
+        default=default("header_timeout_seconds"),
+        help="seconds for a request's head to arrive (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=options.positive_seconds,
+        default=default("body_timeout_seconds"),
+        help="seconds for a request's body to arrive (default: %(default)s)",
+    )
+    parser.add_argument(
         "--access-log", action="store_true", help="log every request (halves throughput)"
     )
     parser.add_argument(
@@ -91,21 +109,22 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         log_level=args.log_level,
         shutdown_delay_seconds=args.shutdown_delay,
         drain_timeout_seconds=args.drain_timeout,
+        max_connections_per_client=args.max_connections_per_client,
+        header_timeout_seconds=args.header_timeout,
+        body_timeout_seconds=args.body_timeout,
     )
     return run(settings)
 
 
 def run(settings: ServeSettings) -> int:
     # Loaded here, not at import: `check` and `bootstrap` start without uvicorn.
-    from prometheus_client import start_http_server
-
     from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
     from clusterip_guard.policyfile import PolicyHolder
-    from clusterip_guard.server.app import create_app
+    from clusterip_guard.server.app import create_app, create_health_app
     from clusterip_guard.server.lifecycle import Lifecycle
     from clusterip_guard.server.logs import configure_json_logging
     from clusterip_guard.server.metrics import WebhookMetrics
-    from clusterip_guard.server.runner import serve_forever
+    from clusterip_guard.server.runner import bind, serve_forever
     from clusterip_guard.server.tls import CertificateReloader, serving_context
 
     configure_json_logging(settings.log_level)
@@ -117,12 +136,18 @@ def run(settings: ServeSettings) -> int:
             f"cannot load certificate {settings.cert_file} / key {settings.key_file}: {error}"
         ) from None
     metrics = WebhookMetrics()
+    try:
+        webhook_socket = bind(settings.host, settings.port)
+    except OSError as error:
+        raise UsageError(f"cannot listen on --port {settings.port}: {error.strerror}") from None
+    health_socket = None
     if settings.metrics_port:
         try:
-            start_http_server(settings.metrics_port, addr=settings.host, registry=metrics.registry)
+            health_socket = bind(settings.host, settings.metrics_port)
         except OSError as error:
+            webhook_socket.close()
             raise UsageError(
-                f"cannot listen on metrics port {settings.metrics_port}: {error}"
+                f"cannot listen on --metrics-port {settings.metrics_port}: {error.strerror}"
             ) from None
     never_judged = set(NEVER_JUDGED_NAMESPACES)
     if settings.own_namespace:
@@ -135,13 +160,23 @@ def run(settings: ServeSettings) -> int:
         reloaders=[policy, CertificateReloader(context, settings.cert_file, settings.key_file)],
         reload_interval=settings.reload_interval,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
         lifecycle=lifecycle,
     )
+    health_app = create_health_app(metrics=metrics, lifecycle=lifecycle)
     # After a graceful stop uvicorn raises the signal it caught again; a SIGTERM that stopped
     # us cleanly is a clean exit, not a death by signal.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    started = serve_forever(app, settings, context, lifecycle)
-    # uvicorn returns after a clean shutdown, or early when it could not bind.
+    started = serve_forever(
+        app=app,
+        health_app=health_app,
+        settings=settings,
+        context=context,
+        lifecycle=lifecycle,
+        metrics=metrics,
+        webhook_socket=webhook_socket,
+        health_socket=health_socket,
+    )
     return EXIT_OK if started else EXIT_USAGE
 
 

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 
 from clusterip_guard.core.decision import ALLOWED, Decision, decide
 from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, WEBHOOK_PATHS
@@ -31,6 +34,7 @@ from clusterip_guard.core.review import (
 from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.core.types import Mode
 from clusterip_guard.server.lifecycle import Lifecycle
+from clusterip_guard.server.memory import MemoryKeeper
 from clusterip_guard.server.metrics import WebhookMetrics
 from clusterip_guard.server.settings import MIB, ServeSettings
 from clusterip_guard.server.watch import Reloadable, ReloadResult, watch
@@ -64,6 +68,7 @@ def create_app(
     reloaders: Sequence[Reloadable] = (),
     reload_interval: float = _DEFAULTS.reload_interval,
     max_body_bytes: int = _DEFAULTS.max_body_bytes,
+    body_timeout: float = _DEFAULTS.body_timeout_seconds,
     lifecycle: Lifecycle | None = None,
 ) -> FastAPI:
     """The webhook app. `policy` returns the policy in force (it may change between calls)."""
@@ -75,7 +80,9 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        watcher = asyncio.create_task(watch(reloaders, reload_interval, count_reload))
+        watcher = asyncio.create_task(
+            watch(reloaders, reload_interval, count_reload, housekeeping=MemoryKeeper())
+        )
         try:
             yield
         finally:
@@ -90,7 +97,7 @@ def create_app(
     async def answer(request: Request, mode: Mode, path: str) -> Response:
         started = time.perf_counter()
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = await _read_body(request, max_body_bytes, body_timeout)
             admission = parse_review(body)
         except BadRequest as error:
             metrics.bad_requests.labels(str(error.status)).inc()
@@ -191,7 +198,15 @@ def _decide_safely(
         )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body_now(request, limit)
+    except TimeoutError:
+        raise BadRequest(408, f"body not received within {timeout:g}s") from None
+
+
+async def _read_body_now(request: Request, limit: int) -> bytes:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != JSON_MEDIA_TYPE:
         got = media_type or "none"
@@ -213,5 +228,37 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# Answered before the body was read to its end: the rest of it would be read as the next
+# request, so the connection closes.
+_CLOSES_CONNECTION = (408, 413)
+
+
 def _error(status: int, reason: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": reason.splitlines()[0]})
+    headers = {"connection": "close"} if status in _CLOSES_CONNECTION else None
+    return JSONResponse(
+        status_code=status, content={"error": reason.splitlines()[0]}, headers=headers
+    )
+
+
+def create_health_app(*, metrics: WebhookMetrics, lifecycle: Lifecycle) -> Starlette:
+    """The plain-HTTP port: Prometheus /metrics, and /healthz and /readyz for probes that
+    cannot present a client certificate."""
+
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def readyz(_: Request) -> PlainTextResponse:
+        if not lifecycle.ready:
+            return PlainTextResponse("draining", status_code=503)
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/metrics", prometheus),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+    )

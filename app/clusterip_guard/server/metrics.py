@@ -30,6 +30,12 @@ class WebhookMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "clusterip_guard_refused_connections",
+            "Connections and requests cut by the limits, by reason (connections, 408, 431).",
+            ["port", "reason"],
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "clusterip_guard_reloads",
             "Reloads of watched files, by what was reloaded and whether it worked.",

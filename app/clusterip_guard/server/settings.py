@@ -36,3 +36,15 @@ class ServeSettings:
     # Then, seconds for requests in flight to finish before they are cut; an admission call
     # is over in milliseconds, so this only bounds a stuck client.
     drain_timeout_seconds: int = 10
+    # Open connections per port, and per client address: API servers hold a few each, so one
+    # client that opens thousands is cut off long before anyone else is.
+    max_connections: int = 4096
+    max_connections_per_client: int = 64
+    # From a connection's start (or a request's first byte) to the end of its headers: the
+    # API server sends a head in microseconds, a slow or endless one is cut.
+    header_timeout_seconds: float = 10.0
+    # An AdmissionReview's head is well under 1 KiB.
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 64
+    # From the end of the headers to the end of the body: 3 MiB on a healthy network is fast.
+    body_timeout_seconds: float = 10.0

@@ -76,8 +76,10 @@ async def watch(
     reloaders: Sequence[Reloadable],
     interval: float,
     on_result: Callable[[str, ReloadResult], None],
+    housekeeping: Callable[[], None] = lambda: None,
 ) -> None:
-    """Look every `interval` seconds until cancelled."""
+    """Look every `interval` seconds until cancelled; `housekeeping` runs at each look too."""
     while True:
         await asyncio.sleep(interval)
         reload_all(reloaders, on_result)
+        housekeeping()

@@ -1,0 +1,147 @@
+"""HTTP/1.1 with limits, for both ports: a client cannot starve the API server's calls.
+
+uvicorn's httptools protocol, with what it lacks for a server on the API server's write path:
+- a cap on open connections (a new one past it is closed at once, before any work);
+- a time limit on a request's head, from the connection's first byte (or its start) to the
+  end of its headers: a slow or endless header is cut with 408, so it holds no memory or
+  file descriptor for long;
+- a size limit on the head and a count limit on its headers (431).
+Idle keep-alive connections are closed after `keep_alive_seconds` (uvicorn's own timer), and
+a body that trickles in is cut by the app (`server.app`, 408).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("clusterip_guard.protocol")
+
+STATUS_LINES = {
+    408: b"HTTP/1.1 408 Request Timeout\r\n",
+    431: b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+}
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_connections: int
+    max_connections_per_client: int
+    header_timeout_seconds: float
+    max_header_bytes: int
+    max_headers: int
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """One connection. Subclassed per server with its limits (see `guarded_protocol`)."""
+
+    limits: ConnectionLimits
+    on_refused: Callable[[str], None]  # told why each refusal happened, for the metrics
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+        self._header_count = 0
+        self._reading_head = True
+        self.client_address = ""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        peer = transport.get_extra_info("peername")
+        address = peer[0] if isinstance(peer, tuple) and peer else ""
+        same_client = sum(
+            1 for c in self.connections if getattr(c, "client_address", "") == address
+        )
+        if (
+            len(self.connections) >= self.limits.max_connections
+            or same_client >= self.limits.max_connections_per_client
+        ):
+            self.on_refused("connections")
+            transport.abort()  # before uvicorn counts it: nothing is kept for it
+            return
+        self.client_address = address
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        if self.transport is None:  # refused in connection_made
+            return
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Counted after parsing, and only while the head is still incomplete: a chunk that ends
+        # the head (and starts the body) is not held against it. What the parser buffers of an
+        # endless header is thus bounded by the limit plus one read.
+        if self._reading_head and not self.transport.is_closing():
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._refuse(431, "request head too large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head = True
+        self._header_count = 0
+        if self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_timer()
+        self._reading_head = False
+        self._head_bytes = 0
+        if self._header_count > self.limits.max_headers:
+            self._refuse(431, "too many request headers")
+            return
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._reading_head = True  # the next request's head, if the connection is kept
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(
+            self.limits.header_timeout_seconds, self._head_too_slow
+        )
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        self._refuse(408, "request head not received in time")
+
+    def _refuse(self, status: int, reason: str) -> None:
+        self.on_refused(str(status))
+        self._disarm_head_timer()
+        if self.transport.is_closing():
+            return
+        body = reason.encode()
+        self.transport.write(
+            STATUS_LINES[status]
+            + b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+            + b"content-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        self.transport.close()
+
+
+def guarded_protocol(
+    limits: ConnectionLimits, on_refused: Callable[[str], None]
+) -> type[GuardedHttpProtocol]:
+    """The protocol class uvicorn instantiates per connection, carrying these limits."""
+    hooks = {"limits": limits, "on_refused": staticmethod(on_refused)}
+    return type("LimitedHttpProtocol", (GuardedHttpProtocol,), hooks)
