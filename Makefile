@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench image clean cluster cluster-down
+.PHONY: setup controlplane lint unit test up down demo bench fuzz image clean cluster cluster-down
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -56,6 +56,10 @@ cluster-down:
 
 bench: setup controlplane
 	$(BIN)/python benchmarks/review_throughput.py
+
+# A long fuzzing run over HTTPS (100,000 inputs; the tests make a short one).
+fuzz: setup
+	$(BIN)/python benchmarks/fuzz.py --inputs 100000
 
 # clusterip-guard:<version> from the Dockerfile, and .dev/images/clusterip-guard.tar for
 # `ctr -n k8s.io images import`. Needs no virtualenv: the host's python3 fills the wheelhouse.
