@@ -153,9 +153,15 @@ def main() -> int:
                     if reply.status_code >= 500:
                         problems.append(f"{kind}: {reply.status_code} {reply.text[:200]}")
                     elif reply.status_code >= 400:
-                        error = reply.json().get("error", "")
-                        if not error or "\n" in error:
-                            problems.append(f"{kind}: a {reply.status_code} without one line")
+                        try:
+                            error = reply.json().get("error", "")
+                        except ValueError:
+                            error = ""
+                        if not isinstance(error, str) or not error or "\n" in error:
+                            problems.append(
+                                f"{kind}: a {reply.status_code} without one line: "
+                                f"{reply.text[:120]!r}"
+                            )
                     if number % 1000 == 0:
                         peak = max(peak, resident_kib(webhook.process.pid))
                     if problems and len(problems) > 20:

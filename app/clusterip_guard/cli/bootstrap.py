@@ -123,6 +123,12 @@ def add_parser(commands: Any) -> None:
         help="after publishing a new CA, wait this long before using it (default: %(default)s)",
     )
     parser.add_argument(
+        "--client-cert-dir",
+        type=Path,
+        help="also write a client certificate for the API server (client.crt, client.key), "
+        "signed by the webhook's CA, for serve --client-ca",
+    )
+    parser.add_argument(
         "--certificates-only",
         action="store_true",
         help="store certificates when there are none; never renew, rotate or register",
@@ -172,6 +178,7 @@ def command_from(args: argparse.Namespace) -> BootstrapCommand:
         excluded_namespaces=tuple(args.exclude_namespace),
         wait_ready_seconds=args.wait_ready_seconds,
         certificates_only=args.certificates_only,
+        client_cert_dir=args.client_cert_dir,
         trust_propagation_seconds=args.trust_propagation_seconds,
     )
     action: Action = "uninstall" if args.uninstall else "dry-run" if args.dry_run else "install"

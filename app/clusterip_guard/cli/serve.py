@@ -39,6 +39,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--policy-file", type=Path, help="policy YAML (reloaded on change)")
     parser.add_argument(
+        "--client-ca",
+        type=Path,
+        help="require a client certificate signed by this CA on the HTTPS port (the API "
+        "server's, named by its AdmissionConfiguration); probes use the metrics port",
+    )
+    parser.add_argument(
         "--metrics-port",
         type=options.port_or_zero,
         default=default("metrics_port"),
@@ -102,6 +108,7 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         host=args.host,
         port=args.port,
         policy_file=args.policy_file,
+        client_ca=args.client_ca,
         metrics_port=args.metrics_port,
         own_namespace=args.own_namespace,
         reload_interval=args.reload_interval,
@@ -125,7 +132,11 @@ def run(settings: ServeSettings) -> int:
     from clusterip_guard.server.logs import configure_json_logging
     from clusterip_guard.server.metrics import WebhookMetrics
     from clusterip_guard.server.runner import bind, serve_forever
-    from clusterip_guard.server.tls import CertificateReloader, serving_context
+    from clusterip_guard.server.tls import (
+        CertificateReloader,
+        require_client_certificates,
+        serving_context,
+    )
 
     configure_json_logging(settings.log_level)
     policy = PolicyHolder(settings.policy_file)
@@ -135,6 +146,11 @@ def run(settings: ServeSettings) -> int:
         raise UsageError(
             f"cannot load certificate {settings.cert_file} / key {settings.key_file}: {error}"
         ) from None
+    if settings.client_ca is not None:
+        try:
+            require_client_certificates(context, settings.client_ca)
+        except (OSError, ssl.SSLError) as error:
+            raise UsageError(f"cannot load --client-ca {settings.client_ca}: {error}") from None
     metrics = WebhookMetrics()
     try:
         webhook_socket = bind(settings.host, settings.port)

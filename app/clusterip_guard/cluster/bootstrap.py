@@ -18,6 +18,12 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from clusterip_guard.certs.issuing import (
+    KeyPair,
+    needs_renewal,
+    new_client_certificate,
+    signed_by,
+)
 from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
 from clusterip_guard.cluster.client import Report, call, read_or_none
 from clusterip_guard.cluster.errors import (
@@ -27,7 +33,13 @@ from clusterip_guard.cluster.errors import (
     NoReadyEndpoint,
 )
 from clusterip_guard.cluster.settings import BootstrapSettings
-from clusterip_guard.cluster.stores import CertificateStore, FileStore, SecretStore
+from clusterip_guard.cluster.stores import (
+    CertificateStore,
+    FileStore,
+    SecretStore,
+    read_file,
+    write_files,
+)
 from clusterip_guard.core.names import CONFIG_HASH_ANNOTATION
 from clusterip_guard.core.registration import (
     ServiceTarget,
@@ -245,6 +257,8 @@ def bootstrap(
     if dry_run:
         report.objects = [*store.manifests(plan.state), *configurations]
         return report
+    if settings.client_cert_dir is not None and plan.state.ca is not None:
+        _issue_client_certificate(settings, plan.state.ca, now, report)
     if current.ca_bundle and plan.adds_trust(current.ca_bundle):
         # A new CA is trusted by the API server before anything is signed by it.
         apply_configurations(api, configurations, report)
@@ -259,6 +273,33 @@ def bootstrap(
             _wait_for_ready_endpoint(api, settings, report, sleep)
         apply_configurations(api, configurations, report)
     return report
+
+
+CLIENT_CERT_FILE = "client.crt"
+CLIENT_KEY_FILE = "client.key"
+
+
+def _issue_client_certificate(
+    settings: BootstrapSettings, ca: KeyPair, now: datetime.datetime, report: Report
+) -> None:
+    """The API server's client certificate, kept while it is signed by the current CA and
+    outside the renewal margin (`serve --client-ca` trusts that CA)."""
+    folder = settings.client_cert_dir
+    if folder is None:
+        return
+    cert = read_file(folder / CLIENT_CERT_FILE)
+    key = read_file(folder / CLIENT_KEY_FILE)
+    if (
+        cert is not None
+        and key is not None
+        and signed_by(cert, ca.cert_pem)
+        and not needs_renewal(cert, now=now, margin=settings.renew_before)
+    ):
+        return
+    issued = new_client_certificate(ca, now=now)
+    write_files(
+        folder, {CLIENT_KEY_FILE: issued.key_pem, CLIENT_CERT_FILE: issued.cert_pem}, report
+    )
 
 
 def _wait_for_ready_endpoint(

@@ -45,6 +45,9 @@ class BootstrapSettings:
     # Service mode: wait up to this long for a ready replica before registering (0: don't);
     # the chart's Job waits, so a first install never registers a webhook nothing answers.
     wait_ready_seconds: float = 0.0
+    # Where to write a client certificate for the API server (signed by the webhook's CA), for
+    # `serve --client-ca`; None: none is issued.
+    client_cert_dir: Path | None = None
     # Beyond kube-system, kube-public, kube-node-lease and the webhook's own namespace.
     excluded_namespaces: tuple[str, ...] = ()
     # After a new CA is published, how long the API server gets to load the new caBundle

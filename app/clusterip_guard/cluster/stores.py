@@ -168,11 +168,7 @@ class FileStore:
         self.folder = folder
 
     def _read(self, name: str) -> bytes | None:
-        path = self.folder / name
-        try:
-            return path.read_bytes() if path.exists() else None
-        except OSError as error:
-            raise CertificateFilesError(f"cannot read {path}: {error}") from error
+        return read_file(self.folder / name)
 
     def load(self) -> CertificateState:
         return CertificateState(
@@ -200,22 +196,7 @@ class FileStore:
         ]
 
     def save(self, state: CertificateState, report: Report) -> None:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            for name, data in self._contents(state).items():
-                path = self.folder / name
-                if path.exists() and path.read_bytes() == data:
-                    continue
-                # Write beside, then rename: a reader sees the old file or the new, never half.
-                partial = path.with_name(f".{name}.partial")
-                partial.write_bytes(data)
-                partial.chmod(0o600 if name.endswith(".key") else 0o644)
-                partial.replace(path)
-                report.say(f"wrote {path}")
-        except OSError as error:
-            raise CertificateFilesError(
-                f"cannot write certificates to {self.folder}: {error}"
-            ) from error
+        write_files(self.folder, self._contents(state), report)
 
     def remove(self, report: Report) -> None:
         for name in self.FILES:
@@ -227,3 +208,28 @@ class FileStore:
             except OSError as error:
                 raise CertificateFilesError(f"cannot delete {path}: {error}") from error
             report.say(f"deleted {path}")
+
+
+def write_files(folder: Path, contents: Mapping[str, bytes], report: Report) -> None:
+    """Write each file that differs, in order; keys (`*.key`) readable by the owner only."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in contents.items():
+            path = folder / name
+            if path.exists() and path.read_bytes() == data:
+                continue
+            # Write beside, then rename: a reader sees the old file or the new, never half.
+            partial = path.with_name(f".{name}.partial")
+            partial.write_bytes(data)
+            partial.chmod(0o600 if name.endswith(".key") else 0o644)
+            partial.replace(path)
+            report.say(f"wrote {path}")
+    except OSError as error:
+        raise CertificateFilesError(f"cannot write certificates to {folder}: {error}") from error
+
+
+def read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes() if path.exists() else None
+    except OSError as error:
+        raise CertificateFilesError(f"cannot read {path}: {error}") from error

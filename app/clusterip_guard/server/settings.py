@@ -17,6 +17,8 @@ class ServeSettings:
     # Unprivileged, so the server runs as a non-root user; the Service maps 443 to it.
     port: int = 8443
     policy_file: Path | None = None
+    # Require the API server's client certificate, signed by this CA (None: any client).
+    client_ca: Path | None = None
     # Plain HTTP for Prometheus, apart from the webhook port; 0 turns it off.
     metrics_port: int = 9090
     # Never judged, like kube-system: a broken webhook must not lock itself out.

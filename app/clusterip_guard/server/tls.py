@@ -22,6 +22,13 @@ def serving_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
+def require_client_certificates(context: ssl.SSLContext, client_ca: Path) -> None:
+    """Every client must present a certificate `client_ca` signed (the API server does, when
+    its AdmissionConfiguration names one). Probes then use the plain-HTTP port."""
+    context.load_verify_locations(cafile=str(client_ca))
+    context.verify_mode = ssl.CERT_REQUIRED
+
+
 class CertificateReloader:
     """Loads a changed certificate and key into the live TLS context.
 

@@ -145,12 +145,15 @@ def start(
     *,
     assets: Path | None = None,
     audit_log: bool = True,
+    webhook_client: tuple[Path, Path] | None = None,
     timeout: float = READY_TIMEOUT_SECONDS,
 ) -> ControlPlane:
     """Start etcd and kube-apiserver on free loopback ports; ready when this returns.
 
     Ready means /readyz answers ok and the `default` namespace exists. On any failure, or an
     interrupt, what was already started is stopped before the error propagates.
+    `webhook_client` (certificate, key): the API server presents it to every admission
+    webhook, by an AdmissionConfiguration.
     """
     assets = assets or assets_dir()
     for binary in ("etcd", "kube-apiserver"):
@@ -184,6 +187,9 @@ def start(
                 f"--audit-log-path={workdir / 'audit.log'}",
                 "--audit-log-mode=blocking",  # written as each request completes, not batched
             ]
+        if webhook_client is not None:
+            configuration = admission_configuration(workdir, *webhook_client)
+            flags.append(f"--admission-control-config-file={configuration}")
         api_log = workdir / "kube-apiserver.log"
         apiserver = spawn([str(assets / "kube-apiserver"), *flags], api_log)
         cluster.processes.append(apiserver)
@@ -203,6 +209,48 @@ def start(
         cluster.stop()
         raise
     return cluster
+
+
+def admission_configuration(workdir: Path, client_cert: Path, client_key: Path) -> Path:
+    """An AdmissionConfiguration whose webhooks' kubeconfig presents this client certificate
+    to every webhook (`*`, the default match)."""
+    kubeconfig_path = workdir / "webhook-client-kubeconfig"
+    kubeconfig_path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "users": [
+                    {
+                        "name": "*",
+                        "user": {
+                            "client-certificate": str(client_cert),
+                            "client-key": str(client_key),
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    webhook = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(kubeconfig_path),
+    }
+    path = workdir / "admission-configuration.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "apiserver.config.k8s.io/v1",
+                "kind": "AdmissionConfiguration",
+                "plugins": [
+                    {"name": "ValidatingAdmissionWebhook", "configuration": webhook},
+                    {"name": "MutatingAdmissionWebhook", "configuration": webhook},
+                ],
+            }
+        )
+    )
+    return path
 
 
 def etcd_flags(workdir: Path, port: int, peer_port: int) -> list[str]:
