@@ -127,12 +127,13 @@ class WebhookProcess:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        context = self.files.client_context()
+        # The plain port: it needs no client certificate, whatever --client-ca asks.
+        readyz = f"http://{LOOPBACK}:{self.metrics_port}/readyz"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"serve exited early:\n{self.logs()}")
             try:
-                if httpx.get(f"{self.url}/readyz", verify=context, timeout=1).status_code == 200:
+                if httpx.get(readyz, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
