@@ -7,20 +7,23 @@ from pathlib import Path
 
 
 class Kubectl:
-    """kubectl against the local control plane; returns the finished process."""
+    """kubectl against one cluster; returns the finished process (`check`: fails the test on
+    an error, naming the command)."""
 
-    def __init__(self, kubeconfig: Path) -> None:
+    def __init__(self, kubeconfig: Path, binary: str = "kubectl", timeout: float = 60) -> None:
         self.kubeconfig = kubeconfig
+        self.binary = binary
+        self.timeout = timeout
 
     def __call__(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         run = subprocess.run(
-            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            [self.binary, f"--kubeconfig={self.kubeconfig}", *args],
             input=stdin,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=self.timeout,
             check=False,
         )
         if check and run.returncode != 0:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kubectl import Kubectl
 from tests.support.paths import ROOT
 
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
@@ -106,17 +107,9 @@ class Node:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        run = subprocess.run(
-            [str(self.dev / "bin" / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if check and run.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{run.stderr}")
-        return run
+        """The pinned kubectl `make cluster` leaves in DIR/bin."""
+        pinned = Kubectl(self.kubeconfig, binary=str(self.dev / "bin" / "kubectl"), timeout=120)
+        return pinned(*args, stdin=stdin, check=check)
 
     def apply(self, manifest: dict[str, object]) -> None:
         self.kubectl("apply", "-f", "-", stdin=json.dumps(manifest))

@@ -108,33 +108,16 @@ def new_serving_certificate(
         raise CertificateError(str(error)) from error
     if not dns_names and not ips:
         raise CertificateError("a serving certificate needs at least one DNS name or IP")
-    ca_certificate = _load(ca.cert_pem)
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise CertificateError("the CA key is not an ECDSA key")
-    key = _new_key()
-    common_name = dns_names[0] if dns_names else str(ips[0])
     alternative_names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     alternative_names += [x509.IPAddress(ip) for ip in ips]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(min(now + valid_for, ca_certificate.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(signs_certificates=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(alternative_names), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+    return _issue_leaf(
+        ca,
+        now=now,
+        valid_for=valid_for,
+        common_name=dns_names[0] if dns_names else str(ips[0]),
+        usage=ExtendedKeyUsageOID.SERVER_AUTH,
+        alternative_names=alternative_names,
     )
-    return KeyPair(certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
 def new_client_certificate(
@@ -146,12 +129,31 @@ def new_client_certificate(
 ) -> KeyPair:
     """A client certificate signed by `ca`: what the API server presents to the webhook when
     `serve --client-ca` requires one (an AdmissionConfiguration names it)."""
+    return _issue_leaf(
+        ca,
+        now=now,
+        valid_for=valid_for,
+        common_name=common_name,
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+    )
+
+
+def _issue_leaf(
+    ca: KeyPair,
+    *,
+    now: datetime.datetime,
+    valid_for: datetime.timedelta,
+    common_name: str,
+    usage: x509.ObjectIdentifier,
+    alternative_names: list[x509.GeneralName] | None = None,
+) -> KeyPair:
+    """A certificate for one use (serving or client), signed by `ca`, never outliving it."""
     ca_certificate = _load(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise CertificateError("the CA key is not an ECDSA key")
     key = _new_key()
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(ca_certificate.subject)
@@ -161,13 +163,15 @@ def new_client_certificate(
         .not_valid_after(min(now + valid_for, ca_certificate.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signs_certificates=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     )
+    if alternative_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(alternative_names), critical=False
+        )
+    certificate = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+    ).sign(ca_key, hashes.SHA256())
     return KeyPair(certificate.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
