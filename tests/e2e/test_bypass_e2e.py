@@ -9,6 +9,7 @@ with our message; each harmless change to a legacy Service must still go through
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -223,6 +224,30 @@ def test_a_tenant_cannot_create_an_internal_load_balancer_of_a_cloud_the_policy_
                   annotations=internal_on_oci)  # fmt: skip
     attempt = tenant.kubectl("create", "-f", "-", stdin=json.dumps(oci))
     assert attempt.returncode != 0
+    assert "type LoadBalancer exposes the Service" in attempt.stderr
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        pytest.param({"service.beta.kubernetes.io/aws-load-balancer-internal": "0.0.0.0/0"},
+                     id="a value only one of AWS's two controllers reads as internal"),
+        pytest.param({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
+                     id="the scheme alone, which the cloud controller ignores"),
+        pytest.param({**AWS_INTERNAL,
+                      "service.beta.kubernetes.io/aws-load-balancer-scheme": "Internal"},
+                     id="the scheme in the wrong case"),
+    ],
+)  # fmt: skip
+def test_a_tenant_cannot_pass_off_a_public_load_balancer_as_internal(
+    tenant: Tenant, annotations: dict[str, str]
+) -> None:
+    digest = hashlib.sha256(json.dumps(annotations, sort_keys=True).encode()).hexdigest()
+    name = f"fake-internal-{digest[:8]}"
+    fake = service(name, "LoadBalancer", allocateLoadBalancerNodePorts=False,
+                   annotations=annotations)  # fmt: skip
+    attempt = tenant.kubectl("create", "-f", "-", stdin=json.dumps(fake))
+    assert attempt.returncode != 0, attempt.stdout
     assert "type LoadBalancer exposes the Service" in attempt.stderr
 
 
