@@ -45,7 +45,15 @@ show kubectl -n shop get deployment,service
 
 step "inside the cluster: a Pod gets nginx's page through the ClusterIP"
 ip=$(kubectl -n shop get service nginx -o jsonpath='{.spec.clusterIP}')
-fetch="import urllib.request; page = urllib.request.urlopen('http://$ip/', timeout=5).read().decode(); print([l for l in page.splitlines() if '<h1>' in l][0])"
+# kube-proxy programs a new Service within a second or two: the client retries meanwhile.
+fetch="import time, urllib.request
+for attempt in range(30):
+    try:
+        page = urllib.request.urlopen('http://$ip/', timeout=5).read().decode()
+        break
+    except OSError:
+        time.sleep(1)
+print([line for line in page.splitlines() if '<h1>' in line][0])"
 show kubectl -n shop run client --rm -i --restart=Never --quiet --image="clusterip-guard:$version" \
     --image-pull-policy=Never --command -- python3 -c "$fetch"
 

@@ -22,6 +22,7 @@ from tests.support.webhook_process import LOOPBACK, ServingFiles, WebhookProcess
 HEAD_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
 PER_CLIENT = 8
+HANDSHAKE_TIMEOUT = 1.0
 JSON_HEADERS = {"content-type": "application/json"}
 
 
@@ -38,6 +39,7 @@ def webhook(files: ServingFiles) -> Iterator[WebhookProcess]:
             "--header-timeout", str(HEAD_TIMEOUT),
             "--body-timeout", str(BODY_TIMEOUT),
             "--max-connections-per-client", str(PER_CLIENT),
+            "--handshake-timeout", str(HANDSHAKE_TIMEOUT),
         ),
     ).start()  # fmt: skip
     yield process
@@ -127,6 +129,13 @@ def test_a_connection_that_sends_nothing_is_closed(
     with tls(webhook, files) as sock:
         answer(sock)
     assert time.monotonic() - started < HEAD_TIMEOUT + 3
+
+
+def test_a_connection_that_never_says_hello_is_closed(webhook: WebhookProcess) -> None:
+    started = time.monotonic()
+    with socket.create_connection((LOOPBACK, webhook.port), timeout=10) as raw:
+        assert raw.recv(1) == b""  # closed by the server: no TLS hello in time
+    assert time.monotonic() - started < HANDSHAKE_TIMEOUT + 3
 
 
 def test_a_body_that_trickles_in_is_cut_with_408(

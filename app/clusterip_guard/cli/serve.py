@@ -87,6 +87,12 @@ def add_parser(commands: Any) -> None:
         help="seconds for a request's head to arrive (default: %(default)s)",
     )
     parser.add_argument(
+        "--handshake-timeout",
+        type=options.positive_seconds,
+        default=default("handshake_timeout_seconds"),
+        help="seconds for a TLS handshake to finish (default: %(default)s)",
+    )
+    parser.add_argument(
         "--body-timeout",
         type=options.positive_seconds,
         default=default("body_timeout_seconds"),
@@ -118,6 +124,7 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         drain_timeout_seconds=args.drain_timeout,
         max_connections_per_client=args.max_connections_per_client,
         header_timeout_seconds=args.header_timeout,
+        handshake_timeout_seconds=args.handshake_timeout,
         body_timeout_seconds=args.body_timeout,
     )
     return run(settings)

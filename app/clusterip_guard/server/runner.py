@@ -12,6 +12,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -70,6 +71,22 @@ class CompanionServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def bound_handshakes(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
+    """TLS servers this loop creates cut a handshake that has not finished in `seconds`.
+
+    uvicorn does not pass asyncio's ssl_handshake_timeout on; this loop is ours (asyncio.run
+    below), so its create_server is wrapped to add it.
+    """
+    create_server = loop.create_server
+
+    async def with_handshake_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("ssl_handshake_timeout", seconds)
+        return await create_server(*args, **kwargs)
+
+    loop.create_server = with_handshake_timeout  # type: ignore[method-assign]
 
 
 def limits_of(settings: ServeSettings) -> ConnectionLimits:
@@ -155,6 +172,7 @@ def serve_forever(
             health.should_exit = True
 
     async def both() -> None:
+        bound_handshakes(asyncio.get_running_loop(), settings.handshake_timeout_seconds)
         servers = [the_webhook()]
         if health is not None and health_socket is not None:
             servers.append(health.serve(sockets=[health_socket]))

@@ -45,6 +45,9 @@ class ServeSettings:
     # From a connection's start (or a request's first byte) to the end of its headers: the
     # API server sends a head in microseconds, a slow or endless one is cut.
     header_timeout_seconds: float = 10.0
+    # For a TLS handshake to finish: the API server needs milliseconds; a connection that never
+    # says hello holds a few hundred KiB until then (asyncio's default is 60 s).
+    handshake_timeout_seconds: float = 5.0
     # An AdmissionReview's head is well under 1 KiB.
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
