@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from tests.support.paths import ROOT
+from tests.support.prerequisites import skip_or_fail
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
@@ -53,13 +54,6 @@ spec:
       targetPort: 80
       nodePort: 30080
 """
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skips with the reason; under CI=true a missing prerequisite is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def missing_prerequisite() -> str | None:

