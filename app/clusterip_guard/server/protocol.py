@@ -1,7 +1,7 @@
 """HTTP/1.1 with limits, for both ports: a client cannot starve the API server's calls.
 
-uvicorn's httptools protocol, with what it lacks for a server on the API server's write path:
-- a cap on open connections (a new one past it is closed at once, before any work);
+uvicorn's httptools protocol, with what it lacks for a server on the API server's write path
+(open connections are capped earlier, when they are accepted: `server.accepting`):
 - a time limit on a request's head, from the connection's first byte (or its start) to the
   end of its headers: a slow or endless header is cut with 408, so it holds no memory or
   file descriptor for long;
@@ -30,8 +30,6 @@ STATUS_LINES = {
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    max_connections: int
-    max_connections_per_client: int
     header_timeout_seconds: float
     max_header_bytes: int
     max_headers: int
@@ -49,29 +47,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._reading_head = True
-        self.client_address = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        peer = transport.get_extra_info("peername")
-        address = peer[0] if isinstance(peer, tuple) and peer else ""
-        same_client = sum(
-            1 for c in self.connections if getattr(c, "client_address", "") == address
-        )
-        if (
-            len(self.connections) >= self.limits.max_connections
-            or same_client >= self.limits.max_connections_per_client
-        ):
-            self.on_refused("connections")
-            transport.abort()  # before uvicorn counts it: nothing is kept for it
-            return
-        self.client_address = address
         super().connection_made(transport)
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
-        if self.transport is None:  # refused in connection_made
-            return
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

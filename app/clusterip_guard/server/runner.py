@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 
+from clusterip_guard.server.accepting import ConnectionCount, guard_accepts
 from clusterip_guard.server.lifecycle import Lifecycle
 from clusterip_guard.server.metrics import WebhookMetrics
 from clusterip_guard.server.protocol import ConnectionLimits, guarded_protocol
@@ -91,8 +92,6 @@ def bound_handshakes(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
 
 def limits_of(settings: ServeSettings) -> ConnectionLimits:
     return ConnectionLimits(
-        max_connections=settings.max_connections,
-        max_connections_per_client=settings.max_connections_per_client,
         header_timeout_seconds=settings.header_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
         max_headers=settings.max_headers,
@@ -133,6 +132,16 @@ def serve_forever(
         return lambda reason: metrics.refused.labels(port, reason).inc()
 
     limits = limits_of(settings)
+
+    def capped(listener: socket.socket, port: str) -> socket.socket:
+        count = ConnectionCount(
+            total=settings.max_connections, per_client=settings.max_connections_per_client
+        )
+        return guard_accepts(listener, count, lambda: counted(port)("connections"))
+
+    webhook_socket = capped(webhook_socket, "webhook")
+    if health_socket is not None:
+        health_socket = capped(health_socket, "metrics")
     common = {
         "log_config": None,
         "server_header": False,
