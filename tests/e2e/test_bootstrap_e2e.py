@@ -190,6 +190,7 @@ def test_service_mode_stores_a_tls_secret_and_registers_the_service(
         entries = {w["name"]: w for w in validating["webhooks"]}
         assert set(entries) == {
             "enforce.clusterip-guard.io",
+            "unknown-mode.clusterip-guard.io",
             "audit.clusterip-guard.io",
             "audit-default.clusterip-guard.io",
         }
@@ -245,6 +246,7 @@ def test_dry_run_prints_every_object_and_applies_none(
     kinds = [doc["kind"] for doc in yaml.safe_load_all(run.stdout)]
     assert kinds == ["Secret", "Secret", "MutatingWebhookConfiguration",
                      "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+                     "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy",
                      "ValidatingAdmissionPolicyBinding"]  # fmt: skip
     missing = kubectl("get", "validatingwebhookconfiguration", "service-guard", check=False)
     assert missing.returncode != 0

@@ -78,7 +78,19 @@ def test_a_label_value_that_is_not_a_mode_is_judged_as_enforce(
     _, admin = cluster
     run = admin("-n", "typo", "create", "-f", "-", stdin=node_port_service(), check=False)
     assert run.returncode != 0
-    assert 'admission webhook "enforce.clusterip-guard.io" denied the request' in run.stderr
+    assert 'admission webhook "unknown-mode.clusterip-guard.io" denied the request' in run.stderr
+    assert f"label {MODE_LABEL} of namespace typo is not a mode" in run.stderr
+    # The webhook never sees a namespace's labels; the API server names the value beside it.
+    (warning,) = [line for line in run.stderr.splitlines() if line.startswith("Warning:")]
+    assert f"namespace typo has {MODE_LABEL}=Enforce, which is not a mode" in warning
+
+
+def test_a_compliant_service_in_such_a_namespace_is_created_with_the_warning(
+    cluster: tuple[ControlPlane, Kubectl],
+) -> None:
+    _, admin = cluster
+    run = admin("-n", "typo", "create", "service", "clusterip", "inside", "--tcp=80")
+    assert f"namespace typo has {MODE_LABEL}=Enforce, which is not a mode" in run.stderr
 
 
 @pytest.mark.parametrize(

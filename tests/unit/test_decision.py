@@ -416,3 +416,14 @@ def test_the_webhooks_own_namespace_can_be_protected() -> None:
 )
 def test_patch_paths_are_written_as_kubectl_fields(pointer: str, field: str) -> None:
     assert field_path(pointer) == field
+
+
+def test_a_label_that_is_not_a_mode_is_named_as_the_reason_for_the_denial() -> None:
+    change = ServiceChange("CREATE", "shop", "web", service("NodePort"))
+    typo = decide(change, "enforce", PolicySettings(), today=TODAY, label_not_a_mode=True)
+    enforced = decide(change, "enforce", PolicySettings(), today=TODAY)
+    assert typo.verdict == enforced.verdict == "denied"
+    assert typo.violations == enforced.violations
+    assert "label clusterip-guard.io/mode of namespace shop is not a mode" in typo.denial
+    assert "judged as enforce" in typo.denial
+    assert "judged as enforce" not in enforced.denial

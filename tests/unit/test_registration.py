@@ -65,16 +65,13 @@ def test_one_entry_per_mode_with_its_own_path() -> None:
         "mutate.clusterip-guard.io": "/mutate",
         "enforce.clusterip-guard.io": "/validate/enforce",
         "audit.clusterip-guard.io": "/validate/audit",
+        "unknown-mode.clusterip-guard.io": "/validate/unknown-mode",
     }
     assert selected(found["mutate.clusterip-guard.io"]) == ["mutate"]
-    # The backstop behind mutate, and a value that is not a mode is judged as enforce.
-    assert selected(found["enforce.clusterip-guard.io"]) == [
-        "enforce",
-        "mutate",
-        "Enforce",
-        "enforced",
-        "",
-    ]
+    # The backstop behind mutate.
+    assert selected(found["enforce.clusterip-guard.io"]) == ["enforce", "mutate"]
+    # A value that is not a mode is judged as enforce, on a path that can say so.
+    assert selected(found["unknown-mode.clusterip-guard.io"]) == ["Enforce", "enforced", ""]
     assert selected(found["audit.clusterip-guard.io"]) == ["audit"]
 
 
@@ -82,6 +79,7 @@ def test_enforce_and_mutate_fail_closed_and_audit_fails_open() -> None:
     found = entries()
     assert found["mutate.clusterip-guard.io"]["failurePolicy"] == "Fail"
     assert found["enforce.clusterip-guard.io"]["failurePolicy"] == "Fail"
+    assert found["unknown-mode.clusterip-guard.io"]["failurePolicy"] == "Fail"
     assert found["audit.clusterip-guard.io"]["failurePolicy"] == "Ignore"
 
 
@@ -182,6 +180,7 @@ def test_failure_policies_can_be_chosen_per_kind_of_entry() -> None:
         "mutate.clusterip-guard.io": "Ignore",
         "mutate-default.clusterip-guard.io": "Ignore",
         "enforce.clusterip-guard.io": "Ignore",
+        "unknown-mode.clusterip-guard.io": "Ignore",
         "enforce-default.clusterip-guard.io": "Ignore",
         "audit.clusterip-guard.io": "Fail",
     }

@@ -45,6 +45,7 @@ from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
     mode_label_policy,
+    unknown_mode_warning,
     webhook_configurations,
 )
 from clusterip_guard.core.types import Manifest
@@ -139,19 +140,28 @@ def apply_configurations(
 
 
 def remove_configurations(api: client.ApiClient, name: str, report: Report) -> None:
-    """The webhook configurations first (fail-closed), then the mode-label policy."""
+    """The webhook configurations first (fail-closed), then the policies."""
     for kind in _kinds(api):
         resource = _resource(kind.name)
-        named = name if "Webhook" in kind.name else mode_label_policy_name(name)
-        deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, named))
-        report.say(
-            f"deleted {kind.name} {named}" if deleted is not None else f"no {kind.name} {named}"
+        names = (
+            [name]
+            if "Webhook" in kind.name
+            else [mode_label_policy_name(name), unknown_mode_warning_name(name)]
         )
+        for named in names:
+            deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, named))
+            report.say(
+                f"deleted {kind.name} {named}" if deleted is not None else f"no {kind.name} {named}"
+            )
 
 
 def mode_label_policy_name(configuration_name: str) -> str:
     """One per registration, so several installations (and tests) never share one."""
     return f"{configuration_name}-mode-label"
+
+
+def unknown_mode_warning_name(configuration_name: str) -> str:
+    return f"{configuration_name}-unknown-mode"
 
 
 # --- the bootstrap itself -----------------------------------------------------------------------
@@ -195,13 +205,15 @@ def _require_namespace(api: client.ApiClient, namespace: str) -> None:
 
 
 def registrations_for(settings: BootstrapSettings, ca_bundle: bytes) -> list[Manifest]:
-    """Everything these settings register: the webhook configurations, then the policy that
-    keeps the mode label in the hands of cluster admins (the chart renders the same)."""
+    """Everything these settings register: the webhook configurations, the policy that keeps
+    the mode label in the hands of cluster admins, and the one that names a label value that
+    is not a mode (the chart renders the same)."""
     policy = mode_label_policy(
         default_mode=settings.default_mode,
         name=mode_label_policy_name(settings.configuration_name),
     )
-    return [*configurations_for(settings, ca_bundle), *policy]
+    warning = unknown_mode_warning(name=unknown_mode_warning_name(settings.configuration_name))
+    return [*configurations_for(settings, ca_bundle), *policy, *warning]
 
 
 def configurations_for(settings: BootstrapSettings, ca_bundle: bytes) -> tuple[Manifest, Manifest]:

@@ -28,7 +28,7 @@ from clusterip_guard.core.names import (
 from clusterip_guard.core.pointers import field_path, pointer_to
 from clusterip_guard.core.services import service_type
 from clusterip_guard.core.settings import PolicySettings
-from clusterip_guard.core.types import Manifest, Mode, PatchOperation, Verdict
+from clusterip_guard.core.types import MODES, Manifest, Mode, PatchOperation, Verdict
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,10 @@ def decide(
     *,
     today: datetime.date,
     never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
+    label_not_a_mode: bool = False,
 ) -> Decision:
+    """`label_not_a_mode`: the namespace's mode label holds a value that is not a mode; it is
+    judged as enforce (the mode given), and a denial says why."""
     if mode == "off" or change.namespace in never_judged:
         return ALLOWED
     violations = reported(exposure_of(change.service, policy))
@@ -100,7 +103,7 @@ def decide(
             violations = added
 
     if mode == "enforce":
-        return _deny(subject, change.namespace, violations)
+        return _deny(subject, change.namespace, violations, label_not_a_mode=label_not_a_mode)
     if mode == "mutate":
         return _convert(change.service, violations, policy)
     return Decision(
@@ -119,11 +122,18 @@ def _joined(violations: tuple[Violation, ...]) -> str:
     return "; ".join(violation.detail for violation in violations)
 
 
-def _deny(subject: str, namespace: str, violations: tuple[Violation, ...]) -> Decision:
+def _deny(
+    subject: str, namespace: str, violations: tuple[Violation, ...], *, label_not_a_mode: bool
+) -> Decision:
     # The enforce path also backs up mutate namespaces, so the mode is not named here.
+    why = (
+        f"the label {MODE_LABEL} of namespace {namespace} is not a mode "
+        f"({', '.join(MODES)}), so it is judged as enforce"
+        if label_not_a_mode
+        else f"namespace {namespace} keeps Services internal (label {MODE_LABEL})"
+    )
     reason = (
-        f"{subject} would be reachable from outside the cluster, and namespace {namespace} "
-        f"keeps Services internal (label {MODE_LABEL}): {_joined(violations)}"
+        f"{subject} would be reachable from outside the cluster, and {why}: {_joined(violations)}"
     )
     return Decision(
         verdict="denied",

@@ -37,6 +37,9 @@ AUDIT_EXISTING_EXPOSURE: Final = "existing-exposure"
 MUTATE_PATH: Final = "/mutate"
 ENFORCE_PATH: Final = "/validate/enforce"
 AUDIT_PATH: Final = "/validate/audit"
+# Namespaces whose mode label holds a value that is not a mode (a typo, `Enforce`): judged as
+# enforce, and the denial says so, rather than left unjudged.
+UNKNOWN_MODE_PATH: Final = "/validate/unknown-mode"
 # The mode each path judges by; the enforce path also backs up mutate namespaces.
 WEBHOOK_PATHS: Final[dict[str, Mode]] = {
     MUTATE_PATH: "mutate",
@@ -46,6 +49,7 @@ WEBHOOK_PATHS: Final[dict[str, Mode]] = {
 MUTATE_WEBHOOK: Final = f"mutate.{DOMAIN}"
 ENFORCE_WEBHOOK: Final = f"enforce.{DOMAIN}"
 AUDIT_WEBHOOK: Final = f"audit.{DOMAIN}"
+UNKNOWN_MODE_WEBHOOK: Final = f"unknown-mode.{DOMAIN}"
 # For namespaces without the mode label, when the cluster default mode is not `off`.
 MUTATE_DEFAULT_WEBHOOK: Final = f"mutate-default.{DOMAIN}"
 ENFORCE_DEFAULT_WEBHOOK: Final = f"enforce-default.{DOMAIN}"

@@ -38,6 +38,8 @@ from clusterip_guard.core.names import (
     NAMESPACE_NAME_LABEL,
     NEVER_JUDGED_NAMESPACES,
     PROJECT,
+    UNKNOWN_MODE_PATH,
+    UNKNOWN_MODE_WEBHOOK,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode
 
@@ -99,12 +101,12 @@ def _labelled(*modes: Mode) -> tuple[dict[str, Any], ...]:
     return ({"key": MODE_LABEL, "operator": "In", "values": list(modes)},)
 
 
-# Not a label value the server can be sure of: enforce, mutate (the backstop behind the
-# mutating webhook), and any value that is not a mode at all (a typo, `Enforce`) is judged as
-# enforce rather than left unjudged. (NotIn alone would also select unlabelled namespaces.)
-_JUDGED_AS_ENFORCE: tuple[dict[str, Any], ...] = (
+# Any value that is not a mode at all (a typo, `Enforce`) is judged as enforce rather than left
+# unjudged, on a path of its own so that the denial says why. (NotIn alone would also select
+# unlabelled namespaces.)
+_NOT_A_MODE: tuple[dict[str, Any], ...] = (
     {"key": MODE_LABEL, "operator": "Exists"},
-    {"key": MODE_LABEL, "operator": "NotIn", "values": ["audit", "off"]},
+    {"key": MODE_LABEL, "operator": "NotIn", "values": list(MODES)},
 )
 _UNLABELLED: tuple[dict[str, Any], ...] = ({"key": MODE_LABEL, "operator": "DoesNotExist"},)
 
@@ -150,7 +152,8 @@ def webhook_configurations(
     mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, _labelled("mutate"), failure_policy)]
     validating = [
         # The backstop: whatever is still exposed after every mutation is denied.
-        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, _JUDGED_AS_ENFORCE, failure_policy),
+        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, _labelled("enforce", "mutate"), failure_policy),
+        _Entry(UNKNOWN_MODE_WEBHOOK, UNKNOWN_MODE_PATH, _NOT_A_MODE, failure_policy),
         _Entry(AUDIT_WEBHOOK, AUDIT_PATH, _labelled("audit"), audit_failure_policy),
     ]
     if default_mode == "mutate":
@@ -351,13 +354,66 @@ def mode_label_policy(
             ],
         },
     }
-    binding: Manifest = {
+    return _with_hash(policy), _binding(name, ["Deny"])
+
+
+def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
+    """(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding) that warn, on every write
+    of a Service in a namespace whose mode label is not a mode, which value that is.
+
+    Such a label predates the installation (the mode-label policy refuses new ones). The
+    webhook judges those namespaces as enforce but never sees a namespace's labels; the API
+    server does, in-process (`namespaceObject`), so this names the value beside the denial.
+    """
+    modes = ", ".join(f"'{mode}'" for mode in MODES)
+    policy: Manifest = {
         "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
+        "kind": "ValidatingAdmissionPolicy",
         "metadata": {
             "name": name,
             "labels": {NAME_LABEL: PROJECT, MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP},
         },
-        "spec": {"policyName": name, "validationActions": ["Deny"]},
+        "spec": {
+            # A warning must never block a write.
+            "failurePolicy": "Ignore",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["services"],
+                    }
+                ]
+            },
+            "variables": [{"name": "mode", "expression": _label_of("namespaceObject")}],
+            "validations": [
+                {
+                    "expression": f"variables.mode == '' || variables.mode in [{modes}]",
+                    "messageExpression": (
+                        "'namespace ' + namespaceObject.metadata.name + ' has "
+                        + MODE_LABEL
+                        + "=' + variables.mode + ', which is not a mode (one of "
+                        + ", ".join(MODES)
+                        + "): clusterip-guard judges its Services as enforce; a cluster admin "
+                        "can fix the label'"
+                    ),
+                    "reason": "Invalid",
+                }
+            ],
+        },
     }
-    return _with_hash(policy), _with_hash(binding)
+    return _with_hash(policy), _binding(name, ["Warn"])
+
+
+def _binding(policy_name: str, actions: list[str]) -> Manifest:
+    binding: Manifest = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {
+            "name": policy_name,
+            "labels": {NAME_LABEL: PROJECT, MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP},
+        },
+        "spec": {"policyName": policy_name, "validationActions": actions},
+    }
+    return _with_hash(binding)

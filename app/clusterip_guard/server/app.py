@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from clusterip_guard.core.decision import ALLOWED, Decision, decide
-from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, WEBHOOK_PATHS
+from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, UNKNOWN_MODE_PATH, WEBHOOK_PATHS
 from clusterip_guard.core.review import (
     AdmissionRequest,
     ReviewError,
@@ -94,7 +94,9 @@ def create_app(
         title="clusterip-guard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
 
-    async def answer(request: Request, mode: Mode, path: str) -> Response:
+    async def answer(
+        request: Request, mode: Mode, path: str, *, label_not_a_mode: bool = False
+    ) -> Response:
         started = time.perf_counter()
         try:
             body = await _read_body(request, max_body_bytes, body_timeout)
@@ -118,6 +120,7 @@ def create_app(
             protected=protected,
             today=today(),
             metrics=metrics,
+            label_not_a_mode=label_not_a_mode,
         )
         review = build_response(uid=admission.uid, decision=decision)
         if not admission.dry_run:
@@ -149,14 +152,22 @@ def create_app(
             headers=headers,
         )
 
-    def review_route(mode: Mode, path: str) -> Callable[[Request], Awaitable[Response]]:
+    def review_route(
+        mode: Mode, path: str, *, label_not_a_mode: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
-            return await answer(request, mode, path)
+            return await answer(request, mode, path, label_not_a_mode=label_not_a_mode)
 
         return route
 
     for path, mode in WEBHOOK_PATHS.items():
         app.add_api_route(path, review_route(mode, path), methods=["POST"], name=mode)
+    app.add_api_route(
+        UNKNOWN_MODE_PATH,
+        review_route("enforce", UNKNOWN_MODE_PATH, label_not_a_mode=True),
+        methods=["POST"],
+        name="unknown-mode",
+    )
 
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:
@@ -184,12 +195,20 @@ def _decide_safely(
     protected: frozenset[str],
     today: datetime.date,
     metrics: WebhookMetrics,
+    label_not_a_mode: bool,
 ) -> Decision:
     change = service_change_of(admission)
     if change is None:
         return ALLOWED
     try:
-        return decide(change, mode, policy, today=today, never_judged=protected)
+        return decide(
+            change,
+            mode,
+            policy,
+            today=today,
+            never_judged=protected,
+            label_not_a_mode=label_not_a_mode,
+        )
     except Exception:  # a bug in the core must answer, not drop the API server's request
         log.exception("decision failed", extra={"uid": admission.uid, "mode": mode})
         metrics.decisions.labels(mode, "error").inc()

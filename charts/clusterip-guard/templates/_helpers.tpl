@@ -174,13 +174,12 @@ spec:
       scope: Namespaced
   namespaceSelector:
     matchExpressions:
-      {{- if .judgedAsEnforce }}
-      # enforce, mutate (the backstop), and any value that is not a mode at all
+      {{- if .notAMode }}
       - key: {{ include "clusterip-guard.modeLabel" $root }}
         operator: Exists
       - key: {{ include "clusterip-guard.modeLabel" $root }}
         operator: NotIn
-        values: ["audit","off"]
+        values: ["enforce","mutate","audit","off"]
       {{- else if .modes }}
       - key: {{ include "clusterip-guard.modeLabel" $root }}
         operator: In
