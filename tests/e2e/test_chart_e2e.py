@@ -24,26 +24,11 @@ from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.registration import ServiceTarget, webhook_configurations
 from clusterip_guard.policyfile import POLICY_KEYS, parse_policy, policy_from_mapping
 from localcluster import ControlPlane
+from tests.support.chart import CHART, Manifest, render, the
 from tests.support.kubectl import Kubectl
-from tests.support.paths import ROOT
 from tests.support.tools import cert_manager_crds, helm
 
 pytestmark = pytest.mark.e2e
-
-CHART = ROOT / "charts" / "clusterip-guard"
-Manifest = dict[str, Any]
-
-
-def render(
-    *values: str, release: str = "clusterip-guard", namespace: str = "clusterip-guard"
-) -> list[Manifest]:
-    run = subprocess.run(
-        [str(helm()), "template", release, str(CHART), "--namespace", namespace,
-         *(f"--set={value}" for value in values)],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
 
 
 def render_error(*values: str, namespace: str = "clusterip-guard") -> str:
@@ -54,16 +39,6 @@ def render_error(*values: str, namespace: str = "clusterip-guard") -> str:
     )  # fmt: skip
     assert run.returncode != 0, "rendered, but should have failed"
     return run.stderr
-
-
-def the(kind: str, documents: list[Manifest], name: str | None = None) -> Manifest:
-    found = [
-        doc
-        for doc in documents
-        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
-    ]
-    assert len(found) == 1, f"{len(found)} {kind} {name or ''}"
-    return found[0]
 
 
 def hook_job(documents: list[Manifest], hook: str) -> Manifest:

@@ -37,14 +37,18 @@ def kubectl() -> Path:
 
 
 @functools.cache
-def cert_manager_crds() -> list[Path]:
+def go_module_dir(module: str, version: str) -> Path:
+    """A module's files as the Go module proxy serves them, checked against the checksum
+    database (fetched once into the module cache)."""
     download = subprocess.run(
-        ["go", "mod", "download", "-json", f"{CERT_MANAGER_MODULE}@{CERT_MANAGER_VERSION}"],
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True, text=True, check=False, cwd=ROOT / "hack" / "controlplane",
     )  # fmt: skip
     if download.returncode != 0:
-        raise RuntimeError(
-            f"cannot fetch {CERT_MANAGER_MODULE}: {download.stdout}{download.stderr}"
-        )
-    folder = Path(json.loads(download.stdout)["Dir"]) / "deploy" / "crds"
+        raise RuntimeError(f"cannot fetch {module}@{version}: {download.stdout}{download.stderr}")
+    return Path(json.loads(download.stdout)["Dir"])
+
+
+def cert_manager_crds() -> list[Path]:
+    folder = go_module_dir(CERT_MANAGER_MODULE, CERT_MANAGER_VERSION) / "deploy" / "crds"
     return sorted(folder.glob("cert-manager.io_*.yaml"))

@@ -3,7 +3,8 @@ maps every error an admin can fix to one line on stderr and an exit code (docs/d
 
 Exit codes, the same for every command:
   0  fine
-  1  findings: `check` found something that would be denied or changed
+  1  findings: `check` found something that would be denied or changed, `scan` a Service
+     that fails
   2  bad input or usage: a flag, a file, a kubeconfig, a port that cannot be bound
   3  the cluster could not be reached, or refused us
 """
@@ -17,7 +18,7 @@ from typing import TextIO
 
 from clusterip_guard import __version__
 from clusterip_guard.certs.issuing import CertificateError
-from clusterip_guard.cli import bootstrap, check, serve
+from clusterip_guard.cli import bootstrap, check, scan, serve
 from clusterip_guard.cli.options import UsageError
 from clusterip_guard.cluster.errors import ClusterError, ClusterRefused, ClusterUnreachable
 from clusterip_guard.core.registration import RegistrationError
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(commands)
     check.add_parser(commands)
     bootstrap.add_parser(commands)
+    scan.add_parser(commands)
     return parser
 
 

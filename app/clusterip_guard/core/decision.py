@@ -50,6 +50,10 @@ class Decision:
     warnings: tuple[str, ...] = ()
     audit_annotations: Mapping[str, str] = field(default_factory=dict)
     denial: str = ""  # the one-line reason, when denied
+    # Why a Service that is exposed was only warned: audit mode, the named exemption, or
+    # existing exposure kept. For the log and the reports.
+    why_warned: str = ""
+    changes: tuple[str, ...] = ()  # what a mutation changed, in words ("set spec.type=...")
 
     @property
     def allowed(self) -> bool:
@@ -84,6 +88,7 @@ def decide(
             violations=violations,
             warnings=(f"{subject} is exposed but allowed by {exemption.describe()}",),
             audit_annotations={AUDIT_EXEMPTED_BY: exemption.describe()},
+            why_warned=f"allowed by {exemption.describe()}",
         )
 
     if change.operation == "UPDATE" and change.old_service is not None:
@@ -98,6 +103,7 @@ def decide(
                     for v in violations
                 ),
                 audit_annotations={AUDIT_EXISTING_EXPOSURE: _joined(violations)},
+                why_warned="existing exposure kept (allowExistingViolations): the change adds none",
             )
         if added:
             violations = added
@@ -111,6 +117,7 @@ def decide(
         violations=violations,
         warnings=tuple(f"audit: {subject}: {v.field}: {v.summary}" for v in violations),
         audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
+        why_warned="audit mode: exposure is reported, not denied",
     )
 
 
@@ -159,6 +166,7 @@ def _convert(
         patch=patch,
         warnings=(f"{what}: {', '.join(changes)}",),
         audit_annotations={AUDIT_CONVERTED_FROM: old_type, AUDIT_EXPOSURE: _joined(violations)},
+        changes=tuple(changes),
     )
 
 

@@ -38,6 +38,8 @@ class AdmissionRequest:
     dry_run: bool
     object: Manifest | None
     old_object: Manifest | None
+    user: str = ""  # request.userInfo: who asked, for the log
+    groups: tuple[str, ...] = ()
 
 
 # Kubernetes objects nest a few levels deep; a review is the object twice, a few levels down.
@@ -99,6 +101,9 @@ def parse_review(body: bytes) -> AdmissionRequest:
         raise ReviewError("request.uid is missing; the response must echo it")
     kind = request.get("kind")
     kind = kind if isinstance(kind, dict) else {}
+    user_info = request.get("userInfo")
+    user_info = user_info if isinstance(user_info, dict) else {}
+    groups = user_info.get("groups")
     return AdmissionRequest(
         uid=uid,
         operation=_text(request, "operation"),
@@ -110,6 +115,8 @@ def parse_review(body: bytes) -> AdmissionRequest:
         dry_run=request.get("dryRun") is True,
         object=_object(request, "object"),
         old_object=_object(request, "oldObject"),
+        user=_text(user_info, "username"),
+        groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
     )
 
 

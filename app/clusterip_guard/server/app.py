@@ -139,7 +139,10 @@ def create_app(
                     "service": admission.name,
                     "uid": admission.uid,
                     "dry_run": admission.dry_run,
+                    "user": admission.user,
+                    "groups": list(admission.groups),
                     "violations": [v.detail for v in decision.violations],
+                    **({"why": decision.why_warned} if decision.why_warned else {}),
                 },
             )
         metrics.review_seconds.labels(path).observe(time.perf_counter() - started)

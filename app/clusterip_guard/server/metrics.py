@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Admission latency budget is a few milliseconds; buckets resolve that range finely.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
@@ -42,3 +42,44 @@ class WebhookMetrics:
             ["file", "result"],
             registry=self.registry,
         )
+
+
+class ScanMetrics:
+    """What `scan --watch` exposes: the exposed Services it found, and how its scans went."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.exposed = Gauge(
+            "clusterip_guard_exposed_services",
+            "Services reachable from outside the cluster at the last scan, by namespace, the "
+            "mode that applies there, and report result (fail, warn, skip).",
+            ["namespace", "mode", "result"],
+            registry=self.registry,
+        )
+        self.last_scan = Gauge(
+            "clusterip_guard_last_scan_timestamp_seconds",
+            "When the last scan that succeeded ended (Unix time).",
+            registry=self.registry,
+        )
+        self.scan_seconds = Gauge(
+            "clusterip_guard_last_scan_duration_seconds",
+            "How long the last scan that succeeded took, reading and writing included.",
+            registry=self.registry,
+        )
+        self.scans = Counter(
+            "clusterip_guard_scans",
+            "Scans, by outcome (ok, error).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def record(
+        self, exposed: dict[tuple[str, str, str], int], *, ended: float, seconds: float
+    ) -> None:
+        """One scan's figures; namespaces no longer exposed drop out of the gauge."""
+        self.exposed.clear()
+        for (namespace, mode, result), count in exposed.items():
+            self.exposed.labels(namespace, mode, result).set(count)
+        self.last_scan.set(ended)
+        self.scan_seconds.set(seconds)
+        self.scans.labels("ok").inc()

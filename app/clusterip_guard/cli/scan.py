@@ -1,0 +1,382 @@
+"""`clusterip-guard scan`: the Services that already exist, judged as admission would judge
+them, as a table, JSON or YAML, and as PolicyReports (docs/design.md §9)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from clusterip_guard.cli import options
+from clusterip_guard.core.reports import REPORT_FORMATS, ReportFormat, build_reports
+from clusterip_guard.core.scan import Finding, NamespaceMode, namespace_mode, scan
+from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.types import MODES, Mode, as_mode
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+
+Output = Literal["table", "json", "yaml"]
+FORMAT_CHOICES = ("wgpolicyk8s", "openreports", "both")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    namespace: str | None = None  # None: every namespace
+    selector: str | None = None  # a label selector on namespaces
+    policy_file: Path | None = None
+    # None: what the registered webhook configurations say (off when none is registered).
+    default_mode: Mode | None = None
+    configuration_name: str = "clusterip-guard"
+    what_if: Mode | None = None
+    output: Output = "table"
+    write_reports: bool = False
+    report_formats: tuple[ReportFormat, ...] = ("wgpolicyk8s",)
+    install_crds: bool = False
+    watch: bool = False
+    resync_seconds: float = 300.0
+    settle_seconds: float = 1.0
+    lease_namespace: str | None = None  # None: $POD_NAMESPACE, else default
+    lease_name: str = "clusterip-guard-scan"
+    metrics_port: int = 0  # with --watch: serve /metrics here (0: off)
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "scan",
+        help="judge the Services in the cluster and report them (exit 1 if any fails)",
+        description=(
+            "Judge every Service in the cluster (or some namespaces) as admission would, and "
+            "report the result: a table of the exposed ones, JSON or YAML of all, and, with "
+            "--write-reports, PolicyReports. Exit 1 if any Service fails (exposed, in a "
+            "namespace that is judged, and not exempt). Kubeconfig: --kubeconfig, then "
+            "$KUBECONFIG, then in-cluster."
+        ),
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", help="only this namespace")
+    where.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="every namespace (the default)"
+    )
+    parser.add_argument(
+        "-l", "--selector", help="only namespaces with these labels (a label selector)"
+    )
+    parser.add_argument("--policy-file", type=Path, help="policy YAML (as given to serve)")
+    parser.add_argument(
+        "--default-mode",
+        choices=MODES,
+        help="the mode of unlabelled namespaces (default: what the registered webhook "
+        "configurations say; off when clusterip-guard is not registered)",
+    )
+    parser.add_argument(
+        "--configuration-name",
+        default=options.default_of(ScanSettings, "configuration_name"),
+        help="the webhook configurations to read the default mode from (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--what-if",
+        choices=[m for m in MODES if m != "off"],
+        help="judge every namespace as if it were in this mode: what would break",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json", "yaml"],
+        default=options.default_of(ScanSettings, "output"),
+        help="table (the exposed Services), json or yaml (every Service); default: %(default)s",
+    )
+    parser.add_argument(
+        "--write-reports",
+        action="store_true",
+        help="create, update and prune one report per namespace and a cluster-wide one",
+    )
+    parser.add_argument(
+        "--report-format",
+        choices=FORMAT_CHOICES,
+        default="wgpolicyk8s",
+        help="wgpolicyk8s.io/v1alpha2 PolicyReports, openreports.io/v1alpha1 Reports, or "
+        "both (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--install-crds",
+        action="store_true",
+        help="create the report CRDs the cluster lacks (shipped with clusterip-guard)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep the reports current: rescan on every change of a Service or Namespace, "
+        "one writer among replicas (a Lease); needs --write-reports",
+    )
+    parser.add_argument(
+        "--resync-seconds",
+        type=options.positive_seconds,
+        default=options.default_of(ScanSettings, "resync_seconds"),
+        help="with --watch: a full rescan at least this often (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lease-namespace",
+        help="with --watch: where the Lease lives (default: $POD_NAMESPACE, else default)",
+    )
+    parser.add_argument(
+        "--lease-name",
+        default=options.default_of(ScanSettings, "lease_name"),
+        help="with --watch: the Lease's name (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=options.port_or_zero,
+        default=options.default_of(ScanSettings, "metrics_port"),
+        help="with --watch: serve Prometheus metrics on this port (default: 0, off)",
+    )
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.set_defaults(invoke=invoke)
+
+
+def settings_from(args: argparse.Namespace) -> ScanSettings:
+    if args.watch and not args.write_reports:
+        raise options.UsageError("--watch keeps reports current: add --write-reports")
+    formats = tuple(f for f in REPORT_FORMATS if args.report_format in (f, "both"))
+    return ScanSettings(
+        namespace=args.namespace,
+        selector=args.selector,
+        policy_file=args.policy_file,
+        default_mode=as_mode(args.default_mode) if args.default_mode else None,
+        configuration_name=args.configuration_name,
+        what_if=as_mode(args.what_if) if args.what_if else None,
+        output=args.output,
+        write_reports=args.write_reports,
+        report_formats=formats,
+        install_crds=args.install_crds,
+        watch=args.watch,
+        resync_seconds=args.resync_seconds,
+        lease_namespace=args.lease_namespace,
+        lease_name=args.lease_name,
+        metrics_port=args.metrics_port,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+    )
+
+
+def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    return run(settings_from(args), stdout=stdout, stderr=stderr)
+
+
+def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
+    from clusterip_guard.cluster.client import session
+    from clusterip_guard.policyfile import read_policy_file
+
+    policy = read_policy_file(settings.policy_file)
+    with session(settings.kubeconfig, settings.context) as api:
+        if settings.install_crds:
+            from clusterip_guard.cluster.scanning import install_crds
+
+            for report_format in settings.report_formats:
+                for line in install_crds(api, report_format):
+                    print(line, file=stderr)
+        if settings.watch:
+            return _watch(api, settings)
+        outcome = scan_once(api, settings, policy)
+        stdout.write(render(outcome, settings.output))
+        for line in outcome.written:
+            print(line, file=stderr)
+        return EXIT_FINDINGS if outcome.fails else EXIT_OK
+
+
+@dataclass
+class Outcome:
+    findings: list[Finding]
+    namespaces: list[NamespaceMode]  # of the namespaces scanned
+    default_mode: Mode
+    written: list[str]
+
+    @property
+    def fails(self) -> int:
+        return sum(1 for f in self.findings if f.result == "fail")
+
+
+def scan_once(api: Any, settings: ScanSettings, policy: PolicySettings) -> Outcome:
+    from clusterip_guard.cluster.scanning import (
+        read_namespace,
+        read_namespaces,
+        read_services,
+        registered_default_mode,
+        write_reports,
+    )
+
+    default_mode = settings.default_mode
+    if default_mode is None:
+        default_mode = registered_default_mode(api, settings.configuration_name) or "off"
+    if settings.namespace is not None:
+        namespaces = [read_namespace(api, settings.namespace)]
+        services = read_services(api, settings.namespace)
+    else:
+        namespaces = read_namespaces(api, settings.selector)
+        services = read_services(api)
+        if settings.selector:
+            chosen = {ns.name for ns in namespaces}
+            services = [s for s in services if s["metadata"].get("namespace") in chosen]
+    now = datetime.datetime.now(datetime.UTC)
+    findings = scan(
+        namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
+        what_if=settings.what_if,
+    )  # fmt: skip
+    modes = [
+        namespace_mode(ns.name, ns.labels, default_mode=default_mode, what_if=settings.what_if)
+        for ns in namespaces
+    ]
+    written: list[str] = []
+    if settings.write_reports:
+        scope = (
+            None
+            if settings.namespace is None and not settings.selector
+            else {ns.name for ns in namespaces}
+        )
+        for report_format in settings.report_formats:
+            reports = build_reports(findings, modes, report_format=report_format, now=now)
+            written += write_reports(api, reports, report_format, scope=scope).lines()
+    return Outcome(findings, modes, default_mode, written)
+
+
+def _watch(api: Any, settings: ScanSettings) -> int:
+    import logging
+
+    from clusterip_guard.cluster.watching import keep_current, lead
+    from clusterip_guard.policyfile import read_policy_file
+    from clusterip_guard.server.metrics import ScanMetrics
+
+    log = logging.getLogger("clusterip_guard.scan")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    metrics = ScanMetrics()
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port, registry=metrics.registry)
+
+    def rescan() -> None:
+        started = time.monotonic()
+        # The policy file is read again each time: a changed ConfigMap applies at once.
+        outcome = scan_once(api, settings, read_policy_file(settings.policy_file))
+        exposed: Counter[tuple[str, str, str]] = Counter(
+            (f.namespace.namespace, f.namespace.mode, f.result)
+            for f in outcome.findings
+            if f.exposed
+        )
+        metrics.record(dict(exposed), ended=time.time(), seconds=time.monotonic() - started)
+        changes = [line for line in outcome.written if not line.endswith("unchanged")]
+        log.info(
+            "scanned %d Services: %d fail%s",
+            len(outcome.findings), outcome.fails,
+            "; " + ", ".join(changes) if changes else "; reports unchanged",
+        )  # fmt: skip
+
+    stop = threading.Event()
+    namespace = settings.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"
+    identity = f"{socket.gethostname()}-{os.getpid()}"
+    lead(
+        api,
+        namespace=namespace,
+        name=settings.lease_name,
+        identity=identity,
+        work=lambda: keep_current(
+            api,
+            rescan,
+            resync_seconds=settings.resync_seconds,
+            settle_seconds=settings.settle_seconds,
+            stop=stop,
+        ),
+    )
+    return EXIT_OK
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def finding_as_json(finding: Finding) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "namespace": finding.namespace.namespace,
+        "mode": finding.namespace.mode,
+        "modeSource": finding.namespace.source,
+        "name": finding.name,
+        "type": finding.service_type,
+        "result": finding.result,
+        "message": finding.message,
+        "exposure": [{"field": v.field, "message": v.message} for v in finding.exposure],
+        "enforce": finding.enforce,
+        "mutate": list(finding.mutate),
+    }
+    if finding.namespace.label is not None:
+        shown["modeLabel"] = finding.namespace.label
+    if finding.exemption:
+        shown["exemption"] = finding.exemption
+    return shown
+
+
+def render(outcome: Outcome, output: Output) -> str:
+    if output == "json":
+        return json.dumps([finding_as_json(f) for f in outcome.findings], indent=2) + "\n"
+    if output == "yaml":
+        from clusterip_guard.yamltext import dump_yaml_documents
+
+        return dump_yaml_documents([[finding_as_json(f) for f in outcome.findings]])
+    return render_table(outcome.findings)
+
+
+def mutate_in_short(finding: Finding) -> str:
+    """What mutate would do, in a table cell; -o json and yaml list every change."""
+    if not finding.mutate:
+        return "-"
+    if "set spec.type=ClusterIP" in finding.mutate:
+        return "to ClusterIP"
+    return f"{len(finding.mutate)} changes"
+
+
+def render_table(findings: Sequence[Finding]) -> str:
+    """The exposed Services, grouped by namespace (the namespace and its mode shown once),
+    then a count of every result."""
+    header = ("NAMESPACE", "MODE", "SERVICE", "TYPE", "RESULT", "ENFORCE", "MUTATE",
+              "EXEMPTION", "EXPOSURE")  # fmt: skip
+    rows: list[tuple[str, ...]] = []
+    previous = None
+    for f in findings:
+        if not f.exposed:
+            continue
+        first = f.namespace.namespace != previous
+        previous = f.namespace.namespace
+        rows.append((
+            f.namespace.namespace if first else "",
+            f.namespace.describe() if first else "",
+            f.name, f.service_type, f.result, f.enforce, mutate_in_short(f),
+            f.exemption or "-",
+            "; ".join(v.summary for v in f.exposure),
+        ))  # fmt: skip
+    lines = []
+    if rows:
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+        lines = [
+            "  ".join(
+                [*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]
+            ).rstrip()
+            for row in [header, *rows]
+        ]
+    counts = Counter(f.result for f in findings)
+    namespaces = len({f.namespace.namespace for f in findings})
+    noun = "Service" if len(findings) == 1 else "Services"
+    spread = "namespace" if namespaces == 1 else "namespaces"
+    shown = ", ".join(f"{counts[r]} {r}" for r in ("fail", "warn", "skip", "pass") if counts[r])
+    lines.append(
+        f"{len(findings)} {noun} in {namespaces} {spread}" + (f": {shown}" if shown else "")
+    )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,382 @@
+"""What `scan` reads from the cluster and the reports it writes back (docs/design.md §9).
+
+Reads page through large lists (`limit`/`continue`) and skip the typed models (raw JSON is
+several times faster on 10,000 Services). Writing creates, updates and prunes only this
+tool's reports (by label), writes nothing when nothing changed, and retries on conflicts, so
+that two scanners at once leave one consistent set.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from clusterip_guard.cluster.client import call, failure, read_or_none
+from clusterip_guard.cluster.errors import ClusterError, ClusterRefused
+from clusterip_guard.core.names import (
+    AUDIT_DEFAULT_WEBHOOK,
+    ENFORCE_DEFAULT_WEBHOOK,
+    MANAGED_BY_LABEL,
+    MUTATE_DEFAULT_WEBHOOK,
+)
+from clusterip_guard.core.reports import (
+    MANAGED_BY,
+    REPORT_KINDS,
+    ReportFormat,
+    carry_timestamps,
+    differs,
+)
+from clusterip_guard.core.scan import NamespaceInfo
+from clusterip_guard.core.types import Manifest, Mode
+
+log = logging.getLogger("clusterip_guard.scan")
+
+PAGE_SIZE = 500
+HTTP_NOT_FOUND = 404
+HTTP_CONFLICT = 409
+CONFLICT_RETRIES = 5
+
+
+def _pages(
+    verb: str, resource: str, namespace: str | None, request: Callable[..., Any], **query: Any
+) -> Iterator[Manifest]:
+    """Every item of a list, a page at a time."""
+    token: str | None = None
+    while True:
+        page = call(
+            verb,
+            resource,
+            namespace,
+            functools.partial(
+                request, limit=PAGE_SIZE, _continue=token, _preload_content=False, **query
+            ),
+        )
+        body = json.loads(page.data)
+        yield from body.get("items") or []
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return
+
+
+def read_namespaces(api: client.ApiClient, selector: str | None = None) -> list[NamespaceInfo]:
+    core = client.CoreV1Api(api)
+    query = {"label_selector": selector} if selector else {}
+    return [
+        NamespaceInfo(item["metadata"]["name"], item["metadata"].get("labels") or {})
+        for item in _pages("list", "namespaces", None, core.list_namespace, **query)
+    ]
+
+
+def read_namespace(api: client.ApiClient, name: str) -> NamespaceInfo:
+    core = client.CoreV1Api(api)
+    found = read_or_none("get", "namespaces", None, functools.partial(core.read_namespace, name))
+    if found is None:
+        raise ClusterError(f"namespace {name} does not exist")
+    labels = found.metadata.labels if found.metadata is not None else None
+    return NamespaceInfo(name, labels or {})
+
+
+def read_services(api: client.ApiClient, namespace: str | None = None) -> list[Manifest]:
+    """Every Service, or a namespace's, as the API server stores them (plain dicts)."""
+    core = client.CoreV1Api(api)
+    if namespace is None:
+        return list(_pages("list", "services", None, core.list_service_for_all_namespaces))
+    return list(
+        _pages(
+            "list",
+            "services",
+            namespace,
+            functools.partial(core.list_namespaced_service, namespace),
+        )
+    )
+
+
+def registered_default_mode(api: client.ApiClient, configuration_name: str) -> Mode | None:
+    """The cluster default mode the registered webhook configurations say (which `*-default`
+    entries they have), or None when clusterip-guard is not registered."""
+    admission = client.AdmissionregistrationV1Api(api)
+    resource = "validatingwebhookconfigurations"
+    validating = read_or_none(
+        "get",
+        resource,
+        None,
+        functools.partial(admission.read_validating_webhook_configuration, configuration_name),
+    )
+    if validating is None:
+        return None
+    names = {webhook.name for webhook in validating.webhooks or []}
+    if ENFORCE_DEFAULT_WEBHOOK in names:
+        mutating = read_or_none(
+            "get",
+            "mutatingwebhookconfigurations",
+            None,
+            functools.partial(admission.read_mutating_webhook_configuration, configuration_name),
+        )
+        mutating_names = {w.name for w in (mutating.webhooks or [])} if mutating else set()
+        return "mutate" if MUTATE_DEFAULT_WEBHOOK in mutating_names else "enforce"
+    if AUDIT_DEFAULT_WEBHOOK in names:
+        return "audit"
+    return "off"
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+@dataclass
+class WriteSummary:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [
+            *(f"created {name}" for name in self.created),
+            *(f"updated {name}" for name in self.updated),
+            *(f"pruned {name}" for name in self.pruned),
+            f"{len(self.unchanged)} reports unchanged",
+        ]
+
+
+def _where(manifest: Manifest) -> str:
+    metadata = manifest["metadata"]
+    namespace = metadata.get("namespace")
+    where = f"{namespace}/" if namespace else ""
+    return f"{manifest['kind']} {where}{metadata['name']}"
+
+
+class ReportWriter:
+    """Creates, updates and prunes this tool's reports of one format."""
+
+    def __init__(self, api: client.ApiClient, report_format: ReportFormat) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.kind = REPORT_KINDS[report_format]
+
+    def _plural(self, manifest: Manifest) -> str:
+        namespaced = "namespace" in manifest["metadata"]
+        return self.kind.plural if namespaced else self.kind.cluster_plural
+
+    def existing(self, cluster: bool) -> dict[tuple[str, str], Manifest]:
+        """This tool's reports (by label), by (namespace, name)."""
+        plural = self.kind.cluster_plural if cluster else self.kind.plural
+        found = read_or_none(
+            "list",
+            f"{plural}.{self.kind.group}",
+            None,
+            functools.partial(
+                self.custom.list_cluster_custom_object,
+                self.kind.group,
+                self.kind.version,
+                plural,
+                label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
+            ),
+        )
+        if found is None:  # the API server knows no such resource
+            raise ClusterError(
+                f"the cluster has no {plural}.{self.kind.group} (CRD missing): add "
+                "--install-crds, or install Kyverno or the report CRDs first"
+            )
+        items: list[Manifest] = (found.get("items") or []) if isinstance(found, dict) else []
+        return {
+            (item["metadata"].get("namespace", ""), item["metadata"]["name"]): item
+            for item in items
+        }
+
+    def _read(self, manifest: Manifest) -> Manifest | None:
+        metadata = manifest["metadata"]
+        plural = self._plural(manifest)
+        if "namespace" in metadata:
+            read = functools.partial(
+                self.custom.get_namespaced_custom_object,
+                self.kind.group,
+                self.kind.version,
+                metadata["namespace"],
+                plural,
+                metadata["name"],
+            )
+        else:
+            read = functools.partial(
+                self.custom.get_cluster_custom_object,
+                self.kind.group,
+                self.kind.version,
+                plural,
+                metadata["name"],
+            )
+        found = read_or_none("get", f"{plural}.{self.kind.group}", metadata.get("namespace"), read)
+        return found if isinstance(found, dict) else None
+
+    def write(self, manifest: Manifest, existing: Manifest | None, summary: WriteSummary) -> None:
+        """Create or update one report, unless it already says the same; on a conflict (another
+        scanner wrote meanwhile), read it again and retry."""
+        for _ in range(CONFLICT_RETRIES):
+            wanted = carry_timestamps(manifest, existing)
+            if existing is not None and not differs(wanted, existing):
+                summary.unchanged.append(_where(manifest))
+                return
+            try:
+                if existing is None:
+                    self._create(wanted)
+                    summary.created.append(_where(manifest))
+                else:
+                    version = existing["metadata"]["resourceVersion"]
+                    self._replace(wanted, version)
+                    summary.updated.append(_where(manifest))
+                return
+            except ApiException as error:
+                if error.status != HTTP_CONFLICT:
+                    raise self._failure(error, "write", manifest) from error
+                existing = self._read(manifest)
+        raise ClusterRefused(f"cannot write {_where(manifest)}: it kept changing underneath")
+
+    def _create(self, manifest: Manifest) -> None:
+        metadata = manifest["metadata"]
+        if "namespace" in metadata:
+            self.custom.create_namespaced_custom_object(
+                self.kind.group,
+                self.kind.version,
+                metadata["namespace"],
+                self._plural(manifest),
+                manifest,
+            )
+        else:
+            self.custom.create_cluster_custom_object(
+                self.kind.group, self.kind.version, self._plural(manifest), manifest
+            )
+
+    def _replace(self, manifest: Manifest, resource_version: str) -> None:
+        metadata = manifest["metadata"]
+        body = {**manifest, "metadata": {**metadata, "resourceVersion": resource_version}}
+        if "namespace" in metadata:
+            self.custom.replace_namespaced_custom_object(
+                self.kind.group,
+                self.kind.version,
+                metadata["namespace"],
+                self._plural(manifest),
+                metadata["name"],
+                body,
+            )
+        else:
+            self.custom.replace_cluster_custom_object(
+                self.kind.group,
+                self.kind.version,
+                self._plural(manifest),
+                metadata["name"],
+                body,
+            )
+
+    def delete(self, manifest: Manifest, summary: WriteSummary) -> None:
+        metadata = manifest["metadata"]
+        plural = self.kind.plural if metadata.get("namespace") else self.kind.cluster_plural
+        if metadata.get("namespace"):
+            delete = functools.partial(
+                self.custom.delete_namespaced_custom_object,
+                self.kind.group,
+                self.kind.version,
+                metadata["namespace"],
+                plural,
+                metadata["name"],
+            )
+        else:
+            delete = functools.partial(
+                self.custom.delete_cluster_custom_object,
+                self.kind.group,
+                self.kind.version,
+                plural,
+                metadata["name"],
+            )
+        # Gone already (another scanner pruned it) is as good as pruned.
+        read_or_none("delete", f"{plural}.{self.kind.group}", metadata.get("namespace"), delete)
+        summary.pruned.append(_where(manifest))
+
+    def _failure(self, error: ApiException, verb: str, manifest: Manifest) -> ClusterError:
+        namespace = manifest["metadata"].get("namespace")
+        return failure(error, verb, f"{self._plural(manifest)}.{self.kind.group}", namespace)
+
+
+def write_reports(
+    api: client.ApiClient,
+    reports: Sequence[Manifest],
+    report_format: ReportFormat,
+    *,
+    scope: set[str] | None,
+) -> WriteSummary:
+    """Make the cluster's reports of this format what `reports` say. `scope`: the namespaces
+    scanned (None: all); reports of other namespaces are left alone, and the cluster-scoped
+    report is written only when every namespace was scanned."""
+    writer = ReportWriter(api, report_format)
+    summary = WriteSummary()
+    namespaced = writer.existing(cluster=False)
+    cluster = writer.existing(cluster=True) if scope is None else {}
+    wanted_keys = set()
+    for report in reports:
+        metadata = report["metadata"]
+        is_cluster = "namespace" not in metadata
+        if is_cluster and scope is not None:
+            continue
+        key = (metadata.get("namespace", ""), metadata["name"])
+        wanted_keys.add((is_cluster, key))
+        existing = (cluster if is_cluster else namespaced).get(key)
+        writer.write(report, existing, summary)
+    for key, existing in sorted(namespaced.items()):
+        if (False, key) not in wanted_keys and (scope is None or key[0] in scope):
+            writer.delete(existing, summary)
+    for key, existing in sorted(cluster.items()):
+        if (True, key) not in wanted_keys:
+            writer.delete(existing, summary)
+    return summary
+
+
+# --- CRDs ---------------------------------------------------------------------------------------
+
+
+def shipped_crds(report_format: ReportFormat) -> list[Manifest]:
+    """The CRDs of one report format, as shipped in the package (crds/README.md)."""
+    group = REPORT_KINDS[report_format].group
+    folder = resources.files("clusterip_guard") / "crds"
+    return [
+        yaml.safe_load(entry.read_text())
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.startswith(f"{group}_") and entry.name.endswith(".yaml")
+    ]
+
+
+def install_crds(api: client.ApiClient, report_format: ReportFormat) -> list[str]:
+    """Create the report CRDs a cluster lacks; one that exists (Kyverno's) is left as is."""
+    extensions = client.ApiextensionsV1Api(api)
+    said = []
+    for crd in shipped_crds(report_format):
+        name = crd["metadata"]["name"]
+        resource = "customresourcedefinitions"
+        found = read_or_none(
+            "get",
+            resource,
+            None,
+            functools.partial(extensions.read_custom_resource_definition, name),
+        )
+        if found is not None:
+            said.append(f"CRD {name} exists, kept")
+            continue
+        call(
+            "create",
+            resource,
+            None,
+            functools.partial(extensions.create_custom_resource_definition, _crd_body(crd)),
+        )
+        said.append(f"created CRD {name}")
+    return said
+
+
+def _crd_body(crd: Manifest) -> client.V1CustomResourceDefinition:
+    body = client.V1CustomResourceDefinition.from_dict(crd)
+    if body is None:
+        raise ClusterError(f"CRD {crd['metadata']['name']} could not be read")
+    return body

@@ -1,0 +1,118 @@
+"""Keeping the reports current: watches on Services and Namespaces that trigger a new scan,
+a periodic full resync, and one writer among replicas by a Lease (docs/design.md §9).
+
+Why a watch with leader election rather than a CronJob: a namespace relabelled from audit to
+enforce must change its report within seconds, which a CronJob (a minute at best, and a Pod
+start each time) cannot do; the Lease, through the Kubernetes client's own leader election,
+lets the component run with two replicas for availability and still have one writer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.leaderelection import electionconfig, leaderelection
+from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+from urllib3.exceptions import HTTPError as TransportError
+
+from clusterip_guard.cluster.errors import ClusterError, ClusterUnreachable
+
+log = logging.getLogger("clusterip_guard.scan")
+
+WATCH_SECONDS = 60  # a watch is renewed this often (the API server ends long ones anyway)
+RETRY_SECONDS = 2.0
+# client-go's defaults, in whole seconds as the Python client wants them.
+LEASE_SECONDS = 15
+RENEW_DEADLINE_SECONDS = 10
+RETRY_PERIOD_SECONDS = 2
+
+
+def _watch_forever(
+    list_call: Callable[..., Any], what: str, changed: threading.Event, stop: threading.Event
+) -> None:
+    """Set `changed` on every change of `what`, from now on, until `stop`."""
+    while not stop.is_set():
+        try:
+            # The collection's version now: the watch starts there, without replaying
+            # every existing object as ADDED.
+            listed = list_call(limit=1, _preload_content=False)
+            version = json.loads(listed.data)["metadata"]["resourceVersion"]
+            stream = watch.Watch()  # type: ignore[no-untyped-call]
+            for event in stream.stream(  # type: ignore[no-untyped-call]
+                list_call, resource_version=version, timeout_seconds=WATCH_SECONDS
+            ):
+                if stop.is_set():
+                    stream.stop()  # type: ignore[no-untyped-call]
+                    return
+                if event.get("type") == "ERROR":  # 410 Gone: list again, watch again
+                    break
+                changed.set()
+        except (ApiException, TransportError, OSError, ValueError, KeyError) as error:
+            log.warning("watch on %s failed, retrying: %s", what, str(error).splitlines()[0])
+            changed.set()  # something may have changed while nobody watched
+            stop.wait(RETRY_SECONDS)
+
+
+def keep_current(
+    api: client.ApiClient,
+    rescan: Callable[[], None],
+    *,
+    resync_seconds: float,
+    settle_seconds: float,
+    stop: threading.Event,
+) -> None:
+    """Scan now, then again after every burst of changes (once it has settled for
+    `settle_seconds`) and at least every `resync_seconds`, until `stop`."""
+    core = client.CoreV1Api(api)
+    changed = threading.Event()
+    for list_call, what in (
+        (core.list_service_for_all_namespaces, "services"),
+        (core.list_namespace, "namespaces"),
+    ):
+        threading.Thread(
+            target=_watch_forever, args=(list_call, what, changed, stop), daemon=True,
+            name=f"watch-{what}",
+        ).start()  # fmt: skip
+    while not stop.is_set():
+        changed.clear()
+        try:
+            rescan()
+        except ClusterError as error:
+            log.warning("scan failed, retrying at the next change or resync: %s", error)
+        changed.wait(resync_seconds)
+        stop.wait(settle_seconds)
+
+
+def lead(
+    api: client.ApiClient,
+    *,
+    namespace: str,
+    name: str,
+    identity: str,
+    work: Callable[[], None],
+) -> None:
+    """Run `work` while this process holds the Lease `namespace/name`; other candidates wait.
+    Losing the Lease ends the process (exit 3), so that it never writes beside a new leader."""
+    lock = LeaseLock(name, namespace, identity)  # type: ignore[no-untyped-call]
+    lock.api_instance = client.CoordinationV1Api(api)
+    lost = threading.Event()
+    config = electionconfig.Config(  # type: ignore[no-untyped-call]
+        lock,
+        lease_duration=LEASE_SECONDS,
+        renew_deadline=RENEW_DEADLINE_SECONDS,
+        retry_period=RETRY_PERIOD_SECONDS,
+        onstarted_leading=work,
+        onstopped_leading=lost.set,
+    )
+    log.info("waiting to lead: Lease %s/%s as %s", namespace, name, identity)
+    leaderelection.LeaderElection(config).run()  # type: ignore[no-untyped-call]
+    if lost.is_set():
+        raise ClusterUnreachable(
+            f"lost the Lease {namespace}/{name}: stopping, so as never to write beside a new leader"
+        )

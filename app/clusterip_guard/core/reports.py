@@ -1,0 +1,220 @@
+"""Findings as the reports the policy ecosystem reads (docs/design.md §9). Pure: findings in,
+manifests out.
+
+Two formats with the same shape: `wgpolicyk8s.io/v1alpha2` PolicyReport and
+ClusterPolicyReport (what Kyverno and Policy Reporter read today), and `openreports.io/v1alpha1`
+Report and ClusterReport (their successor). Per namespace one report with one result per
+Service, pass and fail alike, so that a fixed Service is seen to pass; one cluster-scoped
+report with one result per namespace.
+
+A result keeps the timestamp of the report it replaces while it says the same thing, so the
+timestamp says since when, and a scan that finds nothing new changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from clusterip_guard.core.names import MANAGED_BY_LABEL, NAME_LABEL, PROJECT
+from clusterip_guard.core.scan import RESULTS, Finding, NamespaceMode, Result, summary
+from clusterip_guard.core.types import Manifest
+
+ReportFormat = Literal["wgpolicyk8s", "openreports"]
+REPORT_FORMATS: tuple[ReportFormat, ...] = ("wgpolicyk8s", "openreports")
+
+REPORT_NAME = PROJECT  # one per namespace, and the cluster-scoped one
+SOURCE = PROJECT
+POLICY = PROJECT
+SERVICE_RULE = "services-stay-internal"
+NAMESPACE_RULE = "namespace-summary"
+CATEGORY = "Service exposure"
+MANAGED_BY = PROJECT  # the label value reports carry, so a scan finds (and prunes) its own
+
+
+@dataclass(frozen=True)
+class ReportKind:
+    api_version: str
+    namespaced: str  # the kind of the per-namespace report
+    cluster: str  # the kind of the cluster-scoped one
+    plural: str
+    cluster_plural: str
+
+    @property
+    def group(self) -> str:
+        return self.api_version.split("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.split("/")[1]
+
+
+REPORT_KINDS: dict[ReportFormat, ReportKind] = {
+    "wgpolicyk8s": ReportKind(
+        "wgpolicyk8s.io/v1alpha2",
+        "PolicyReport",
+        "ClusterPolicyReport",
+        "policyreports",
+        "clusterpolicyreports",
+    ),
+    "openreports": ReportKind(
+        "openreports.io/v1alpha1", "Report", "ClusterReport", "reports", "clusterreports"
+    ),
+}
+
+
+def _timestamp(now: datetime.datetime) -> dict[str, int]:
+    return {"seconds": int(now.timestamp()), "nanos": 0}
+
+
+def service_result(finding: Finding, now: datetime.datetime) -> Manifest:
+    properties = {
+        "mode": finding.namespace.describe(),
+        "type": finding.service_type,
+        "enforce": finding.enforce,
+    }
+    if finding.mutate:
+        properties["mutate"] = ", ".join(finding.mutate)
+    if finding.exemption:
+        properties["exemption"] = finding.exemption
+    resource: dict[str, str] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "namespace": finding.namespace.namespace,
+        "name": finding.name,
+    }
+    if finding.uid:
+        resource["uid"] = finding.uid
+    return {
+        "source": SOURCE,
+        "policy": POLICY,
+        "rule": SERVICE_RULE,
+        "category": CATEGORY,
+        "result": finding.result,
+        "severity": finding.severity,
+        "scored": True,
+        "message": finding.message,
+        "properties": properties,
+        "resources": [resource],
+        "timestamp": _timestamp(now),
+    }
+
+
+def _worst(results: Iterable[Result]) -> Result:
+    found = set(results)
+    for result in ("fail", "warn", "pass", "skip"):
+        if result in found:
+            return result
+    return "pass"
+
+
+def namespace_result(
+    namespace: NamespaceMode, findings: Sequence[Finding], now: datetime.datetime
+) -> Manifest:
+    counts = summary(findings)
+    exposed = sum(1 for f in findings if f.exposed)
+    noun = "Service" if len(findings) == 1 else "Services"
+    return {
+        "source": SOURCE,
+        "policy": POLICY,
+        "rule": NAMESPACE_RULE,
+        "category": CATEGORY,
+        "result": _worst(f.result for f in findings),
+        "severity": max(
+            (f.severity for f in findings), key=["info", "medium", "high"].index, default="info"
+        ),
+        "scored": True,
+        "message": f"{exposed} of {len(findings)} {noun} exposed; mode {namespace.describe()}",
+        "properties": {"mode": namespace.describe(), **{k: str(v) for k, v in counts.items()}},
+        "resources": [{"apiVersion": "v1", "kind": "Namespace", "name": namespace.namespace}],
+        "timestamp": _timestamp(now),
+    }
+
+
+def _metadata(name: str, namespace: str | None) -> Manifest:
+    metadata: Manifest = {
+        "name": name,
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY, NAME_LABEL: PROJECT},
+    }
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return metadata
+
+
+def _report(
+    kind: ReportKind, cluster: bool, namespace: str | None, results: list[Manifest]
+) -> Manifest:
+    counts: dict[str, int] = dict.fromkeys(RESULTS, 0)
+    for result in results:
+        counts[result["result"]] += 1
+    report: Manifest = {
+        "apiVersion": kind.api_version,
+        "kind": kind.cluster if cluster else kind.namespaced,
+        "metadata": _metadata(REPORT_NAME, namespace),
+        "summary": {**counts, "error": 0},
+        "results": results,
+    }
+    if kind.group == "openreports.io":
+        report["source"] = SOURCE
+    return report
+
+
+def build_reports(
+    findings: Sequence[Finding],
+    namespaces: Iterable[NamespaceMode],
+    *,
+    report_format: ReportFormat,
+    now: datetime.datetime,
+) -> list[Manifest]:
+    """One report per namespace that has Services (results sorted by Service name), then the
+    cluster-scoped one (one result per namespace that has Services)."""
+    kind = REPORT_KINDS[report_format]
+    by_namespace: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_namespace.setdefault(finding.namespace.namespace, []).append(finding)
+    modes = {ns.namespace: ns for ns in namespaces}
+    reports = []
+    cluster_results = []
+    for namespace in sorted(by_namespace):
+        found = sorted(by_namespace[namespace], key=lambda f: f.name)
+        results = [service_result(f, now) for f in found]
+        reports.append(_report(kind, False, namespace, results))
+        mode = modes.get(namespace, found[0].namespace)
+        cluster_results.append(namespace_result(mode, found, now))
+    reports.append(_report(kind, True, None, cluster_results))
+    return reports
+
+
+def _result_identity(result: Mapping[str, Any]) -> str:
+    """A result says the same thing as another when all but its timestamp is equal."""
+    return json.dumps({k: v for k, v in result.items() if k != "timestamp"}, sort_keys=True)
+
+
+def carry_timestamps(new: Manifest, existing: Mapping[str, Any] | None) -> Manifest:
+    """`new` with each result that says what a result of `existing` said keeping that one's
+    timestamp: since when it has been so."""
+    if not existing:
+        return new
+    old_results = existing.get("results") or []
+    since = {
+        _result_identity(r): r.get("timestamp")
+        for r in old_results
+        if isinstance(r, Mapping) and r.get("timestamp")
+    }
+    results = [
+        {**r, "timestamp": since.get(_result_identity(r), r["timestamp"])} for r in new["results"]
+    ]
+    return {**new, "results": results}
+
+
+def differs(new: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
+    """Whether writing `new` over `existing` would change what the report says."""
+    fields = ("summary", "results", "source")
+    labels = (existing.get("metadata") or {}).get("labels") or {}
+    wanted = new["metadata"]["labels"]
+    if any(labels.get(k) != v for k, v in wanted.items()):
+        return True
+    return any(new.get(f) != existing.get(f) for f in fields)

@@ -1,0 +1,192 @@
+"""Judging the Services that already exist (`scan`, docs/design.md §9). Pure: plain data in,
+findings out.
+
+The same core as admission: the namespace's mode from its label and the cluster default,
+never-judged namespaces, the policy file (exemptions and their expiry, internal load
+balancers, allowed external IPs), and `decide` for what enforce and mutate would do to the
+Service as it stands.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from clusterip_guard.core.decision import ServiceChange, decide
+from clusterip_guard.core.exposure import LOAD_BALANCER_PIECE, Violation, exposure_of, reported
+from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
+from clusterip_guard.core.services import display_name, namespace_of, service_type
+from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.types import MODES, Manifest, Mode, as_mode
+
+# As PolicyReport results say it (wgpolicyk8s.io and openreports.io alike).
+Result = Literal["pass", "fail", "warn", "skip"]
+RESULTS: tuple[Result, ...] = ("pass", "fail", "warn", "skip")
+
+
+@dataclass(frozen=True)
+class NamespaceMode:
+    """The mode a namespace's Services are judged by, and where it comes from."""
+
+    namespace: str
+    mode: Mode
+    source: str  # "label", "cluster default", "what-if", "not a mode", "never judged"
+    label: str | None = None  # the label's value, when there is one
+
+    @property
+    def judged(self) -> bool:
+        return self.source != "never judged"
+
+    def describe(self) -> str:
+        if self.source == "not a mode":
+            return f"{self.mode} ({MODE_LABEL}={self.label} is not a mode)"
+        if self.source == "never judged":
+            return "never judged"
+        return f"{self.mode} ({self.source})"
+
+
+def namespace_mode(
+    namespace: str,
+    labels: Mapping[str, str],
+    *,
+    default_mode: Mode,
+    never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
+    what_if: Mode | None = None,
+) -> NamespaceMode:
+    """As the webhook configurations select it (docs/design.md §6): `what_if` answers "what
+    if this namespace were in that mode" for every judged namespace."""
+    label = labels.get(MODE_LABEL)
+    if namespace in never_judged:
+        return NamespaceMode(namespace, "off", "never judged", label)
+    if what_if is not None:
+        return NamespaceMode(namespace, what_if, "what-if", label)
+    if label is None:
+        return NamespaceMode(namespace, default_mode, "cluster default")
+    if label in MODES:
+        return NamespaceMode(namespace, as_mode(label), "label", label)
+    return NamespaceMode(namespace, "enforce", "not a mode", label)
+
+
+# Pieces of exposure the internet may reach, beyond the nodes' own network.
+_INTERNET_FACING = (LOAD_BALANCER_PIECE, "external-ip:", "source-range:")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One Service, judged as it stands."""
+
+    namespace: NamespaceMode
+    name: str
+    uid: str
+    service_type: str
+    exposure: tuple[Violation, ...]  # every piece that would be reported
+    result: Result
+    message: str  # why this result, in one line: the report's message
+    enforce: str  # what enforce would do to it: "deny" or "allow"
+    mutate: tuple[str, ...]  # what mutate would change ("set spec.type=ClusterIP", ...)
+    exemption: str = ""  # the exemption that allows it, described
+
+    @property
+    def exposed(self) -> bool:
+        return bool(self.exposure)
+
+    @property
+    def severity(self) -> str:
+        """High for what the internet may reach (a load balancer, an external IP); medium for
+        node ports; info for the rest (the PolicyReport severities)."""
+        if not self.exposed or self.result in ("pass", "skip"):
+            return "info"
+        if any(v.key.startswith(_INTERNET_FACING) for v in self.exposure):
+            return "high"
+        return "medium"
+
+
+def judge_service(
+    service: Manifest, namespace: NamespaceMode, policy: PolicySettings, today: datetime.date
+) -> Finding:
+    name = display_name(service)
+    metadata = service.get("metadata")
+    uid = str(metadata.get("uid", "")) if isinstance(metadata, dict) else ""
+    exposure = reported(exposure_of(service, policy))
+    kind = service_type(service)
+    if not exposure:
+        return Finding(
+            namespace, name, uid, kind, (), "pass", "not reachable from outside the cluster",
+            enforce="allow", mutate=(),
+        )  # fmt: skip
+    change = ServiceChange("CREATE", namespace.namespace, name, service)
+    enforced = decide(change, "enforce", policy, today=today, never_judged=())
+    mutated = decide(change, "mutate", policy, today=today, never_judged=())
+    enforce = "deny" if enforced.verdict == "denied" else "allow"
+    exposed = "; ".join(v.detail for v in exposure)
+    exemption = policy.exemption_for(namespace.namespace, name, today)
+    if not namespace.judged:
+        result: Result = "skip"
+        message = f"never judged (a system namespace): {exposed}"
+    elif exemption is not None:
+        result, message = "skip", f"allowed by {exemption.describe()}: {exposed}"
+    elif namespace.mode == "off":
+        result = "warn"
+        message = f"exposed, in a namespace that is not judged (mode off): {exposed}"
+    elif namespace.mode == "audit":
+        result, message = "fail", f"exposed; audit mode reports it, enforce would deny: {exposed}"
+    elif namespace.source == "what-if":
+        verb = "deny it" if namespace.mode == "enforce" else "convert it to ClusterIP"
+        result, message = "fail", f"exposed; {namespace.mode} would {verb}: {exposed}"
+    else:
+        # In an enforce or mutate namespace an exposed Service predates the label (or the
+        # webhook): kept as an existing violation, judged again on any change that adds.
+        result = "fail"
+        message = f"exposed, kept as an existing violation ({namespace.mode} mode): {exposed}"
+    return Finding(
+        namespace, name, uid, kind, exposure, result, message,
+        enforce=enforce, mutate=mutated.changes,
+        exemption=exemption.describe() if exemption is not None else "",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    name: str
+    labels: Mapping[str, str]
+
+
+def scan(
+    namespaces: Iterable[NamespaceInfo],
+    services: Iterable[Manifest],
+    *,
+    default_mode: Mode,
+    policy: PolicySettings,
+    today: datetime.date,
+    what_if: Mode | None = None,
+    never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
+) -> list[Finding]:
+    """Every Service judged, sorted by namespace and name. A Service whose namespace is not in
+    `namespaces` (deleted meanwhile) is judged as an unlabelled one."""
+    modes = {
+        ns.name: namespace_mode(
+            ns.name,
+            ns.labels,
+            default_mode=default_mode,
+            never_judged=never_judged,
+            what_if=what_if,
+        )
+        for ns in namespaces
+    }
+    findings = []
+    for service in services:
+        namespace = namespace_of(service)
+        mode = modes.get(namespace) or namespace_mode(
+            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
+        )
+        findings.append(judge_service(service, mode, policy, today))
+    return sorted(findings, key=lambda f: (f.namespace.namespace, f.name))
+
+
+def summary(findings: Iterable[Finding]) -> dict[Result, int]:
+    counts: dict[Result, int] = dict.fromkeys(RESULTS, 0)
+    for finding in findings:
+        counts[finding.result] += 1
+    return counts

@@ -1,0 +1,36 @@
+"""The Helm chart, rendered by the pinned helm, for the tests that read what it makes."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import yaml
+
+from tests.support.paths import ROOT
+from tests.support.tools import helm
+
+CHART = ROOT / "charts" / "clusterip-guard"
+Manifest = dict[str, Any]
+
+
+def render(
+    *values: str, release: str = "clusterip-guard", namespace: str = "clusterip-guard"
+) -> list[Manifest]:
+    run = subprocess.run(
+        [str(helm()), "template", release, str(CHART), "--namespace", namespace,
+         *(f"--set={value}" for value in values)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return [doc for doc in yaml.safe_load_all(run.stdout) if doc]
+
+
+def the(kind: str, documents: list[Manifest], name: str | None = None) -> Manifest:
+    found = [
+        doc
+        for doc in documents
+        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''}"
+    return found[0]
