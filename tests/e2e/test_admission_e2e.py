@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localcluster import ControlPlane
+from localcluster import ControlPlane, user_kubeconfig
 from tests.support.kubectl import Kubectl
 from tests.support.polling import until
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
@@ -209,6 +209,29 @@ def test_audit_warns_and_stores_the_service_as_sent(
         )
 
     assert until(audited), "no auditAnnotations entry in the API server's audit log"
+
+
+def test_the_log_says_who_created_an_exposed_service_and_why_it_was_only_warned(
+    webhook: WebhookProcess, kubectl: Kubectl, control_plane: ControlPlane
+) -> None:
+    kubectl("-n", "m-audit", "create", "role", "services-writer", "--verb=create,get",
+            "--resource=services")  # fmt: skip
+    kubectl("-n", "m-audit", "create", "rolebinding", "alice-writes", "--role=services-writer",
+            "--user=alice")  # fmt: skip
+    alice = Kubectl(user_kubeconfig(control_plane, "alice", ("team-a",)))
+    before = len(webhook.logs())
+    alice("-n", "m-audit", "create", "service", "nodeport", "by-alice", "--tcp=80")
+
+    def logged() -> list[dict[str, Any]]:
+        lines = webhook.logs()[before:].splitlines()
+        return [json.loads(line) for line in lines if '"by-alice"' in line]
+
+    assert until(logged)
+    (line,) = logged()
+    assert line["user"] == "alice"
+    assert "team-a" in line["groups"]
+    assert "system:authenticated" in line["groups"]
+    assert line["why"] == "audit mode: exposure is reported, not denied"
 
 
 def test_unlabelled_namespace_and_kube_system_are_untouched(

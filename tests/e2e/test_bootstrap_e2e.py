@@ -190,6 +190,7 @@ def test_service_mode_stores_a_tls_secret_and_registers_the_service(
         entries = {w["name"]: w for w in validating["webhooks"]}
         assert set(entries) == {
             "enforce.clusterip-guard.io",
+            "mutate-backstop.clusterip-guard.io",
             "unknown-mode.clusterip-guard.io",
             "audit.clusterip-guard.io",
             "audit-default.clusterip-guard.io",

@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
 
 from clusterip_guard.certs.issuing import new_certificate_authority
+from clusterip_guard.core.names import WEBHOOK_PATHS
 from tests.support.builders import admission_review, service
 from tests.support.polling import until
 from tests.support.webhook_process import LOOPBACK, ServingFiles, WebhookProcess, now
@@ -105,7 +107,7 @@ def test_the_policy_file_is_in_force(client: httpx.Client) -> None:
     ],
     ids=["DELETE", "subresource", "other kind", "kube-system"],
 )
-@pytest.mark.parametrize("path", ["/mutate", "/validate/enforce", "/validate/audit"])
+@pytest.mark.parametrize("path", list(WEBHOOK_PATHS))
 def test_requests_that_are_not_ours_are_allowed_untouched(
     client: httpx.Client, path: str, review: dict[str, Any]
 ) -> None:
@@ -132,6 +134,36 @@ def test_dry_run_gets_the_same_decision_and_is_not_counted(
     assert real["allowed"] is dry["allowed"] is False
     assert real["status"] == dry["status"]
     assert _decisions_counted(webhook, "enforce", "denied") == before + 1
+
+
+def test_the_backstop_of_mutate_namespaces_denies_as_enforce_and_counts_as_mutate(
+    client: httpx.Client, webhook: WebhookProcess
+) -> None:
+    before = _decisions_counted(webhook, "mutate", "denied")
+    enforced = _decisions_counted(webhook, "enforce", "denied")
+    response = post_review(client, "/validate/mutate", admission_review(service("NodePort")))
+    assert response["allowed"] is False
+    assert "spec.type" in response["status"]["message"]
+    assert _decisions_counted(webhook, "mutate", "denied") == before + 1
+    assert _decisions_counted(webhook, "enforce", "denied") == enforced
+
+
+def test_a_warned_decision_logs_who_asked_and_why_it_was_only_warned(
+    client: httpx.Client, webhook: WebhookProcess
+) -> None:
+    before = len(webhook.logs())
+    review = admission_review(service("NodePort", name="logged"))
+    groups = ["team-a", "system:authenticated"]
+    review["request"]["userInfo"] = {"username": "alice", "groups": groups}
+    post_review(client, "/validate/audit", review)
+    assert until(lambda: '"service": "logged"' in webhook.logs()[before:], timeout=10)
+    lines = webhook.logs()[before:].splitlines()
+    (line,) = [text for text in lines if '"service": "logged"' in text]
+    logged = json.loads(line)
+    assert (logged["verdict"], logged["mode"]) == ("warned", "audit")
+    assert logged["user"] == "alice"
+    assert logged["groups"] == groups
+    assert logged["why"] == "audit mode: exposure is reported, not denied"
 
 
 def test_metrics_include_a_latency_histogram(client: httpx.Client, webhook: WebhookProcess) -> None:
@@ -316,3 +348,23 @@ def test_a_certificate_swap_in_flight_fails_no_request(tmp_path: Path) -> None:
         webhook.stop()
     assert failures == []
     assert answered > 50
+
+
+def test_metrics_admins_alert_on(webhook: WebhookProcess, files: ServingFiles) -> None:
+    text = httpx.get(f"http://{LOOPBACK}:{webhook.metrics_port}/metrics").text
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    served = x509.load_pem_x509_certificate(files.cert_file.read_bytes())
+    expiry = values["clusterip_guard_serving_certificate_expiry_timestamp_seconds"]
+    assert expiry == served.not_valid_after_utc.timestamp()
+    for watched in ("policy", "certificate"):
+        loaded = values[
+            f'clusterip_guard_last_reload_success_timestamp_seconds{{file="{watched}"}}'
+        ]
+        assert loaded > 0
+    assert any(key.startswith("clusterip_guard_build_info{") for key in values)
+    assert "process_resident_memory_bytes" in values
+    assert "process_open_fds" in values

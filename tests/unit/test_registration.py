@@ -66,10 +66,12 @@ def test_one_entry_per_mode_with_its_own_path() -> None:
         "enforce.clusterip-guard.io": "/validate/enforce",
         "audit.clusterip-guard.io": "/validate/audit",
         "unknown-mode.clusterip-guard.io": "/validate/unknown-mode",
+        "mutate-backstop.clusterip-guard.io": "/validate/mutate",
     }
     assert selected(found["mutate.clusterip-guard.io"]) == ["mutate"]
-    # The backstop behind mutate.
-    assert selected(found["enforce.clusterip-guard.io"]) == ["enforce", "mutate"]
+    assert selected(found["enforce.clusterip-guard.io"]) == ["enforce"]
+    # The validating backstop behind mutate: its decisions are counted as mutate's.
+    assert selected(found["mutate-backstop.clusterip-guard.io"]) == ["mutate"]
     # A value that is not a mode is judged as enforce, on a path that can say so.
     assert selected(found["unknown-mode.clusterip-guard.io"]) == ["Enforce", "enforced", ""]
     assert selected(found["audit.clusterip-guard.io"]) == ["audit"]
@@ -117,7 +119,10 @@ def test_system_namespaces_and_our_own_are_never_selected() -> None:
         ("off", set()),
         ("audit", {"audit-default.clusterip-guard.io"}),
         ("enforce", {"enforce-default.clusterip-guard.io"}),
-        ("mutate", {"mutate-default.clusterip-guard.io", "enforce-default.clusterip-guard.io"}),
+        (
+            "mutate",
+            {"mutate-default.clusterip-guard.io", "mutate-backstop-default.clusterip-guard.io"},
+        ),
     ],
 )
 def test_the_default_mode_selects_unlabelled_namespaces(
@@ -181,6 +186,7 @@ def test_failure_policies_can_be_chosen_per_kind_of_entry() -> None:
         "mutate-default.clusterip-guard.io": "Ignore",
         "enforce.clusterip-guard.io": "Ignore",
         "unknown-mode.clusterip-guard.io": "Ignore",
-        "enforce-default.clusterip-guard.io": "Ignore",
+        "mutate-backstop.clusterip-guard.io": "Ignore",
+        "mutate-backstop-default.clusterip-guard.io": "Ignore",
         "audit.clusterip-guard.io": "Fail",
     }

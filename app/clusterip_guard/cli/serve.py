@@ -179,11 +179,13 @@ def run(settings: ServeSettings) -> int:
     if settings.own_namespace:
         never_judged.add(settings.own_namespace)
     lifecycle = Lifecycle()
+    certificate = CertificateReloader(context, settings.cert_file, settings.key_file)
+    metrics.certificate_expiry.set_function(lambda: certificate.not_after)
     app = create_app(
         policy=lambda: policy.current,
         metrics=metrics,
         never_judged=never_judged,
-        reloaders=[policy, CertificateReloader(context, settings.cert_file, settings.key_file)],
+        reloaders=[policy, certificate],
         reload_interval=settings.reload_interval,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout_seconds,

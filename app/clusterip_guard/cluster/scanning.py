@@ -26,7 +26,7 @@ from clusterip_guard.core.names import (
     AUDIT_DEFAULT_WEBHOOK,
     ENFORCE_DEFAULT_WEBHOOK,
     MANAGED_BY_LABEL,
-    MUTATE_DEFAULT_WEBHOOK,
+    MUTATE_BACKSTOP_DEFAULT_WEBHOOK,
 )
 from clusterip_guard.core.reports import (
     MANAGED_BY,
@@ -36,7 +36,7 @@ from clusterip_guard.core.reports import (
     differs,
 )
 from clusterip_guard.core.scan import NamespaceInfo
-from clusterip_guard.core.types import Manifest, Mode
+from clusterip_guard.core.types import Manifest, Mode, as_mode
 
 log = logging.getLogger("clusterip_guard.scan")
 
@@ -104,27 +104,22 @@ def registered_default_mode(api: client.ApiClient, configuration_name: str) -> M
     """The cluster default mode the registered webhook configurations say (which `*-default`
     entries they have), or None when clusterip-guard is not registered."""
     admission = client.AdmissionregistrationV1Api(api)
-    resource = "validatingwebhookconfigurations"
     validating = read_or_none(
         "get",
-        resource,
+        "validatingwebhookconfigurations",
         None,
         functools.partial(admission.read_validating_webhook_configuration, configuration_name),
     )
     if validating is None:
         return None
     names = {webhook.name for webhook in validating.webhooks or []}
-    if ENFORCE_DEFAULT_WEBHOOK in names:
-        mutating = read_or_none(
-            "get",
-            "mutatingwebhookconfigurations",
-            None,
-            functools.partial(admission.read_mutating_webhook_configuration, configuration_name),
-        )
-        mutating_names = {w.name for w in (mutating.webhooks or [])} if mutating else set()
-        return "mutate" if MUTATE_DEFAULT_WEBHOOK in mutating_names else "enforce"
-    if AUDIT_DEFAULT_WEBHOOK in names:
-        return "audit"
+    for name, mode in (
+        (MUTATE_BACKSTOP_DEFAULT_WEBHOOK, "mutate"),
+        (ENFORCE_DEFAULT_WEBHOOK, "enforce"),
+        (AUDIT_DEFAULT_WEBHOOK, "audit"),
+    ):
+        if name in names:
+            return as_mode(mode)
     return "off"
 
 

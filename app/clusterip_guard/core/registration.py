@@ -31,6 +31,9 @@ from clusterip_guard.core.names import (
     MODE_ADMIN_VERB,
     MODE_LABEL,
     MODE_LABEL_POLICY,
+    MUTATE_BACKSTOP_DEFAULT_WEBHOOK,
+    MUTATE_BACKSTOP_PATH,
+    MUTATE_BACKSTOP_WEBHOOK,
     MUTATE_DEFAULT_WEBHOOK,
     MUTATE_PATH,
     MUTATE_WEBHOOK,
@@ -152,13 +155,20 @@ def webhook_configurations(
     mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, _labelled("mutate"), failure_policy)]
     validating = [
         # The backstop: whatever is still exposed after every mutation is denied.
-        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, _labelled("enforce", "mutate"), failure_policy),
+        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, _labelled("enforce"), failure_policy),
+        _Entry(MUTATE_BACKSTOP_WEBHOOK, MUTATE_BACKSTOP_PATH, _labelled("mutate"), failure_policy),
         _Entry(UNKNOWN_MODE_WEBHOOK, UNKNOWN_MODE_PATH, _NOT_A_MODE, failure_policy),
         _Entry(AUDIT_WEBHOOK, AUDIT_PATH, _labelled("audit"), audit_failure_policy),
     ]
     if default_mode == "mutate":
         mutating.append(_Entry(MUTATE_DEFAULT_WEBHOOK, MUTATE_PATH, _UNLABELLED, failure_policy))
-    if default_mode in ("enforce", "mutate"):
+    if default_mode == "mutate":
+        validating.append(
+            _Entry(
+                MUTATE_BACKSTOP_DEFAULT_WEBHOOK, MUTATE_BACKSTOP_PATH, _UNLABELLED, failure_policy
+            )
+        )
+    if default_mode == "enforce":
         validating.append(
             _Entry(ENFORCE_DEFAULT_WEBHOOK, ENFORCE_PATH, _UNLABELLED, failure_policy)
         )

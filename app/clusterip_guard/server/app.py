@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
 from clusterip_guard.core.decision import ALLOWED, Decision, decide
-from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, UNKNOWN_MODE_PATH, WEBHOOK_PATHS
+from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, WEBHOOK_PATHS, WebhookPath
 from clusterip_guard.core.review import (
     AdmissionRequest,
     ReviewError,
@@ -32,7 +32,6 @@ from clusterip_guard.core.review import (
     service_change_of,
 )
 from clusterip_guard.core.settings import PolicySettings
-from clusterip_guard.core.types import Mode
 from clusterip_guard.server.lifecycle import Lifecycle
 from clusterip_guard.server.memory import MemoryKeeper
 from clusterip_guard.server.metrics import WebhookMetrics
@@ -77,6 +76,11 @@ def create_app(
 
     def count_reload(name: str, result: ReloadResult) -> None:
         metrics.reloads.labels(name, result).inc()
+        if result == "reloaded":
+            metrics.last_reload.labels(name).set_to_current_time()
+
+    for reloader in reloaders:  # each was loaded once already, before serving
+        metrics.last_reload.labels(reloader.name).set_to_current_time()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -94,9 +98,7 @@ def create_app(
         title="clusterip-guard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
 
-    async def answer(
-        request: Request, mode: Mode, path: str, *, label_not_a_mode: bool = False
-    ) -> Response:
+    async def answer(request: Request, path: str, route: WebhookPath) -> Response:
         started = time.perf_counter()
         try:
             body = await _read_body(request, max_body_bytes, body_timeout)
@@ -115,16 +117,15 @@ def create_app(
 
         decision = _decide_safely(
             admission,
-            mode=mode,
+            route=route,
             policy=policy(),
             protected=protected,
             today=today(),
             metrics=metrics,
-            label_not_a_mode=label_not_a_mode,
         )
         review = build_response(uid=admission.uid, decision=decision)
         if not admission.dry_run:
-            metrics.decisions.labels(mode, decision.verdict).inc()
+            metrics.decisions.labels(route.counted_as, decision.verdict).inc()
         if decision.verdict != "allowed":
             log.info(
                 "%s %s/%s",
@@ -132,7 +133,7 @@ def create_app(
                 admission.namespace,
                 admission.name,
                 extra={
-                    "mode": mode,
+                    "mode": route.counted_as,
                     "verdict": decision.verdict,
                     "operation": admission.operation,
                     "namespace": admission.namespace,
@@ -155,22 +156,14 @@ def create_app(
             headers=headers,
         )
 
-    def review_route(
-        mode: Mode, path: str, *, label_not_a_mode: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def route(request: Request) -> Response:
-            return await answer(request, mode, path, label_not_a_mode=label_not_a_mode)
+    def review_route(path: str, route: WebhookPath) -> Callable[[Request], Awaitable[Response]]:
+        async def review(request: Request) -> Response:
+            return await answer(request, path, route)
 
-        return route
+        return review
 
-    for path, mode in WEBHOOK_PATHS.items():
-        app.add_api_route(path, review_route(mode, path), methods=["POST"], name=mode)
-    app.add_api_route(
-        UNKNOWN_MODE_PATH,
-        review_route("enforce", UNKNOWN_MODE_PATH, label_not_a_mode=True),
-        methods=["POST"],
-        name="unknown-mode",
-    )
+    for path, route in WEBHOOK_PATHS.items():
+        app.add_api_route(path, review_route(path, route), methods=["POST"], name=path)
 
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:
@@ -193,12 +186,11 @@ def readiness(lifecycle: Lifecycle) -> PlainTextResponse:
 def _decide_safely(
     admission: AdmissionRequest,
     *,
-    mode: Mode,
+    route: WebhookPath,
     policy: PolicySettings,
     protected: frozenset[str],
     today: datetime.date,
     metrics: WebhookMetrics,
-    label_not_a_mode: bool,
 ) -> Decision:
     change = service_change_of(admission)
     if change is None:
@@ -206,16 +198,16 @@ def _decide_safely(
     try:
         return decide(
             change,
-            mode,
+            route.judges_as,
             policy,
             today=today,
             never_judged=protected,
-            label_not_a_mode=label_not_a_mode,
+            label_not_a_mode=route.label_not_a_mode,
         )
     except Exception:  # a bug in the core must answer, not drop the API server's request
-        log.exception("decision failed", extra={"uid": admission.uid, "mode": mode})
-        metrics.decisions.labels(mode, "error").inc()
-        if mode == "audit":
+        log.exception("decision failed", extra={"uid": admission.uid, "mode": route.counted_as})
+        metrics.decisions.labels(route.counted_as, "error").inc()
+        if route.judges_as == "audit":
             return ALLOWED
         # Fail closed, as the webhook's failurePolicy would.
         return Decision(

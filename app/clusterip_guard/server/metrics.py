@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import platform
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from clusterip_guard import __version__
 
 # Admission latency budget is a few milliseconds; buckets resolve that range finely.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
+
+
+def standard_collectors(registry: CollectorRegistry) -> None:
+    """What every Prometheus target is expected to have: the process (`process_*`: CPU,
+    memory, file descriptors, start time), the Python platform, and `build_info`."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    Info("clusterip_guard_build", "The running clusterip-guard.", registry=registry).info(
+        {"version": __version__, "python": platform.python_version()}
+    )
 
 
 class WebhookMetrics:
@@ -42,6 +64,18 @@ class WebhookMetrics:
             ["file", "result"],
             registry=self.registry,
         )
+        self.last_reload = Gauge(
+            "clusterip_guard_last_reload_success_timestamp_seconds",
+            "When each watched file (policy, certificate) was last loaded successfully.",
+            ["file"],
+            registry=self.registry,
+        )
+        self.certificate_expiry = Gauge(
+            "clusterip_guard_serving_certificate_expiry_timestamp_seconds",
+            "When the serving certificate in use expires (Unix time).",
+            registry=self.registry,
+        )
+        standard_collectors(self.registry)
 
 
 class ScanMetrics:
@@ -72,6 +106,7 @@ class ScanMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        standard_collectors(self.registry)
 
     def record(
         self, exposed: dict[tuple[str, str, str], int], *, ended: float, seconds: float

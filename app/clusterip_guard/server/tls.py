@@ -6,6 +6,8 @@ import logging
 import ssl
 from pathlib import Path
 
+from cryptography import x509
+
 from clusterip_guard.server.watch import ReloadResult, WatchedFiles
 
 log = logging.getLogger("clusterip_guard.tls")
@@ -20,6 +22,15 @@ def serving_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context.minimum_version = MINIMUM_TLS_VERSION
     context.load_cert_chain(certfile=str(cert_file), keyfile=str(key_file))
     return context
+
+
+def not_after(cert_file: Path) -> float:
+    """When the (first) certificate in the file expires, as Unix time; 0 when unreadable."""
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except (OSError, ValueError):
+        return 0.0
+    return certificate.not_valid_after_utc.timestamp()
 
 
 def require_client_certificates(context: ssl.SSLContext, client_ca: Path) -> None:
@@ -43,6 +54,7 @@ class CertificateReloader:
         self.cert_file = cert_file
         self.key_file = key_file
         self._files = WatchedFiles(cert_file, key_file)
+        self.not_after = not_after(cert_file)  # of the certificate being served
 
     def reload_if_changed(self) -> ReloadResult:
         if not self._files.changed():
@@ -58,5 +70,6 @@ class CertificateReloader:
             # look afresh at the next tick.
             self._files.forget()
             return "failed"
+        self.not_after = not_after(self.cert_file)
         log.info("serving certificate reloaded from %s", self.cert_file)
         return "reloaded"
