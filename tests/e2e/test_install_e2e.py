@@ -13,29 +13,36 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.node import NODE_IP, Node, cluster, http_get, running_node
 from tests.support.paths import ROOT
 from tests.support.polling import until
+from tests.support.release import (
+    CHART,
+    GUARD_NAMESPACE,
+    IMAGE_ARCHIVE,
+    RELEASE,
+    api,
+    build_and_import_image,
+    create_service,
+    helm,
+    node_port_service,
+    ready_replicas,
+    serving_certificate,
+    webhook_configurations,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
-CHART = ROOT / "charts" / "clusterip-guard"
-RELEASE = "clusterip-guard"
-GUARD_NAMESPACE = "clusterip-guard"
-IMAGE_ARCHIVE = ROOT / ".dev" / "images" / "clusterip-guard.tar"
 NGINX_ARCHIVE = ROOT / ".dev" / "images" / "nginx-debian.tar"
 NGINX_IMAGE = "localhost/nginx-debian:bookworm"
 EXAMPLE = ROOT / "examples" / "nginx-nodeport.yaml"
 EXAMPLE_NODE_PORT = 30080
 WELCOME = "Welcome to nginx!"
-BUILD_TIMEOUT = 1200  # a cold image build: a debootstrap base, the wheelhouse, buildah
 
 
 @pytest.fixture(scope="module")
@@ -44,82 +51,15 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         yield started
 
 
-def helm(node: Node, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    run = subprocess.run(
-        [str(node.dev / "bin" / "helm"), f"--kubeconfig={node.kubeconfig}", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, f"helm {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}"
-    return run
-
-
-def api(node: Node) -> client.CoreV1Api:
-    return client.CoreV1Api(
-        config.new_client_from_config(config_file=str(node.kubeconfig))  # type: ignore[no-untyped-call]
-    )
-
-
-def node_port_service(name: str, node_port: int | None = None) -> dict[str, Any]:
-    port: dict[str, Any] = {"port": 80, "targetPort": 80}
-    if node_port is not None:
-        port["nodePort"] = node_port
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [port]},
-    }
-
-
-def create_service(core: client.CoreV1Api, namespace: str, manifest: dict[str, Any]) -> str:
-    """Create the Service; its type as stored."""
-    body = client.V1Service.from_dict(manifest)
-    assert body is not None
-    stored = core.create_namespaced_service(namespace, body)
-    assert stored.spec is not None
-    return str(stored.spec.type)
-
-
-def webhook_configurations(node: Node) -> list[str]:
-    names = []
-    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
-        found = json.loads(node.kubectl("get", kind, "-o", "json").stdout)["items"]
-        names += [f"{kind}/{item['metadata']['name']}" for item in found]
-    return names
-
-
-def serving_certificate(node: Node) -> str:
-    secret = json.loads(
-        node.kubectl(
-            "-n", GUARD_NAMESPACE, "get", "secret", "clusterip-guard-tls", "-o", "json"
-        ).stdout
-    )
-    return str(secret["data"]["tls.crt"])
-
-
 def test_the_image_is_built_from_the_repositorys_dockerfile_and_imported(node: Node) -> None:
-    built = subprocess.run(
-        ["bash", str(ROOT / "hack" / "image" / "build.sh")],
-        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, cwd=ROOT,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-3000:]
-    nginx = subprocess.run(
-        ["bash", str(ROOT / "hack" / "image" / "nginx.sh")],
-        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False, cwd=ROOT,
-    )  # fmt: skip
-    assert nginx.returncode == 0, nginx.stderr[-3000:]
-    for archive in (IMAGE_ARCHIVE, NGINX_ARCHIVE):
-        imported = cluster(node.dev, "import", str(archive))
-        assert imported.returncode == 0, imported.stderr
+    build_and_import_image(node, "build.sh", IMAGE_ARCHIVE)
+    build_and_import_image(node, "nginx.sh", NGINX_ARCHIVE)
 
 
 def test_helm_install_brings_two_ready_replicas_and_registers_the_webhooks(node: Node) -> None:
     helm(node, "install", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE,
          "--create-namespace", "--wait", "--timeout=5m")  # fmt: skip
-    deployment = json.loads(
-        node.kubectl("-n", GUARD_NAMESPACE, "get", "deployment", RELEASE, "-o", "json").stdout
-    )
-    assert deployment["status"]["readyReplicas"] == 2
+    assert ready_replicas(node) == 2
     assert sorted(webhook_configurations(node)) == [
         f"mutatingwebhookconfigurations/{RELEASE}",
         f"validatingwebhookconfigurations/{RELEASE}",

@@ -1,5 +1,6 @@
 """The pinned tools the tests drive: helm and kubectl of the pinned Kubernetes release, and
-cert-manager's published CRDs. Built or fetched once, from the project's own files."""
+cert-manager (its published CRDs, and its controllers and cainjector as one command of ours).
+Built or fetched once, from the project's own files."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 from tests.support.paths import ROOT
 
 BUILD = ROOT / "hack" / "controlplane" / "build.sh"
+CERT_MANAGER_BUILD = ROOT / "hack" / "certmanager" / "build.sh"
 # cert-manager's CRDs, as its v1.21.2 release defines them (deploy/crds in its Go module),
-# fetched through the Go module proxy and checked against the Go checksum database.
+# fetched through the Go module proxy and checked against the Go checksum database: the same
+# release hack/certmanager/go.mod builds the controllers from.
 CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
 CERT_MANAGER_VERSION = "v1.21.2"
 
@@ -52,3 +55,16 @@ def go_module_dir(module: str, version: str) -> Path:
 def cert_manager_crds() -> list[Path]:
     folder = go_module_dir(CERT_MANAGER_MODULE, CERT_MANAGER_VERSION) / "deploy" / "crds"
     return sorted(folder.glob("cert-manager.io_*.yaml"))
+
+
+@functools.cache
+def cert_manager_command() -> Path:
+    """hack/certmanager's command: `controller` and `cainjector`, each with --kubeconfig."""
+    run = subprocess.run(
+        ["bash", str(CERT_MANAGER_BUILD)], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if run.returncode != 0:
+        raise RuntimeError(
+            f"{CERT_MANAGER_BUILD} failed with exit code {run.returncode}; see its output"
+        )
+    return Path(run.stdout.strip().splitlines()[-1])
