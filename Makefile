@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench fuzz image clean cluster cluster-down
+.PHONY: setup controlplane lint unit test up down demo bench bench-scan fuzz image clean cluster cluster-down
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -56,6 +56,10 @@ cluster-down:
 
 bench: setup controlplane
 	$(BIN)/python benchmarks/review_throughput.py
+
+# scan and report writing on 10,000 Services (figures in docs/benchmarks.md).
+bench-scan: setup controlplane
+	$(BIN)/python benchmarks/scan_services.py
 
 # A long fuzzing run over HTTPS (100,000 inputs; the tests make a short one).
 fuzz: setup
