@@ -22,7 +22,7 @@ dev=$(cd "$dev" && pwd)
 (hack/image/build.sh && hack/image/nginx.sh) >"$dev/demo-images.log" 2>&1 &
 images=$!
 python3 hack/cluster/cluster.py --dir "$dev" up
-export KUBECONFIG=$dev/cluster/kubeconfig PATH=$dev/bin:$PATH
+export KUBECONFIG=$dev/cluster/kubeconfig PATH=$dev/bin:$root/.venv/bin:$PATH
 wait "$images" || { cat "$dev/demo-images.log" >&2; exit 1; }
 python3 hack/cluster/cluster.py --dir "$dev" import .dev/images/clusterip-guard.tar
 python3 hack/cluster/cluster.py --dir "$dev" import .dev/images/nginx-debian.tar
@@ -77,6 +77,18 @@ for _ in $(seq 1 30); do
     sleep 1
 done
 echo
+
+step "what already exists: the exposed Services, in the terminal and as PolicyReports"
+# The CLI the README installs (make setup put it in .venv).
+show clusterip-guard scan
+show clusterip-guard scan --write-reports --install-crds
+show kubectl get policyreports -A
+
+step "fix one, and see it pass"
+show kubectl -n sandbox patch service nginx --type=json -p \
+    '[{"op":"replace","path":"/spec/type","value":"ClusterIP"},{"op":"remove","path":"/spec/ports/0/nodePort"},{"op":"remove","path":"/spec/externalTrafficPolicy"}]'
+show clusterip-guard scan --write-reports
+show kubectl get policyreports -A
 echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG PATH=$(dirname "$(command -v kubectl)"):\$PATH"
 down="make cluster-down"
 [[ $dev != "$root/.dev" ]] && down="make cluster-down DEV=$dev"

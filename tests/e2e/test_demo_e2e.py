@@ -4,6 +4,7 @@ beside the local control plane where it cannot (or with DEMO=loopback)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -80,6 +81,23 @@ def test_make_demo_on_a_node_shows_nginx_reachable_only_inside_the_cluster(
         # the same manifest unlabelled: NodePort, and the node port answers
         assert "80:30080/TCP" in sandbox
         assert "<h1>Welcome to nginx!</h1>" in sandbox
+        # what already exists: the unlabelled sandbox's NodePort is seen, then fixed
+        exists, _, fixed = sandbox.partition("=== fix one")
+        exists = exists.partition("=== what already exists")[2]
+        assert re.search(r"^sandbox +off \(cluster default\) +nginx +NodePort +warn", exists, re.M)
+        assert "created PolicyReport sandbox/clusterip-guard" in exists
+        assert report_counts(exists, "sandbox") == ["0", "0", "1", "0", "0"]  # pass..skip
+        assert "updated PolicyReport sandbox/clusterip-guard" in fixed
+        assert report_counts(fixed, "sandbox") == ["1", "0", "0", "0", "0"]
     finally:
         down = make("cluster-down", dev)
     assert down.returncode == 0, down.stderr
+
+
+def report_counts(output: str, namespace: str) -> list[str]:
+    """PASS FAIL WARN ERROR SKIP of a namespace's report in `kubectl get policyreports -A`."""
+    for line in output.splitlines():
+        fields = line.split()
+        if fields[:2] == [namespace, "clusterip-guard"]:
+            return fields[-6:-1]
+    return []
