@@ -8,7 +8,9 @@ would: install, label a namespace, apply the manifest, restart, upgrade, uninsta
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -286,6 +288,42 @@ def test_helm_upgrade_keeps_the_certificates_and_applies_new_values(node: Node) 
     )
     assert "audit-default.clusterip-guard.io" in {w["name"] for w in validating["webhooks"]}
     helm(node, "test", RELEASE, "--namespace", GUARD_NAMESPACE, "--timeout=3m")
+
+
+def reported(node: Node, namespace: str) -> dict[str, tuple[str, str]]:
+    """Each Service's result and mode in the namespace's PolicyReport (empty: none yet)."""
+    got = node.kubectl("-n", namespace, "get", "policyreport", "clusterip-guard", "-o", "json",
+                       check=False)  # fmt: skip
+    if got.returncode != 0:
+        return {}
+    return {
+        r["resources"][0]["name"]: (r["result"], r["properties"]["mode"])
+        for r in json.loads(got.stdout)["results"]
+    }
+
+
+def test_the_reports_component_keeps_policy_reports_current_in_the_cluster(node: Node) -> None:
+    # The report CRDs, once, from the CLI: the component never installs CRDs itself.
+    crds = subprocess.run(
+        [sys.executable, "-m", "clusterip_guard.cli.main", "scan", "--install-crds", "-n", "shop"],
+        env={**os.environ, "KUBECONFIG": str(node.kubeconfig)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert crds.returncode in (0, 1), crds.stderr
+    helm(node, "upgrade", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE, "--reuse-values",
+         "--set", "reports.enabled=true", "--wait", "--timeout=5m")  # fmt: skip
+    assert until(lambda: reported(node, "shop").get("nginx") == ("pass", "mutate (label)"),
+                 timeout=60), reported(node, "shop")  # fmt: skip
+    # Exposed before its namespace was labelled (the cluster default is audit by now).
+    node.kubectl("create", "namespace", "reported")
+    node.kubectl("-n", "reported", "create", "service", "nodeport", "legacy", "--tcp=80")
+    judged = ("fail", "audit (cluster default)")
+    assert until(lambda: reported(node, "reported").get("legacy") == judged,
+                 timeout=30), reported(node, "reported")  # fmt: skip
+    node.kubectl("label", "namespace", "reported", "clusterip-guard.io/mode=enforce")
+    assert until(lambda: reported(node, "reported").get("legacy") == ("fail", "enforce (label)"),
+                 timeout=30), reported(node, "reported")  # fmt: skip
+    node.kubectl("delete", "namespace", "reported", "--wait=false")
 
 
 def test_helm_uninstall_leaves_no_webhook_and_services_work_after(node: Node) -> None:
