@@ -186,27 +186,24 @@ class ReportWriter:
             for item in items
         }
 
+    def _request(self, action: str, manifest: Manifest, *rest: Any) -> Callable[[], Any]:
+        """One custom-objects call (get, create, replace, delete) on this report, namespaced
+        or cluster-scoped as it is."""
+        namespace = manifest["metadata"].get("namespace")
+        scope = "namespaced" if namespace else "cluster"
+        method = getattr(self.custom, f"{action}_{scope}_custom_object")
+        where = (namespace,) if namespace else ()
+        return functools.partial(
+            method, self.kind.group, self.kind.version, *where, self._plural(manifest), *rest
+        )
+
+    def _resource(self, manifest: Manifest) -> str:
+        return f"{self._plural(manifest)}.{self.kind.group}"
+
     def _read(self, manifest: Manifest) -> Manifest | None:
         metadata = manifest["metadata"]
-        plural = self._plural(manifest)
-        if "namespace" in metadata:
-            read = functools.partial(
-                self.custom.get_namespaced_custom_object,
-                self.kind.group,
-                self.kind.version,
-                metadata["namespace"],
-                plural,
-                metadata["name"],
-            )
-        else:
-            read = functools.partial(
-                self.custom.get_cluster_custom_object,
-                self.kind.group,
-                self.kind.version,
-                plural,
-                metadata["name"],
-            )
-        found = read_or_none("get", f"{plural}.{self.kind.group}", metadata.get("namespace"), read)
+        read = self._request("get", manifest, metadata["name"])
+        found = read_or_none("get", self._resource(manifest), metadata.get("namespace"), read)
         return found if isinstance(found, dict) else None
 
     def write(self, manifest: Manifest, existing: Manifest | None, summary: WriteSummary) -> None:
@@ -219,11 +216,13 @@ class ReportWriter:
                 return
             try:
                 if existing is None:
-                    self._create(wanted)
+                    self._request("create", wanted, wanted)()
                     summary.created.append(_where(manifest))
                 else:
+                    metadata = wanted["metadata"]
                     version = existing["metadata"]["resourceVersion"]
-                    self._replace(wanted, version)
+                    body = {**wanted, "metadata": {**metadata, "resourceVersion": version}}
+                    self._request("replace", wanted, metadata["name"], body)()
                     summary.updated.append(_where(manifest))
                 return
             except ApiException as error:
@@ -232,69 +231,16 @@ class ReportWriter:
                 existing = self._read(manifest)
         raise ClusterRefused(f"cannot write {_where(manifest)}: it kept changing underneath")
 
-    def _create(self, manifest: Manifest) -> None:
-        metadata = manifest["metadata"]
-        if "namespace" in metadata:
-            self.custom.create_namespaced_custom_object(
-                self.kind.group,
-                self.kind.version,
-                metadata["namespace"],
-                self._plural(manifest),
-                manifest,
-            )
-        else:
-            self.custom.create_cluster_custom_object(
-                self.kind.group, self.kind.version, self._plural(manifest), manifest
-            )
-
-    def _replace(self, manifest: Manifest, resource_version: str) -> None:
-        metadata = manifest["metadata"]
-        body = {**manifest, "metadata": {**metadata, "resourceVersion": resource_version}}
-        if "namespace" in metadata:
-            self.custom.replace_namespaced_custom_object(
-                self.kind.group,
-                self.kind.version,
-                metadata["namespace"],
-                self._plural(manifest),
-                metadata["name"],
-                body,
-            )
-        else:
-            self.custom.replace_cluster_custom_object(
-                self.kind.group,
-                self.kind.version,
-                self._plural(manifest),
-                metadata["name"],
-                body,
-            )
-
     def delete(self, manifest: Manifest, summary: WriteSummary) -> None:
         metadata = manifest["metadata"]
-        plural = self.kind.plural if metadata.get("namespace") else self.kind.cluster_plural
-        if metadata.get("namespace"):
-            delete = functools.partial(
-                self.custom.delete_namespaced_custom_object,
-                self.kind.group,
-                self.kind.version,
-                metadata["namespace"],
-                plural,
-                metadata["name"],
-            )
-        else:
-            delete = functools.partial(
-                self.custom.delete_cluster_custom_object,
-                self.kind.group,
-                self.kind.version,
-                plural,
-                metadata["name"],
-            )
+        delete = self._request("delete", manifest, metadata["name"])
         # Gone already (another scanner pruned it) is as good as pruned.
-        read_or_none("delete", f"{plural}.{self.kind.group}", metadata.get("namespace"), delete)
+        read_or_none("delete", self._resource(manifest), metadata.get("namespace"), delete)
         summary.pruned.append(_where(manifest))
 
     def _failure(self, error: ApiException, verb: str, manifest: Manifest) -> ClusterError:
         namespace = manifest["metadata"].get("namespace")
-        return failure(error, verb, f"{self._plural(manifest)}.{self.kind.group}", namespace)
+        return failure(error, verb, self._resource(manifest), namespace)
 
 
 def write_reports(

@@ -302,12 +302,7 @@ def mode_label_policy(
         f".name(object.metadata.name).check('{MODE_ADMIN_VERB}').allowed()"
     )
     policy: Manifest = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {
-            "name": name,
-            "labels": {NAME_LABEL: PROJECT, MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP},
-        },
+        **_registered("ValidatingAdmissionPolicy", name),
         "spec": {
             "failurePolicy": "Fail",
             "matchConstraints": {
@@ -377,12 +372,7 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
     """
     modes = ", ".join(f"'{mode}'" for mode in MODES)
     policy: Manifest = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {
-            "name": name,
-            "labels": {NAME_LABEL: PROJECT, MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP},
-        },
+        **_registered("ValidatingAdmissionPolicy", name),
         "spec": {
             # A warning must never block a write.
             "failurePolicy": "Ignore",
@@ -416,14 +406,21 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
     return _with_hash(policy), _binding(name, ["Warn"])
 
 
-def _binding(policy_name: str, actions: list[str]) -> Manifest:
-    binding: Manifest = {
+def _registered(kind: str, name: str) -> Manifest:
+    """apiVersion, kind and metadata of an admission object the bootstrap registers."""
+    return {
         "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
+        "kind": kind,
         "metadata": {
-            "name": policy_name,
+            "name": name,
             "labels": {NAME_LABEL: PROJECT, MANAGED_BY_LABEL: MANAGED_BY_BOOTSTRAP},
         },
+    }
+
+
+def _binding(policy_name: str, actions: list[str]) -> Manifest:
+    binding: Manifest = {
+        **_registered("ValidatingAdmissionPolicyBinding", policy_name),
         "spec": {"policyName": policy_name, "validationActions": actions},
     }
     return _with_hash(binding)
