@@ -151,6 +151,11 @@ def test_what_if_enforce_answers_what_would_break(cluster: Cluster) -> None:
     assert run.stdout.splitlines()[-1] == "2 Services in 1 namespace: 1 fail, 1 pass"
 
 
+def test_a_selector_on_namespaces_scans_only_those(cluster: Cluster) -> None:
+    run = cluster.scan("-l", f"{MODE_LABEL}=audit", "-o", "json")
+    assert {f["namespace"] for f in json.loads(run.stdout)} == {"shop"}
+
+
 def test_reports_in_both_formats_one_result_per_service(cluster: Cluster) -> None:
     run = cluster.scan("--write-reports", "--install-crds", "--report-format", "both")
     assert run.returncode == 1, run.stderr
