@@ -11,7 +11,7 @@ node_ip=10.244.0.1
 version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 nginx_image=localhost/nginx-debian:bookworm
 
-show() { echo "\$ $*"; "$@"; echo; }
+show() { echo "\$ $*"; "$@" 2>&1; echo; }  # as a terminal shows it: stderr in its place
 step() { printf '\n=== %s ===\n\n' "$1"; }
 
 step "a one-node cluster on this machine, and the images (no registry: built here, imported)"
