@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,12 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
             text = item.get(required)
             if not isinstance(text, str) or not text.strip():
                 raise PolicyError(f"policy file: {where}.{required}: required, a non-empty string")
+        for key, what in (("namespace", "a namespace"), ("name", "a Service")):
+            if not _NAME_GLOB.fullmatch(item[key]):
+                raise PolicyError(
+                    f"policy file: {where}.{key}: {item[key]!r} can never match {what}: names "
+                    f"are lowercase letters, digits and '-' (a glob may add * ? [...])"
+                )
         exemptions.append(
             Exemption(
                 namespace=item["namespace"],
@@ -154,19 +161,27 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
     return tuple(exemptions)
 
 
+# What a namespace or Service name glob may hold: DNS label characters, and fnmatch's own.
+_NAME_GLOB = re.compile(r"[a-z0-9*?\[\]!-]+")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _date(value: object, where: str) -> datetime.date | None:
     if value is None:
         return None
-    if isinstance(value, datetime.datetime):
-        return value.date()
-    if isinstance(value, datetime.date):
-        return value
-    if isinstance(value, str):
+    text = str(value)
+    if isinstance(value, str) and _DATE.fullmatch(value):
         try:
             return datetime.date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise PolicyError(f"policy file: {where}: expected a date YYYY-MM-DD, got {value!r}")
+        except ValueError as error:  # 2027-02-30: "day is out of range for month"
+            raise PolicyError(
+                f"policy file: {where}: {value} is not a date ({error}); "
+                f"write the last day the exemption applies, YYYY-MM-DD"
+            ) from None
+    raise PolicyError(
+        f"policy file: {where}: expected a date YYYY-MM-DD (the last day the exemption "
+        f"applies), got {text!r}"
+    )
 
 
 def read_policy_file(path: Path | None) -> PolicySettings:
@@ -175,8 +190,10 @@ def read_policy_file(path: Path | None) -> PolicySettings:
         return PolicySettings()
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PolicyError(f"cannot read policy file {path}: {error}") from error
+    except UnicodeDecodeError as error:
+        raise PolicyError(f"policy file {path}: not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise PolicyError(f"cannot read policy file {path}: {error.strerror or error}") from None
     try:
         return parse_policy(text)
     except PolicyError as error:

@@ -269,11 +269,14 @@ def test_no_cluster_reachable(tmp_path: Path, control_plane: ControlPlane) -> No
     config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
     dead = tmp_path / "dead-kubeconfig"
     dead.write_text(yaml.safe_dump(config))
-    _one_line_error(bootstrap(dead, "--namespace", "default"), 3, "no cluster reachable")
+    run = bootstrap(dead, "--namespace", "default")
+    server = config["clusters"][0]["cluster"]["server"]
+    _one_line_error(run, 3, f"no cluster reachable at {server}: connection refused")
 
 
-def test_no_kubeconfig(tmp_path: Path) -> None:
-    _one_line_error(bootstrap(tmp_path / "missing"), 2, "no usable kubeconfig")
+def test_no_kubeconfig_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    _one_line_error(bootstrap(missing), 2, f"$KUBECONFIG names {missing}", "no such file")
 
 
 def test_a_missing_namespace(control_plane: ControlPlane) -> None:

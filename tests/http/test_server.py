@@ -285,11 +285,19 @@ def test_a_changed_policy_is_used_and_a_broken_one_is_not(
             assert until(lambda: post_review(client, "/validate/enforce", review)["allowed"])
 
             policy.write_text("exemptions: [{namespace: shop}]\n")  # broken: no name, no reason
-            time.sleep(1)
+            failing = 'clusterip_guard_reload_failing{file="policy"} 1.0'
+            assert until(lambda: failing in metrics_text(webhook))
             assert post_review(client, "/validate/enforce", review)["allowed"] is True
+            policy.write_text("exemptions: [{namespace: shop, name: web, reason: fixed}]\n")
+            fixed = 'clusterip_guard_reload_failing{file="policy"} 0.0'
+            assert until(lambda: fixed in metrics_text(webhook))
         assert "keeping the last good policy" in webhook.logs()
     finally:
         webhook.stop()
+
+
+def metrics_text(webhook: WebhookProcess) -> str:
+    return httpx.get(f"http://{LOOPBACK}:{webhook.metrics_port}/metrics").text
 
 
 def _served_certificate(port: int, context: ssl.SSLContext) -> bytes:

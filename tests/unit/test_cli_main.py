@@ -3,12 +3,12 @@ time, and one place that maps every error to an exit code."""
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import pytest
 
 from clusterip_guard.certs.issuing import CertificateError
+from clusterip_guard.cli.bootstrap import command_from
 from clusterip_guard.cli.main import build_parser, exit_code_for, main
 from clusterip_guard.cli.options import UsageError
 from clusterip_guard.cluster.errors import (
@@ -43,15 +43,17 @@ def test_serve_shows_the_defaults_its_settings_own(capsys: pytest.CaptureFixture
 def test_bootstrap_shows_the_defaults_its_settings_own(capsys: pytest.CaptureFixture[str]) -> None:
     text = help_of("bootstrap", capsys)
     defaults = BootstrapSettings()
-    assert f"(default: {defaults.renew_before.days})" in text
-    assert f"(default: {defaults.timeout_seconds})" in text
-    assert f"(default: {defaults.namespace})" in text
+    # A remembered flag's default applies when the last bootstrap recorded none.
+    assert f"(default: {defaults.renew_before.days}; kept)" in text
+    assert f"(default: {defaults.timeout_seconds}; kept)" in text
+    assert f"(default: {defaults.namespace}; kept)" in text
+    assert f"(default: {defaults.trust_propagation_seconds})" in text
 
 
 def test_parsed_flags_default_to_the_settings() -> None:
-    args = build_parser().parse_args(["bootstrap"])
-    assert datetime.timedelta(days=args.renew_before_days) == BootstrapSettings().renew_before
-    assert args.trust_propagation_seconds == BootstrapSettings().trust_propagation_seconds
+    command = command_from(build_parser().parse_args(["bootstrap"]))
+    assert command.settings == BootstrapSettings()
+    assert command.given == frozenset()
 
 
 @pytest.mark.parametrize(

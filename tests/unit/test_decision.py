@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -427,3 +428,18 @@ def test_a_label_that_is_not_a_mode_is_named_as_the_reason_for_the_denial() -> N
     assert "label clusterip-guard.io/mode of namespace shop is not a mode" in typo.denial
     assert "judged as enforce" in typo.denial
     assert "judged as enforce" not in enforced.denial
+
+
+def test_a_clusterip_service_that_only_loses_external_ips_is_not_converted() -> None:
+    exposed = service("ClusterIP", externalIPs=["203.0.113.7", "10.1.2.3"])
+    policy = PolicySettings(allowed_external_ip_cidrs=(ipaddress.ip_network("10.0.0.0/8"),))
+    change = ServiceChange("CREATE", "shop", "web", exposed)
+    decision = decide(change, "mutate", policy, today=TODAY)
+    assert decision.verdict == "mutated"
+    (warning,) = decision.warnings
+    assert "from ClusterIP to ClusterIP" not in warning
+    assert warning.startswith(
+        "clusterip-guard removed external IPs outside the allowed CIDRs from this ClusterIP "
+        "Service (203.0.113.7)"
+    )
+    assert "converted-from" not in decision.audit_annotations

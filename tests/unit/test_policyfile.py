@@ -81,13 +81,30 @@ def test_an_exemption_applies_until_its_expiry_day_inclusive() -> None:
             "exemptions: [{namespace: a, name: b, reason: c, expires: soon}]",
             "exemptions[0].expires",
         ),
+        ("exemptions: [{namespace: a, name: b, reason: c, expires: 2027-02-30}]",
+         "exemptions[0].expires: 2027-02-30 is not a date (day is out of range for month)"),
+        ("exemptions: [{namespace: a, name: b, reason: c, expires: 2027-13-01}]",
+         "exemptions[0].expires: 2027-13-01 is not a date"),
+        ("exemptions: [{namespace: a, name: b, reason: c, expires: '2027-1-31'}]",
+         "exemptions[0].expires: expected a date YYYY-MM-DD"),
+        ("exemptions: [{namespace: Shop, name: b, reason: c}]",
+         "exemptions[0].namespace: 'Shop' can never match a namespace"),
+        ("exemptions: [{namespace: shop, name: web/1, reason: c}]",
+         "exemptions[0].name: 'web/1' can never match a Service"),
         ("- a list", "top level"),
-        ("key: [unclosed", "line"),
+        ("key: [unclosed", "line 1, column"),
     ],
-)
+)  # fmt: skip
 def test_errors_name_the_key_in_one_line(text: str, names: str) -> None:
     with pytest.raises(PolicyError) as caught:
         parse_policy(text)
     message = str(caught.value)
     assert names in message
     assert "\n" not in message
+
+
+def test_exemption_namespaces_are_globs_as_names_are() -> None:
+    policy = parse_policy("exemptions: [{namespace: team-*, name: '*', reason: teams' own}]")
+    today = datetime.date(2026, 1, 1)
+    assert policy.exemption_for("team-a", "web", today) is not None
+    assert policy.exemption_for("shop", "web", today) is None

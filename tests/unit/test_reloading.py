@@ -149,6 +149,35 @@ def test_a_half_written_pair_is_refused_until_the_other_half_lands(
     assert served_name(reloader.context, ca) == "second.example"
 
 
+def test_a_broken_pair_is_logged_once_per_change(
+    pair_files: tuple[KeyPair, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    ca, cert_file, key_file = pair_files
+    reloader = CertificateReloader(serving_context(cert_file, key_file), cert_file, key_file)
+    replace(key_file, issue(ca, "second.example").key_pem)  # the certificate never follows
+    results = [reloader.reload_if_changed() for _ in range(5)]
+    assert results == ["failed", "unchanged", "unchanged", "unchanged", "unchanged"]
+    failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failures == [
+        f"certificate reload failed; keeping the current one: key {key_file} and certificate "
+        f"{cert_file}: the key does not match the certificate (they are from different pairs)"
+    ]
+    replace(key_file, b"")  # another change: said again
+    assert reloader.reload_if_changed() == "failed"
+    assert "it is empty" in caplog.records[-1].getMessage()
+
+
+def test_a_broken_policy_is_logged_once_per_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    replace(policy_file, "allowExistingViolations: false\n")
+    holder = PolicyHolder(policy_file)
+    replace(policy_file, "exemptions: [{namespace: a, name: b, reason: c, expires: 2027-02-30}]")
+    assert [holder.reload_if_changed() for _ in range(3)] == ["failed", "unchanged", "unchanged"]
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+
+
 def test_a_certificate_that_is_not_pem_is_refused(pair_files: tuple[KeyPair, Path, Path]) -> None:
     _, cert_file, key_file = pair_files
     reloader = CertificateReloader(serving_context(cert_file, key_file), cert_file, key_file)

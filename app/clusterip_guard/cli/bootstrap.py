@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
+from urllib.parse import urlsplit
 
 from clusterip_guard.cli import options
 from clusterip_guard.cli.options import UsageError
-from clusterip_guard.cluster.settings import BootstrapSettings
-from clusterip_guard.core.registration import FAILURE_POLICIES
+from clusterip_guard.cluster.kubeconfig import PRECEDENCE_HELP
+from clusterip_guard.cluster.settings import BootstrapSettings, RecordError, resolve
+from clusterip_guard.core.registration import (
+    FAILURE_POLICIES,
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+)
 from clusterip_guard.core.types import MODES, as_mode
 
 EXIT_OK = 0
 
-Action = Literal["install", "uninstall", "dry-run"]
+Action = Literal["install", "uninstall"]
+
+DESCRIPTION = (
+    "Make the webhook's certificates, register its webhook configurations, renew both when "
+    "they near their end; safe to re-run. The settings a run is given are recorded on the "
+    "webhook configurations it registers (annotation clusterip-guard.io/bootstrap-settings): a "
+    "re-run without a flag keeps what the last one recorded, and one that changes a recorded "
+    "setting prints the change before applying it. So renewal from cron is `clusterip-guard "
+    "bootstrap` (with --name if it is not the default). Flags marked (kept) are remembered."
+)
 
 
 @dataclass(frozen=True)
@@ -28,86 +44,105 @@ class BootstrapCommand:
     context: str | None = None
     action: Action = "install"
     keep_certificates: bool = False  # with uninstall
+    dry_run: bool = False
+    # The remembered settings this command line gave; the others come from the record.
+    given: frozenset[str] = field(default_factory=frozenset)
 
 
 def add_parser(commands: Any) -> None:
     def default(name: str) -> Any:
-        return options.default_of(BootstrapSettings, name)
+        value = options.default_of(BootstrapSettings, name)
+        return value.days if isinstance(value, datetime.timedelta) else value
+
+    def kept(text: str, name: str | None = None) -> str:
+        """Help for a remembered flag: its default, and that a re-run keeps it."""
+        shown = "" if name is None else f"default: {default(name)}; "
+        return f"{text} ({shown}kept)"
 
     parser: argparse.ArgumentParser = commands.add_parser(
         "bootstrap",
         help="make certificates and register the webhooks with a cluster (idempotent)",
+        description=DESCRIPTION,
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
-    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument("--kubeconfig", help=PRECEDENCE_HELP)
+    parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
     parser.add_argument(
-        "--namespace",
-        default=default("namespace"),
-        help="the webhook's namespace (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--service-name", default=default("service_name"), help="default: %(default)s"
+        "--namespace", type=options.dns_label, help=kept("the webhook's namespace", "namespace")
     )
     parser.add_argument(
-        "--service-port",
-        type=options.port,
-        default=default("service_port"),
-        help="default: %(default)s",
+        "--service-name",
+        type=options.dns_label,
+        help=kept("the webhook's Service", "service_name"),
+    )
+    parser.add_argument("--service-port", type=options.port, help=kept("its port", "service_port"))
+    parser.add_argument(
+        "--secret-name",
+        type=options.dns_name,
+        help=kept("Secret of the serving certificate", "secret_name"),
     )
     parser.add_argument(
-        "--secret-name", default=default("secret_name"), help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--ca-secret-name", default=default("ca_secret_name"), help="default: %(default)s"
+        "--ca-secret-name",
+        type=options.dns_name,
+        help=kept("Secret of the CA", "ca_secret_name"),
     )
     parser.add_argument(
         "--name",
+        type=options.dns_name,
         default=default("configuration_name"),
-        help="webhook configurations' name (default: %(default)s)",
+        help="webhook configurations' name, where the settings are recorded (default: %(default)s)",
     )
     parser.add_argument(
-        "--url", help="url mode: the webhook's https:// base URL, for a webhook outside the cluster"
+        "--url",
+        type=options.https_url,
+        help=kept("url mode: the webhook's https:// base URL, for a webhook outside the cluster"),
     )
-    parser.add_argument("--cert-dir", type=Path, help="url mode: where certificate files go")
-    parser.add_argument("--host", action="append", default=[], help="extra DNS name (repeat)")
-    parser.add_argument("--ip", action="append", default=[], help="extra IP address (repeat)")
+    parser.add_argument("--cert-dir", type=Path, help=kept("url mode: where certificate files go"))
+    parser.add_argument(
+        "--host",
+        action="append",
+        type=options.host_name,
+        help=kept("a DNS name the certificate is for (repeat); url mode needs --host or --ip"),
+    )
+    parser.add_argument(
+        "--ip",
+        action="append",
+        type=options.ip_address,
+        help=kept("an IP address the certificate is for (repeat)"),
+    )
     parser.add_argument(
         "--default-mode",
         choices=list(MODES),
-        default=default("default_mode"),
-        help="mode of namespaces without the clusterip-guard.io/mode label (default: %(default)s)",
+        help=kept("mode of namespaces without the clusterip-guard.io/mode label", "default_mode"),
     )
     parser.add_argument(
         "--renew-before-days",
         type=options.non_negative_integer,
-        default=default("renew_before").days,
-        help="renew certificates that expire within this many days (default: %(default)s)",
+        help=kept("renew certificates that expire within this many days", "renew_before"),
     )
     parser.add_argument("--rotate-ca", action="store_true", help="make a new CA now")
     parser.add_argument(
         "--timeout-seconds",
-        type=int,
-        default=default("timeout_seconds"),
-        help="webhook call timeout, 1-30 (default: %(default)s)",
+        type=options.integer_between(MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS),
+        help=kept(
+            f"webhook call timeout, {MIN_TIMEOUT_SECONDS}-{MAX_TIMEOUT_SECONDS}", "timeout_seconds"
+        ),
     )
     parser.add_argument(
         "--failure-policy",
         choices=FAILURE_POLICIES,
-        default=default("failure_policy"),
-        help="of the enforce and mutate webhooks (default: %(default)s)",
+        help=kept("of the enforce and mutate webhooks", "failure_policy"),
     )
     parser.add_argument(
         "--audit-failure-policy",
         choices=FAILURE_POLICIES,
-        default=default("audit_failure_policy"),
-        help="of the audit webhooks (default: %(default)s)",
+        help=kept("of the audit webhooks", "audit_failure_policy"),
     )
     parser.add_argument(
         "--exclude-namespace",
         action="append",
-        default=[],
+        type=options.dns_label,
         metavar="NS",
-        help="never judge this namespace too (repeat)",
+        help=kept("never judge this namespace too (repeat)"),
     )
     parser.add_argument(
         "--wait-ready-seconds",
@@ -125,8 +160,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--client-cert-dir",
         type=Path,
-        help="also write a client certificate for the API server (client.crt, client.key), "
-        "signed by the webhook's CA, for serve --client-ca",
+        help=kept(
+            "also write a client certificate for the API server (client.crt, client.key), "
+            "signed by the webhook's CA, for serve --client-ca"
+        ),
     )
     parser.add_argument(
         "--certificates-only",
@@ -138,11 +175,15 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="with --uninstall: remove only the webhook configurations",
     )
-    action = parser.add_mutually_exclusive_group()
-    action.add_argument(
+    parser.add_argument(
         "--uninstall", action="store_true", help="remove webhook configurations, then certificates"
     )
-    action.add_argument("--dry-run", action="store_true", help="print every object as YAML")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: print the objects as YAML for kubectl apply -f - (private keys "
+        "redacted, files as comments); with --uninstall, what would be removed",
+    )
     parser.set_defaults(invoke=invoke)
 
 
@@ -151,56 +192,132 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def command_from(args: argparse.Namespace) -> BootstrapCommand:
-    """The typed command a parsed `bootstrap` command line asks for."""
+    """The typed command a parsed `bootstrap` command line asks for: the flags given over the
+    defaults (a run then puts what the last bootstrap recorded in place of the defaults)."""
     if args.url is None and args.cert_dir is not None:
         raise UsageError("--cert-dir is for url mode; give --url too")
     if args.keep_certificates and not args.uninstall:
         raise UsageError("--keep-certificates is for --uninstall")
     if args.certificates_only and args.uninstall:
         raise UsageError("--certificates-only and --uninstall do opposite things; give one")
+    given: dict[str, Any] = {}
+    for name, value in (
+        ("namespace", args.namespace),
+        ("service_name", args.service_name),
+        ("service_port", args.service_port),
+        ("secret_name", args.secret_name),
+        ("ca_secret_name", args.ca_secret_name),
+        ("url", args.url),
+        ("cert_dir", args.cert_dir),
+        ("hosts", None if args.host is None else tuple(args.host)),
+        ("ips", None if args.ip is None else tuple(args.ip)),
+        ("default_mode", None if args.default_mode is None else as_mode(args.default_mode)),
+        (
+            "renew_before",
+            None
+            if args.renew_before_days is None
+            else datetime.timedelta(days=args.renew_before_days),
+        ),
+        ("timeout_seconds", args.timeout_seconds),
+        ("failure_policy", args.failure_policy),
+        ("audit_failure_policy", args.audit_failure_policy),
+        (
+            "excluded_namespaces",
+            None if args.exclude_namespace is None else tuple(args.exclude_namespace),
+        ),
+        ("client_cert_dir", args.client_cert_dir),
+    ):
+        if value is not None:
+            given[name] = value
     settings = BootstrapSettings(
-        namespace=args.namespace,
-        service_name=args.service_name,
-        service_port=args.service_port,
-        secret_name=args.secret_name,
-        ca_secret_name=args.ca_secret_name,
         configuration_name=args.name,
-        url=args.url,
-        cert_dir=args.cert_dir,
-        hosts=tuple(args.host),
-        ips=tuple(args.ip),
-        default_mode=as_mode(args.default_mode),
-        renew_before=datetime.timedelta(days=args.renew_before_days),
         rotate_ca=args.rotate_ca,
-        timeout_seconds=args.timeout_seconds,
-        failure_policy="Ignore" if args.failure_policy == "Ignore" else "Fail",
-        audit_failure_policy="Fail" if args.audit_failure_policy == "Fail" else "Ignore",
-        excluded_namespaces=tuple(args.exclude_namespace),
         wait_ready_seconds=args.wait_ready_seconds,
         certificates_only=args.certificates_only,
-        client_cert_dir=args.client_cert_dir,
         trust_propagation_seconds=args.trust_propagation_seconds,
+        **given,
     )
-    action: Action = "uninstall" if args.uninstall else "dry-run" if args.dry_run else "install"
     return BootstrapCommand(
-        settings, args.kubeconfig, args.context, action, keep_certificates=args.keep_certificates
+        settings,
+        args.kubeconfig,
+        args.context,
+        "uninstall" if args.uninstall else "install",
+        keep_certificates=args.keep_certificates,
+        dry_run=args.dry_run,
+        given=frozenset(given),
     )
+
+
+def check_target(settings: BootstrapSettings) -> None:
+    """What only the whole set of settings can tell (some may come from the record)."""
+    if not settings.url_mode:
+        return
+    if settings.cert_dir is None:
+        raise UsageError("--url needs --cert-dir: where the webhook reads its certificate")
+    if not settings.hosts and not settings.ips:
+        raise UsageError(
+            "url mode needs --host NAME or --ip ADDRESS: the names the webhook's certificate "
+            "is for, so the API server can verify it at --url"
+        )
+    host = (urlsplit(settings.url or "").hostname or "").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        flag = "--host"
+        names = {h.lower() for h in settings.hosts}
+        covered = host in names or any(
+            n.startswith("*.") and host.endswith(n[1:]) and "." not in host[: -len(n) + 1]
+            for n in names
+        )
+    else:
+        flag = "--ip"
+        covered = address in {ipaddress.ip_address(ip) for ip in settings.ips}
+    if not covered:
+        raise UsageError(
+            f"--url {settings.url}: {host} is not among --host/--ip, so the API server would "
+            f"refuse the webhook's certificate; add {flag} {host}"
+        )
 
 
 def run(command: BootstrapCommand, *, stdout: TextIO, stderr: TextIO) -> int:
     # Loaded here, not at import: the Kubernetes client takes a while to import.
-    from clusterip_guard.cluster.bootstrap import bootstrap, render, uninstall
+    from clusterip_guard.cluster.bootstrap import bootstrap, read_record, render, uninstall
     from clusterip_guard.cluster.client import session
 
+    # Notes beside a dry run's YAML go to stderr as comments, so stdout stays apply-able.
+    notes = stderr if command.dry_run else stdout
+    prefix = "# " if command.dry_run else ""
     with session(command.kubeconfig, command.context) as api:
+        settings = command.settings
+        if not settings.certificates_only:
+            try:
+                record = read_record(api, settings.configuration_name)
+                settings, changes = resolve(settings, command.given, record)
+            except RecordError as error:
+                print(
+                    f"{prefix}the settings recorded on {settings.configuration_name} cannot be "
+                    f"read ({error}); using the flags given and the defaults",
+                    file=notes,
+                )
+                changes = []
+            if changes and command.action == "install":
+                verb = "would change" if command.dry_run else "changing"
+                print(f"{prefix}{verb} what the last bootstrap recorded:", file=notes)
+                for change in changes:
+                    print(f"{prefix}  {change}", file=notes)
         if command.action == "uninstall":
-            report = uninstall(api, command.settings, keep_certificates=command.keep_certificates)
+            report = uninstall(
+                api,
+                settings,
+                keep_certificates=command.keep_certificates,
+                dry_run=command.dry_run,
+            )
         else:
+            check_target(settings)
             now = datetime.datetime.now(datetime.UTC)
-            dry_run = command.action == "dry-run"
-            report = bootstrap(api, command.settings, now=now, dry_run=dry_run)
-    if command.action == "dry-run":
-        stdout.write(render(report.objects))
+            report = bootstrap(api, settings, now=now, dry_run=command.dry_run)
+    if command.dry_run and command.action == "install":
+        stdout.write(render(report.objects, report.comments))
         for line in report.lines:
             print(f"# {line}", file=stderr)
     else:

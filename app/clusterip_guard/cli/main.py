@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from clusterip_guard import __version__
 from clusterip_guard.certs.issuing import CertificateError
 from clusterip_guard.cli import bootstrap, check, scan, serve
 from clusterip_guard.cli.options import UsageError
 from clusterip_guard.cluster.errors import ClusterError, ClusterRefused, ClusterUnreachable
+from clusterip_guard.cluster.settings import RecordError
 from clusterip_guard.core.registration import RegistrationError
 from clusterip_guard.manifests import InputError
 from clusterip_guard.policyfile import PolicyError
@@ -39,11 +40,20 @@ EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
     (InputError, EXIT_USAGE),
     (CertificateError, EXIT_USAGE),
     (RegistrationError, EXIT_USAGE),
+    (RecordError, EXIT_USAGE),
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage mistake is one line, like every other error (argparse would print the whole
+    usage first); subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="clusterip-guard",
         description="Admission webhook that keeps Kubernetes Services internal.",
     )

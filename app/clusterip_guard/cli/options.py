@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import math
+import re
+import urllib.parse
 from typing import Any
 
 MAX_PORT = 65535
+# RFC 1123, as Kubernetes checks names: a label is at most 63 characters, a name 253.
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+MAX_DNS_NAME = 253
 
 
 class UsageError(Exception):
@@ -60,6 +66,95 @@ def non_negative_integer(text: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
     return number
+
+
+def integer_between(low: int, high: int) -> Any:
+    """A whole number from `low` to `high`, as an argparse type."""
+
+    def parse(text: str) -> int:
+        number = _integer(text)
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not from {low} to {high}")
+        return number
+
+    return parse
+
+
+def dns_label(text: str) -> str:
+    """A Kubernetes name that must be a DNS label (a namespace, a Service)."""
+    if not _DNS_LABEL.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid name: lowercase letters, digits and '-', at most 63, "
+            f"starting and ending with a letter or digit"
+        )
+    return text
+
+
+def dns_name(text: str) -> str:
+    """A Kubernetes object name that may hold dots (a Secret, a webhook configuration)."""
+    if len(text) > MAX_DNS_NAME or not all(_DNS_LABEL.fullmatch(p) for p in text.split(".")):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid name: lowercase letters, digits, '-' and '.', at most "
+            f"{MAX_DNS_NAME}"
+        )
+    return text
+
+
+def host_name(text: str) -> str:
+    """A DNS name for a certificate (`*.` may lead): not an IP address, which is --ip's."""
+    if _is_ip(text):
+        raise argparse.ArgumentTypeError(f"{text} is an IP address; give it with --ip")
+    name = text.removeprefix("*.").lower()
+    if len(name) > MAX_DNS_NAME or not all(_DNS_LABEL.fullmatch(p) for p in name.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid DNS name")
+    return text
+
+
+def ip_address(text: str) -> str:
+    if not _is_ip(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address")
+    return text
+
+
+def listen_address(text: str) -> str:
+    """Where to listen: an IP address (0.0.0.0, ::) or a host name."""
+    if _is_ip(text):
+        return text
+    name = text.rstrip(".").lower()
+    if not name or len(name) > MAX_DNS_NAME:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address or a host name")
+    if not all(_DNS_LABEL.fullmatch(p) for p in name.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address or a host name")
+    return text
+
+
+def https_url(text: str) -> str:
+    """A webhook URL as the API server accepts one: https, a host, no query or fragment."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port  # reading it checks it
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL: {error}") from None
+    if parts.scheme != "https":
+        raise argparse.ArgumentTypeError(f"{text!r} must be an https:// URL")
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} names no host")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a webhook URL holds no user, query or fragment (the API server "
+            f"refuses them)"
+        )
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: port 0 is not a port")
+    return text
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _integer(text: str) -> int:

@@ -30,7 +30,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--cert-file", type=Path, required=True, help="PEM serving certificate")
     parser.add_argument("--key-file", type=Path, required=True, help="PEM private key")
     parser.add_argument(
-        "--host", default=default("host"), help="address to listen on (default: %(default)s)"
+        "--host",
+        type=options.listen_address,
+        default=default("host"),
+        help="address to listen on (default: %(default)s)",
     )
     parser.add_argument(
         "--port",
@@ -53,6 +56,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--own-namespace",
+        type=options.dns_label,
         default=os.environ.get("POD_NAMESPACE") or default("own_namespace"),
         help="the webhook's own namespace, never judged (default: $POD_NAMESPACE)",
     )
@@ -109,6 +113,11 @@ def add_parser(commands: Any) -> None:
 
 
 def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.metrics_port == args.port:
+        raise UsageError(
+            f"--port and --metrics-port are both {args.port}; give the metrics another port "
+            f"(or 0 to turn it off)"
+        )
     settings = ServeSettings(
         cert_file=args.cert_file,
         key_file=args.key_file,
@@ -142,23 +151,27 @@ def run(settings: ServeSettings) -> int:
     from clusterip_guard.server.runner import bind, serve_forever
     from clusterip_guard.server.tls import (
         CertificateReloader,
+        ca_failure,
+        pair_failure,
         require_client_certificates,
         serving_context,
     )
 
-    configure_json_logging(settings.log_level)
     policy = PolicyHolder(settings.policy_file)
     try:
         context = serving_context(settings.cert_file, settings.key_file)
     except (OSError, ssl.SSLError) as error:
-        raise UsageError(
-            f"cannot load certificate {settings.cert_file} / key {settings.key_file}: {error}"
-        ) from None
+        failure = pair_failure(
+            settings.cert_file, settings.key_file, error, cert_label="--cert-file",
+            key_label="--key-file",
+        )  # fmt: skip
+        raise UsageError(f"cannot load the serving certificate: {failure}") from None
     if settings.client_ca is not None:
         try:
             require_client_certificates(context, settings.client_ca)
         except (OSError, ssl.SSLError) as error:
-            raise UsageError(f"cannot load --client-ca {settings.client_ca}: {error}") from None
+            failure = ca_failure(settings.client_ca, error, label="--client-ca")
+            raise UsageError(f"cannot load the client CA: {failure}") from None
     metrics = WebhookMetrics()
 
     def listen(flag: str, port: int) -> socket.socket:
@@ -175,6 +188,9 @@ def run(settings: ServeSettings) -> int:
     except UsageError:
         webhook_socket.close()
         raise
+    # Logs begin once every input loaded and both ports are ours: a mistake before that is
+    # one line on stderr, with nothing logged as started.
+    configure_json_logging(settings.log_level)
     never_judged = set(NEVER_JUDGED_NAMESPACES)
     if settings.own_namespace:
         never_judged.add(settings.own_namespace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from clusterip_guard.cluster.errors import (
     NamespaceMissing,
     NoReadyEndpoint,
 )
-from clusterip_guard.cluster.settings import BootstrapSettings
+from clusterip_guard.cluster.settings import BootstrapSettings, RecordError, record_of
 from clusterip_guard.cluster.stores import (
     CertificateStore,
     FileStore,
@@ -40,7 +41,7 @@ from clusterip_guard.cluster.stores import (
     read_file,
     write_files,
 )
-from clusterip_guard.core.names import CONFIG_HASH_ANNOTATION
+from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
@@ -105,7 +106,9 @@ def _kinds(api: client.ApiClient) -> list[_Kind]:
 
 
 def _resource(kind: str) -> str:
-    return kind.lower() + "s"
+    """The plural resource name of a kind, as RBAC and kubectl spell it."""
+    lower = kind.lower()
+    return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
 
 
 def apply_configurations(
@@ -123,8 +126,8 @@ def apply_configurations(
             report.say(f"created {kind.name} {name}")
             continue
         annotations = existing.metadata.annotations or {}
-        wanted = manifest["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
-        if annotations.get(CONFIG_HASH_ANNOTATION) == wanted:
+        wanted = manifest["metadata"]["annotations"]
+        if all(annotations.get(key) == value for key, value in wanted.items()):
             report.say(f"unchanged {kind.name} {name}")
             continue
         update = {
@@ -139,7 +142,53 @@ def apply_configurations(
         report.say(f"updated {kind.name} {name}")
 
 
-def remove_configurations(api: client.ApiClient, name: str, report: Report) -> None:
+WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+
+def with_record(configurations: Sequence[Manifest], record: dict[str, object]) -> list[Manifest]:
+    """The webhook configurations carrying the settings they were registered with."""
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    recorded: list[Manifest] = []
+    for manifest in configurations:
+        if manifest["kind"] not in WEBHOOK_KINDS:
+            recorded.append(manifest)
+            continue
+        metadata = manifest["metadata"]
+        annotations = {**metadata["annotations"], BOOTSTRAP_SETTINGS_ANNOTATION: text}
+        recorded.append({**manifest, "metadata": {**metadata, "annotations": annotations}})
+    return recorded
+
+
+def read_record(api: client.ApiClient, configuration_name: str) -> dict[str, object] | None:
+    """The settings the last bootstrap recorded; None when there is none we may read (the
+    chart's Jobs may not read, and give every flag)."""
+    admission = client.AdmissionregistrationV1Api(api)
+    try:
+        found = read_or_none(
+            "get",
+            "mutatingwebhookconfigurations",
+            None,
+            functools.partial(admission.read_mutating_webhook_configuration, configuration_name),
+        )
+    except ClusterRefused:
+        return None
+    metadata = found.metadata if found is not None else None
+    annotations = (metadata.annotations or {}) if metadata is not None else {}
+    text = annotations.get(BOOTSTRAP_SETTINGS_ANNOTATION)
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise RecordError(f"not a JSON object: {text[:40]!r}")
+    return record
+
+
+def remove_configurations(
+    api: client.ApiClient, name: str, report: Report, *, dry_run: bool = False
+) -> None:
     """The webhook configurations first (fail-closed), then the policies."""
     for kind in _kinds(api):
         resource = _resource(kind.name)
@@ -149,6 +198,12 @@ def remove_configurations(api: client.ApiClient, name: str, report: Report) -> N
             else [mode_label_policy_name(name), unknown_mode_warning_name(name)]
         )
         for named in names:
+            if dry_run:
+                found = read_or_none("get", resource, None, functools.partial(kind.read, named))
+                report.say(
+                    f"would delete {kind.name} {named}" if found else f"no {kind.name} {named}"
+                )
+                continue
             deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, named))
             report.say(
                 f"deleted {kind.name} {named}" if deleted is not None else f"no {kind.name} {named}"
@@ -253,7 +308,9 @@ def bootstrap(
         margin=settings.renew_before,
         rotate_ca=settings.rotate_ca,
     )
-    configurations = registrations_for(settings, plan.state.ca_bundle)
+    configurations = with_record(
+        registrations_for(settings, plan.state.ca_bundle), record_of(settings)
+    )
     if settings.certificates_only and current.ca is not None and current.serving is not None:
         # Renewal and rotation are the full bootstrap's: only it can publish a new CA first.
         report.say("certificates: kept (--certificates-only never renews or rotates)")
@@ -262,12 +319,13 @@ def bootstrap(
         report.say(f"certificates: {reason}")
     if settings.certificates_only:
         if dry_run:
-            report.objects = store.manifests(plan.state)
+            report.objects, report.comments = store.preview(plan.state)
         else:
             store.save(plan.state, report)
         return report
     if dry_run:
-        report.objects = [*store.manifests(plan.state), *configurations]
+        secrets, report.comments = store.preview(plan.state)
+        report.objects = [*secrets, *configurations]
         return report
     if settings.client_cert_dir is not None and plan.state.ca is not None:
         _issue_client_certificate(settings, plan.state.ca, now, report)
@@ -351,19 +409,27 @@ def _wait_for_ready_endpoint(
 
 
 def uninstall(
-    api: client.ApiClient, settings: BootstrapSettings, *, keep_certificates: bool = False
+    api: client.ApiClient,
+    settings: BootstrapSettings,
+    *,
+    keep_certificates: bool = False,
+    dry_run: bool = False,
 ) -> Report:
-    """Webhook configurations first, so no fail-closed webhook outlives its certificates."""
+    """Webhook configurations first, so no fail-closed webhook outlives its certificates.
+    A dry run reads and says what would go."""
     report = Report()
-    remove_configurations(api, settings.configuration_name, report)
+    remove_configurations(api, settings.configuration_name, report, dry_run=dry_run)
     if keep_certificates:  # someone else's, e.g. cert-manager's
         report.say("certificates kept")
     elif settings.url_mode and settings.cert_dir is not None:
-        FileStore(settings.cert_dir).remove(report)
+        FileStore(settings.cert_dir).remove(report, dry_run=dry_run)
     elif not settings.url_mode:
-        _secret_store(api, settings).remove(report)
+        _secret_store(api, settings).remove(report, dry_run=dry_run)
     return report
 
 
-def render(objects: Sequence[Manifest]) -> str:
-    return yaml.safe_dump_all(list(objects), sort_keys=False)
+def render(objects: Sequence[Manifest], comments: Sequence[str] = ()) -> str:
+    """A dry run's output for `kubectl apply -f -`: comments first (what is not an object),
+    then the objects."""
+    head = "".join(f"# {line}\n" for line in comments)
+    return head + yaml.safe_dump_all(list(objects), sort_keys=False)

@@ -6,6 +6,7 @@ Kubernetes client.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,3 +62,96 @@ class BootstrapSettings:
     def dns_names(self) -> list[str]:
         in_cluster = [] if self.url_mode else service_dns_names(self.service_name, self.namespace)
         return [*in_cluster, *(h for h in self.hosts if h not in in_cluster)]
+
+
+# --- what a bootstrap remembers ---------------------------------------------------------------
+# The settings that shape what is registered and issued, recorded on the webhook
+# configurations (names.BOOTSTRAP_SETTINGS_ANNOTATION) so that a re-run with fewer flags keeps
+# them: field -> the flag that sets it. Actions (--rotate-ca, --uninstall) and waits are not.
+REMEMBERED: dict[str, str] = {
+    "namespace": "--namespace",
+    "service_name": "--service-name",
+    "service_port": "--service-port",
+    "secret_name": "--secret-name",
+    "ca_secret_name": "--ca-secret-name",
+    "url": "--url",
+    "cert_dir": "--cert-dir",
+    "hosts": "--host",
+    "ips": "--ip",
+    "default_mode": "--default-mode",
+    "renew_before": "--renew-before-days",
+    "timeout_seconds": "--timeout-seconds",
+    "failure_policy": "--failure-policy",
+    "audit_failure_policy": "--audit-failure-policy",
+    "excluded_namespaces": "--exclude-namespace",
+    "client_cert_dir": "--client-cert-dir",
+}
+# Giving one of these without --url means service mode: a recorded URL is then dropped.
+SERVICE_TARGET = frozenset({"namespace", "service_name", "service_port"})
+
+
+class RecordError(ValueError):
+    """A recorded settings annotation that cannot be read back (edited by hand)."""
+
+
+def _plain(value: object) -> object:
+    """A setting as JSON holds it."""
+    if isinstance(value, datetime.timedelta):
+        return value.days
+    if isinstance(value, Path):
+        return str(value.absolute())
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def record_of(settings: BootstrapSettings) -> dict[str, object]:
+    """What the annotation records: the remembered settings, as plain JSON values."""
+    return {name: _plain(getattr(settings, name)) for name in REMEMBERED}
+
+
+def _typed(name: str, value: object) -> object:
+    """A recorded value back in the settings' own type; RecordError when it cannot be."""
+    default = getattr(BootstrapSettings(), name)
+    if name == "renew_before" and isinstance(value, int) and not isinstance(value, bool):
+        return datetime.timedelta(days=value)
+    if name in ("cert_dir", "client_cert_dir", "url"):
+        if value is None or isinstance(value, str):
+            return Path(value) if value is not None and name != "url" else value
+    elif isinstance(default, tuple):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif isinstance(value, type(default)) and not isinstance(value, bool):
+        return value
+    raise RecordError(f"{REMEMBERED[name]}: {value!r}")
+
+
+def _shown(name: str, value: object) -> str:
+    plain = _plain(value)
+    if isinstance(plain, list):
+        return ",".join(str(v) for v in plain) or "none"
+    return "none" if plain is None else str(plain)
+
+
+def resolve(
+    settings: BootstrapSettings, given: frozenset[str], record: dict[str, object] | None
+) -> tuple[BootstrapSettings, list[str]]:
+    """The settings of this run: what the flags gave, else what the last bootstrap recorded,
+    else the defaults; and one line per recorded setting that this run changes."""
+    if record is None:
+        return settings, []
+    kept: dict[str, object] = {}
+    for name in REMEMBERED:
+        if name in given or name not in record:
+            continue
+        if name in ("url", "cert_dir") and "url" not in given and given & SERVICE_TARGET:
+            continue  # service-mode flags without --url: the recorded URL is left behind
+        kept[name] = _typed(name, record[name])
+    resolved = dataclasses.replace(settings, **kept)  # type: ignore[arg-type]
+    changes = [
+        f"{REMEMBERED[name]}: {_shown(name, _typed(name, record[name]))} -> "
+        f"{_shown(name, getattr(resolved, name))}"
+        for name in REMEMBERED
+        if name in record and _plain(getattr(resolved, name)) != record[name]
+    ]
+    return resolved, changes

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
 from kubernetes import client
 
 from clusterip_guard.certs.issuing import KeyPair
+from clusterip_guard.certs.pem import certificate_problem, key_problem, pair_problem
 from clusterip_guard.certs.rotation import CertificateState
 from clusterip_guard.cluster.client import Report, call, read_or_none
 from clusterip_guard.cluster.errors import CertificateFilesError
@@ -22,11 +23,27 @@ from clusterip_guard.core.types import Manifest
 TLS_SECRET_TYPE = "kubernetes.io/tls"
 
 
+# What a dry run shows in place of a private key: never the key itself.
+REDACTED = "REDACTED: a private key; bootstrap without --dry-run stores it"
+
+
 class CertificateStore(Protocol):
     def load(self) -> CertificateState: ...
     def save(self, state: CertificateState, report: Report) -> None: ...
-    def manifests(self, state: CertificateState) -> list[Manifest]: ...
-    def remove(self, report: Report) -> None: ...
+    def preview(self, state: CertificateState) -> tuple[list[Manifest], list[str]]:
+        """What a dry run prints: objects (private keys redacted), and comments for the rest."""
+        ...
+
+    def remove(self, report: Report, *, dry_run: bool = False) -> None: ...
+
+
+def redacted(secret: Manifest) -> Manifest:
+    """A Secret whose private keys (`*.key`) read REDACTED: still a valid Secret of its type
+    (stringData fills data), never a key."""
+    data = dict(secret.get("data", {}))
+    hidden = {key: REDACTED for key in data if key.endswith(".key")}
+    shown = {key: value for key, value in data.items() if key not in hidden}
+    return {**secret, "data": shown, "stringData": hidden}
 
 
 def _pem(data: Mapping[str, str | bytes] | None, key: str) -> bytes | None:
@@ -46,6 +63,27 @@ def _pair(cert: bytes | None, key: bytes | None) -> KeyPair | None:
     return KeyPair(cert, key) if cert and key else None
 
 
+def check_loaded(
+    files: Mapping[str, bytes | None], where: Callable[[str], str], remedy: str
+) -> None:
+    """Every certificate and key found must load, and each key match its certificate: a
+    damaged one is named (`where(name)`) with why, rather than failing deep in the renewal."""
+    for name, data in files.items():
+        if data is None:
+            continue
+        problem = key_problem if name.endswith(".key") else certificate_problem
+        reason = problem(data)
+        if reason is not None:
+            raise CertificateFilesError(f"{where(name)}: {reason}; {remedy}")
+    for cert_name, key_name in (("tls.crt", "tls.key"), ("ca-signing.crt", "ca-signing.key")):
+        cert, key = files.get(cert_name), files.get(key_name)
+        reason = pair_problem(cert, key) if cert and key else None
+        if reason is not None:
+            raise CertificateFilesError(
+                f"{where(key_name)} and {where(cert_name)}: {reason}; {remedy}"
+            )
+
+
 def _secret_data(values: dict[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode("ascii") for k, v in values.items()}
 
@@ -55,6 +93,10 @@ def _secret(manifest: Manifest) -> client.V1Secret:
     if secret is None:
         raise ValueError("a Secret manifest gave no Secret")
     return secret
+
+
+def _in_secret(secret: str) -> Callable[[str], str]:
+    return lambda key: f"Secret {secret} key {key}"
 
 
 class SecretStore:
@@ -80,6 +122,13 @@ class SecretStore:
         ca = self._read(self.ca_secret_name)
         tls_data = tls.data if tls is not None else None
         ca_data = ca.data if ca is not None else None
+        ns = self.namespace
+        for name, data in ((self.secret_name, tls_data), (self.ca_secret_name, ca_data)):
+            check_loaded(
+                {key: _pem(data, key) for key in ("tls.crt", "tls.key", "ca.crt", "bundle.crt")},
+                _in_secret(f"{ns}/{name}"),
+                f"restore it, or delete Secret {ns}/{name} for the bootstrap to issue anew",
+            )
         return CertificateState(
             ca=_pair(_pem(ca_data, "tls.crt"), _pem(ca_data, "tls.key")),
             ca_bundle=_pem(ca_data, "bundle.crt") or b"",
@@ -126,6 +175,9 @@ class SecretStore:
             },
         ]
 
+    def preview(self, state: CertificateState) -> tuple[list[Manifest], list[str]]:
+        return [redacted(secret) for secret in self.manifests(state)], []
+
     def save(self, state: CertificateState, report: Report) -> None:
         ns = self.namespace
         create, replace = self.core.create_namespaced_secret, self.core.replace_namespaced_secret
@@ -145,9 +197,15 @@ class SecretStore:
             else:
                 report.say(f"unchanged Secret {ns}/{name}")
 
-    def remove(self, report: Report) -> None:
+    def remove(self, report: Report, *, dry_run: bool = False) -> None:
         ns = self.namespace
         for name in (self.secret_name, self.ca_secret_name):
+            if dry_run:
+                found = self._read(name)
+                report.say(
+                    f"would delete Secret {ns}/{name}" if found else f"no Secret {ns}/{name}"
+                )
+                continue
             deleted = read_or_none(
                 "delete",
                 "secrets",
@@ -171,6 +229,11 @@ class FileStore:
         return read_file(self.folder / name)
 
     def load(self) -> CertificateState:
+        check_loaded(
+            {name: self._read(name) for name in self.FILES},
+            lambda name: str(self.folder / name),
+            "restore it, or delete it (and its pair) for the bootstrap to issue anew",
+        )
         return CertificateState(
             ca=_pair(self._read("ca-signing.crt"), self._read("ca-signing.key")),
             ca_bundle=self._read("ca.crt") or b"",
@@ -189,18 +252,24 @@ class FileStore:
             "tls.crt": serving.cert_pem,
         }
 
-    def manifests(self, state: CertificateState) -> list[Manifest]:
-        return [
-            {"file": str(self.folder / name), "bytes": len(data)}
-            for name, data in self._contents(state).items()
-        ]
+    def preview(self, state: CertificateState) -> tuple[list[Manifest], list[str]]:
+        notes = []
+        for name, data in self._contents(state).items():
+            path = self.folder / name
+            same = read_file(path) == data
+            notes.append(f"unchanged {path}" if same else f"would write {path} ({len(data)} bytes)")
+        return [], notes
 
     def save(self, state: CertificateState, report: Report) -> None:
         write_files(self.folder, self._contents(state), report)
 
-    def remove(self, report: Report) -> None:
+    def remove(self, report: Report, *, dry_run: bool = False) -> None:
         for name in self.FILES:
             path = self.folder / name
+            if dry_run:
+                if path.exists():
+                    report.say(f"would delete {path}")
+                continue
             try:
                 path.unlink()
             except FileNotFoundError:

@@ -26,7 +26,7 @@ from clusterip_guard.core.names import (
     NEVER_JUDGED_NAMESPACES,
 )
 from clusterip_guard.core.pointers import field_path, pointer_to
-from clusterip_guard.core.services import service_type
+from clusterip_guard.core.services import external_ips, service_type
 from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.core.types import MODES, Manifest, Mode, PatchOperation, Verdict
 
@@ -155,19 +155,30 @@ def _convert(
 ) -> Decision:
     patch = conversion_patch(service, policy)
     old_type = service_type(service)
+    type_changed = any(op.get("path") == TYPE_POINTER for op in patch)
     if is_allowed_internal_load_balancer(service, policy):
         what = "clusterip-guard kept this internal LoadBalancer off the nodes"
+    elif not type_changed:  # a ClusterIP Service with external IPs: not "converted"
+        removed = [ip for ip in external_ips(service) if not policy.external_ip_allowed(ip)]
+        what = (
+            f"clusterip-guard removed external IPs outside the allowed CIDRs from this "
+            f"{old_type} Service ({', '.join(removed)})"
+        )
     else:
         what = f"clusterip-guard converted this Service from {old_type} to ClusterIP"
     changes = [_describe(op) for op in patch if not _is_own_annotation(op)]
+    audit = {AUDIT_CONVERTED_FROM: old_type} if type_changed else {}
     return Decision(
         verdict="mutated",
         violations=violations,
         patch=patch,
         warnings=(f"{what}: {', '.join(changes)}",),
-        audit_annotations={AUDIT_CONVERTED_FROM: old_type, AUDIT_EXPOSURE: _joined(violations)},
+        audit_annotations={**audit, AUDIT_EXPOSURE: _joined(violations)},
         changes=tuple(changes),
     )
+
+
+TYPE_POINTER = pointer_to("spec", "type")
 
 
 _PATCH_VERBS = {"remove": "removed", "add": "set", "replace": "set"}

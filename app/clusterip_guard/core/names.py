@@ -87,6 +87,9 @@ INSTALL_NAMESPACE: Final = PROJECT
 TLS_SECRET_NAME: Final = f"{PROJECT}-tls"
 CA_SECRET_NAME: Final = f"{PROJECT}-ca"
 CONFIG_HASH_ANNOTATION: Final = f"{DOMAIN}/config-hash"
+# On the webhook configurations: the settings of the last bootstrap, kept by a re-run that
+# does not give them (JSON).
+BOOTSTRAP_SETTINGS_ANNOTATION: Final = f"{DOMAIN}/bootstrap-settings"
 NAME_LABEL: Final = "app.kubernetes.io/name"
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_BOOTSTRAP: Final = f"{PROJECT}-bootstrap"

@@ -38,7 +38,7 @@ def parse_ip_sloppy(text: str) -> IPAddress | None:
 class Exemption:
     """A Service the cluster admin lets stay exposed, with the reason and an optional end."""
 
-    namespace: str
+    namespace: str  # a glob, like the name: "team-*"
     name: str  # a glob: "legacy-*"
     reason: str
     expires: datetime.date | None = None  # the last day it applies
@@ -46,7 +46,7 @@ class Exemption:
     def applies_to(self, namespace: str, name: str, today: datetime.date) -> bool:
         if self.expires is not None and today > self.expires:
             return False
-        return self.namespace == namespace and fnmatchcase(name, self.name)
+        return fnmatchcase(namespace, self.namespace) and fnmatchcase(name, self.name)
 
     def describe(self) -> str:
         until = f", until {self.expires.isoformat()}" if self.expires else ""

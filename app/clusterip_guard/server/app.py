@@ -78,9 +78,13 @@ def create_app(
         metrics.reloads.labels(name, result).inc()
         if result == "reloaded":
             metrics.last_reload.labels(name).set_to_current_time()
+            metrics.reload_failing.labels(name).set(0)
+        elif result == "failed":
+            metrics.reload_failing.labels(name).set(1)
 
     for reloader in reloaders:  # each was loaded once already, before serving
         metrics.last_reload.labels(reloader.name).set_to_current_time()
+        metrics.reload_failing.labels(reloader.name).set(0)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

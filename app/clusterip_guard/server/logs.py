@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
-# LogRecord attributes that are not user-supplied `extra` fields.
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# LogRecord attributes that are not user-supplied `extra` fields; and uvicorn's copy of its
+# message with terminal colours in it, which a log line never carries.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+# Terminal control sequences (colours, cursor moves), should any reach a message.
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def _plain(value: Any) -> Any:
+    return _TERMINAL_CODES.sub("", value) if isinstance(value, str) else value
 
 
 class JSONFormatter(logging.Formatter):
@@ -18,11 +30,11 @@ class JSONFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _plain(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = _plain(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

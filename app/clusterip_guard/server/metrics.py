@@ -70,6 +70,12 @@ class WebhookMetrics:
             ["file"],
             registry=self.registry,
         )
+        self.reload_failing = Gauge(
+            "clusterip_guard_reload_failing",
+            "1 while the file on disk is broken and the last good one stays in force, by file.",
+            ["file"],
+            registry=self.registry,
+        )
         self.certificate_expiry = Gauge(
             "clusterip_guard_serving_certificate_expiry_timestamp_seconds",
             "When the serving certificate in use expires (Unix time).",

@@ -53,9 +53,10 @@ class WatchedFiles:
         self._seen = current
         return True
 
-    def forget(self) -> None:
-        """Count the files as changed at the next look."""
-        self._seen = ()
+    @property
+    def seen(self) -> Signature:
+        """The files as the last look found them."""
+        return self._seen
 
 
 def reload_all(
