@@ -153,6 +153,20 @@ BOOTSTRAP = [
             ("--keep-certificates is for --uninstall",)),
 ]  # fmt: skip
 
+SCAN = [
+    Mistake("--watch without --write-reports", ("scan", "--watch"), 2,
+            ("--watch keeps reports current: add --write-reports",)),
+    Mistake("a resync of no time", ("scan", "--watch", "--write-reports", "--resync-seconds", "0"),
+            2, ("--resync-seconds", "must be more than 0 seconds")),
+    Mistake("a mode that is not one", ("scan", "--what-if", "off"), 2, ("--what-if", "'off'")),
+    Mistake("a metrics port out of range", ("scan", "--metrics-port", "70000"), 2,
+            ("--metrics-port", "70000 is not a port")),
+    Mistake("a broken policy file", ("scan", "--policy-file", "{d}/p.yaml"), 2,
+            ("policy file {d}/p.yaml",), {"p.yaml": "exemptions: [{namespace: shop}]\n"}),
+    Mistake("a kubeconfig that is not YAML", ("scan", "--kubeconfig", "{d}/kc"), 2,
+            ("kubeconfig {d}/kc: not valid YAML",), {"kc": ": : [\n"}),
+]  # fmt: skip
+
 SERVE = [
     Mistake("a certificate file that does not exist",
             ("serve", "--cert-file", "{d}/none.crt", "--key-file", "{d}/tls.key"), 2,
@@ -252,7 +266,7 @@ def run_mistake(
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("mistake", [*CHECK, *BOOTSTRAP, *SERVE], ids=str)
+@pytest.mark.parametrize("mistake", [*CHECK, *BOOTSTRAP, *SCAN, *SERVE], ids=str)
 def test_a_mistake_is_one_line_naming_it(
     mistake: Mistake,
     tmp_path: Path,
