@@ -16,6 +16,9 @@ from tests.support.webhook_process import LOOPBACK, ServingFiles, WebhookProcess
 
 PER_CLIENT = 6
 EXTRA = 5
+# The connections under test come from an address of their own, so that reading the metrics
+# (from 127.0.0.1) never takes one of their places.
+CLIENT = "127.0.0.3"
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,10 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookProcess
     ).start()  # fmt: skip
     yield process
     process.stop()
+
+
+def connect(port: int) -> socket.socket:
+    return socket.create_connection((LOOPBACK, port), timeout=10, source_address=(CLIENT, 0))
 
 
 def closed_by_server(sock: socket.socket, wait: float) -> bool:
@@ -56,8 +63,8 @@ def test_connections_past_a_clients_share_are_closed_before_any_handshake(
 ) -> None:
     number = webhook.port if port == "webhook" else webhook.metrics_port
     before = refused_connections(webhook, port)
-    held = [socket.create_connection((LOOPBACK, number), timeout=10) for _ in range(PER_CLIENT)]
-    extra = [socket.create_connection((LOOPBACK, number), timeout=10) for _ in range(EXTRA)]
+    held = [connect(number) for _ in range(PER_CLIENT)]
+    extra = [connect(number) for _ in range(EXTRA)]
     try:
         assert all(closed_by_server(sock, wait=10) for sock in extra)
         assert not any(closed_by_server(sock, wait=0.2) for sock in held)
@@ -69,9 +76,7 @@ def test_connections_past_a_clients_share_are_closed_before_any_handshake(
 
 
 def a_full_share_is_admitted(webhook: WebhookProcess) -> bool:
-    held = [
-        socket.create_connection((LOOPBACK, webhook.port), timeout=10) for _ in range(PER_CLIENT)
-    ]
+    held = [connect(webhook.port) for _ in range(PER_CLIENT)]
     try:
         return not any(closed_by_server(sock, wait=0.2) for sock in held)
     finally:
