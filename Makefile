@@ -54,8 +54,15 @@ cluster:
 cluster-down:
 	$(PYTHON) hack/cluster/cluster.py --dir $(DEV) down
 
+# What the webhook costs the API server beside no policy and the in-process policies, then the
+# webhook alone against its floor; tables on stdout, JSON in .dev/bench, plots in
+# docs/benchmarks (docs/benchmarks.md). About 15 minutes; waits for a quiet machine.
 bench: setup controlplane
-	$(BIN)/python benchmarks/review_throughput.py
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	mkdir -p $(DEV)/bench
+	$(BIN)/python benchmarks/apiserver_admission.py | tee $(DEV)/bench/apiserver.md
+	$(BIN)/python benchmarks/review_throughput.py | tee $(DEV)/bench/webhook.md
+	$(BIN)/python benchmarks/plots.py
 
 # scan and report writing on 10,000 Services (figures in docs/benchmarks.md).
 bench-scan: setup controlplane

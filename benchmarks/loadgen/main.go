@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -25,6 +26,7 @@ type result struct {
 	PerSecond   float64 `json:"reviews_per_second"`
 	P50Millis   float64 `json:"p50_ms"`
 	P90Millis   float64 `json:"p90_ms"`
+	P95Millis   float64 `json:"p95_ms"`
 	P99Millis   float64 `json:"p99_ms"`
 	MaxMillis   float64 `json:"max_ms"`
 	Connections int     `json:"connections"`
@@ -32,7 +34,7 @@ type result struct {
 }
 
 func main() {
-	url := flag.String("url", "", "webhook URL, e.g. https://127.0.0.1:8443/mutate")
+	url := flag.String("url", "", "webhook URL, e.g. https://127.0.0.1:8443/mutate; several, comma-separated, share the connections out (one worker process each)")
 	caFile := flag.String("ca", "", "PEM CA that signed the webhook's certificate")
 	bodyFile := flag.String("body", "", "AdmissionReview JSON to send")
 	connections := flag.Int("c", 4, "concurrent keep-alive connections")
@@ -67,8 +69,10 @@ func main() {
 	measureFrom := start.Add(*warmup)
 	end := measureFrom.Add(*duration)
 	var wg sync.WaitGroup
+	urls := strings.Split(*url, ",")
 	for i := 0; i < *connections; i++ {
 		wg.Add(1)
+		target := urls[i%len(urls)]
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 1<<16)
@@ -79,7 +83,7 @@ func main() {
 				if sent.After(end) {
 					break
 				}
-				err := post(client, *url, body)
+				err := post(client, target, body)
 				took := time.Since(sent)
 				if sent.Before(measureFrom) {
 					continue
@@ -111,6 +115,7 @@ func main() {
 		PerSecond:   float64(len(latencies)) / duration.Seconds(),
 		P50Millis:   percentile(latencies, 0.50),
 		P90Millis:   percentile(latencies, 0.90),
+		P95Millis:   percentile(latencies, 0.95),
 		P99Millis:   percentile(latencies, 0.99),
 		MaxMillis:   percentile(latencies, 1.0),
 		Connections: *connections,

@@ -13,6 +13,7 @@ covered piece alone when only it is new (a port added to a kept NodePort Service
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -236,6 +237,13 @@ def source_ranges(service: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+@functools.lru_cache(maxsize=256)
+def _text_of(network: IPNetwork) -> str:
+    """`str(network)`, remembered: ipaddress formats slowly, and most load balancers admit
+    the same few ranges (everyone, by default)."""
+    return str(network)
+
+
 def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) -> list[Violation]:
     if not is_allowed_internal_load_balancer(service, policy):
         pieces = [
@@ -256,9 +264,9 @@ def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) 
         for network in source_ranges(service):
             pieces.append(
                 Violation(
-                    key=f"source-range:{network}",
+                    key=f"source-range:{_text_of(network)}",
                     field="spec.loadBalancerSourceRanges",
-                    summary=f"the load balancer admits {network}",
+                    summary=f"the load balancer admits {_text_of(network)}",
                     fix="narrow spec.loadBalancerSourceRanges",
                     covered_by=LOAD_BALANCER_PIECE,
                     source_range=network,

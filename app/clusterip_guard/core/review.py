@@ -59,17 +59,21 @@ def _refuse_constant(name: str) -> None:
 
 
 def _depth(value: object) -> int:
-    """How deeply `value` nests, counted without recursion."""
-    deepest = 0
-    stack: list[tuple[object, int]] = [(value, 1)]
+    """How deeply `value` nests, counted without recursion; only containers are visited
+    (a review is mostly strings), and the count stops once past MAX_NESTING."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest = 1
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > MAX_NESTING:
-                return deepest
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                if depth + 1 > deepest:
+                    deepest = depth + 1
+                    if deepest > MAX_NESTING:
+                        return deepest
+                stack.append((child, depth + 1))
     return deepest
 
 

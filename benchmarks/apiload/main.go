@@ -1,0 +1,251 @@
+// apiload creates, updates or deletes Services through the Kubernetes API server at a given
+// concurrency and reports latency percentiles and throughput as JSON. Standard library only,
+// over HTTP/2 as client-go talks to the API server, in its own process so the client's cost
+// is not charged to the API server or the webhook.
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type result struct {
+	Requests   int            `json:"requests"`
+	Seconds    float64        `json:"seconds"`
+	PerSecond  float64        `json:"per_second"`
+	P50Millis  float64        `json:"p50_ms"`
+	P95Millis  float64        `json:"p95_ms"`
+	P99Millis  float64        `json:"p99_ms"`
+	MaxMillis  float64        `json:"max_ms"`
+	Statuses   map[string]int `json:"statuses"`
+	FirstError string         `json:"first_error,omitempty"`
+}
+
+type call struct {
+	method, path, contentType string
+	body                      []byte
+}
+
+func main() {
+	server := flag.String("server", "", "API server URL")
+	caFile := flag.String("ca", "", "PEM CA of the API server")
+	certFile := flag.String("cert", "", "client certificate")
+	keyFile := flag.String("key", "", "client key")
+	namespace := flag.String("namespace", "default", "namespace of the Services")
+	op := flag.String("op", "create", "create, update (worker w patches Service PREFIX-w), prepare (creates PREFIX-0..c-1 as ClusterIP) or cleanup (deletes every Service in the namespace)")
+	serviceType := flag.String("type", "ClusterIP", "spec.type sent")
+	prefix := flag.String("prefix", "bench", "Service name prefix")
+	concurrency := flag.Int("c", 1, "requests in flight")
+	total := flag.Int("n", 300, "measured requests (after one unmeasured request per worker)")
+	flag.Parse()
+
+	client := newClient(*caFile, *certFile, *keyFile)
+	base := *server + "/api/v1/namespaces/" + *namespace + "/services"
+	if *op == "cleanup" {
+		check(cleanup(client, base, *concurrency))
+		return
+	}
+	if *op == "prepare" {
+		var calls []call
+		for w := 0; w < *concurrency; w++ {
+			calls = append(calls, call{"POST", base, "application/json", serviceJSON(fmt.Sprintf("%s-%d", *prefix, w), "ClusterIP")})
+		}
+		check(runAll(client, calls, *concurrency))
+		return
+	}
+	var sequence int64 = -1
+	request := func(worker int) call {
+		i := atomic.AddInt64(&sequence, 1)
+		if *op == "update" {
+			patch := fmt.Sprintf(`{"metadata":{"labels":{"bench-round":"%d"}},"spec":{"type":%q}}`, i, *serviceType)
+			return call{"PATCH", base + "/" + fmt.Sprintf("%s-%d", *prefix, worker), "application/merge-patch+json", []byte(patch)}
+		}
+		return call{"POST", base, "application/json", serviceJSON(fmt.Sprintf("%s-%d", *prefix, i), *serviceType)}
+	}
+
+	var mu sync.Mutex
+	statuses := map[string]int{}
+	var latencies []time.Duration
+	firstError := ""
+	var warm, done sync.WaitGroup
+	start := make(chan struct{})
+	var remaining int64 = int64(*total)
+	warm.Add(*concurrency)
+	done.Add(*concurrency)
+	for w := 0; w < *concurrency; w++ {
+		go func(worker int) {
+			defer done.Done()
+			do(client, request(worker)) // opens the stream and warms the path; not counted
+			warm.Done()
+			<-start
+			local := make([]time.Duration, 0, *total / *concurrency + 1)
+			localStatuses := map[string]int{}
+			localError := ""
+			for atomic.AddInt64(&remaining, -1) >= 0 {
+				sent := time.Now()
+				status, err := do(client, request(worker))
+				local = append(local, time.Since(sent))
+				if err != nil {
+					status = "error"
+					if localError == "" {
+						localError = err.Error()
+					}
+				}
+				localStatuses[status]++
+			}
+			mu.Lock()
+			latencies = append(latencies, local...)
+			for k, v := range localStatuses {
+				statuses[k] += v
+			}
+			if firstError == "" {
+				firstError = localError
+			}
+			mu.Unlock()
+		}(w)
+	}
+	warm.Wait()
+	began := time.Now()
+	close(start)
+	done.Wait()
+	seconds := time.Since(began).Seconds()
+	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
+	check(json.NewEncoder(os.Stdout).Encode(result{
+		Requests:   len(latencies),
+		Seconds:    seconds,
+		PerSecond:  float64(len(latencies)) / seconds,
+		P50Millis:  percentile(latencies, 0.50),
+		P95Millis:  percentile(latencies, 0.95),
+		P99Millis:  percentile(latencies, 0.99),
+		MaxMillis:  percentile(latencies, 1.0),
+		Statuses:   statuses,
+		FirstError: firstError,
+	}))
+}
+
+func serviceJSON(name, serviceType string) []byte {
+	body, _ := json.Marshal(map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Service",
+		"metadata":   map[string]any{"name": name, "labels": map[string]string{"app": "bench"}},
+		"spec": map[string]any{
+			"type":     serviceType,
+			"selector": map[string]string{"app": "bench"},
+			"ports":    []map[string]any{{"name": "http", "port": 80, "targetPort": 8080}},
+		},
+	})
+	return body
+}
+
+func newClient(caFile, certFile, keyFile string) *http.Client {
+	caPEM, err := os.ReadFile(caFile)
+	check(err)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		check(fmt.Errorf("no certificate in %s", caFile))
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	check(err)
+	transport := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 64,
+	}
+	return &http.Client{Transport: transport, Timeout: 30 * time.Second}
+}
+
+func do(client *http.Client, c call) (string, error) {
+	request, err := http.NewRequest(c.method, c.path, bytes.NewReader(c.body))
+	if err != nil {
+		return "", err
+	}
+	if c.body != nil {
+		request.Header.Set("Content-Type", c.contentType)
+	}
+	request.Header.Set("Accept", "application/json")
+	response, err := client.Do(request)
+	if err != nil {
+		return "", err
+	}
+	defer response.Body.Close()
+	if _, err := io.Copy(io.Discard, response.Body); err != nil {
+		return "", err
+	}
+	return strconv.Itoa(response.StatusCode), nil
+}
+
+func runAll(client *http.Client, calls []call, concurrency int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(calls))
+	slots := make(chan struct{}, concurrency)
+	for _, c := range calls {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func(c call) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			status, err := do(client, c)
+			if err == nil && status[0] != '2' && status != "404" && status != "409" {
+				err = fmt.Errorf("%s %s: HTTP %s", c.method, c.path, status)
+			}
+			errs <- err
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cleanup(client *http.Client, base string, concurrency int) error {
+	response, err := client.Get(base)
+	if err != nil {
+		return err
+	}
+	defer response.Body.Close()
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+		} `json:"items"`
+	}
+	if err := json.NewDecoder(response.Body).Decode(&list); err != nil {
+		return err
+	}
+	var calls []call
+	for _, item := range list.Items {
+		calls = append(calls, call{"DELETE", base + "/" + item.Metadata.Name, "", nil})
+	}
+	return runAll(client, calls, concurrency)
+}
+
+func percentile(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[int(q*float64(len(sorted)-1))].Microseconds()) / 1000
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apiload:", err)
+		os.Exit(2)
+	}
+}

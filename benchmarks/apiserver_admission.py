@@ -1,0 +1,207 @@
+"""What clusterip-guard costs the API server, beside no policy and the in-process policies.
+
+Starts the local control plane (etcd and kube-apiserver on loopback), applies the
+ValidatingAdmissionPolicy and MutatingAdmissionPolicy baselines (tests/data), registers a
+`clusterip-guard serve` on loopback with `clusterip-guard bootstrap --url`, and has the Go
+client in benchmarks/apiload create and update Services in one namespace per setup, at each
+concurrency. Setups are interleaved (their order rotates every round) so that drift hits all
+alike; each figure is the median of the rounds, with the spread.
+Usage: python benchmarks/apiserver_admission.py [--rounds 3 --requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "hack" / "controlplane"))
+
+from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
+from benchmarks.review_throughput import build  # noqa: E402
+from localcluster import ControlPlane, start  # noqa: E402
+from tests.support.kubectl import Kubectl  # noqa: E402
+from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port  # noqa: E402
+
+MODE = "clusterip-guard.io/mode"
+BASELINE_MODE = "clusterip-guard-baseline.io/mode"
+# setup -> (namespace label, its in-process counterpart)
+SETUPS: dict[str, tuple[str | None, str | None]] = {
+    "no policy": (None, None),
+    "VAP": (f"{BASELINE_MODE}=enforce", None),
+    "MAP": (f"{BASELINE_MODE}=mutate", None),
+    "enforce": (f"{MODE}=enforce", "VAP"),
+    "mutate": (f"{MODE}=mutate", "MAP"),
+    "audit": (f"{MODE}=audit", None),
+}
+SERVICES = {"exposed": "NodePort", "compliant": "ClusterIP"}
+RESULTS = ROOT / ".dev" / "bench" / "apiserver.json"
+
+
+def namespace_of(setup: str) -> str:
+    return "bench-" + setup.lower().replace(" ", "-")
+
+
+class Client:
+    def __init__(self, binary: Path, cluster: ControlPlane) -> None:
+        pki = cluster.workdir / "pki"
+        self.base = [str(binary), "-server", cluster.url, "-ca", str(cluster.ca_file),
+                     "-cert", str(pki / "admin.crt"), "-key", str(pki / "admin.key")]  # fmt: skip
+
+    def __call__(self, *args: str) -> dict[str, Any]:
+        run = subprocess.run([*self.base, *args], capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise RuntimeError(f"apiload {' '.join(args)}: {run.stderr}")
+        return json.loads(run.stdout) if run.stdout.strip() else {}
+
+
+def wait_until_policies_act(kubectl: Kubectl) -> None:
+    """The in-process policies take effect a moment after they are created."""
+    manifest = json.dumps({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "probe"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80}]},
+    })  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        denied = kubectl("-n", namespace_of("VAP"), "create", "--dry-run=server", "-o", "json",
+                         "-f", "-", stdin=manifest, check=False)  # fmt: skip
+        mutated = kubectl("-n", namespace_of("MAP"), "create", "--dry-run=server", "-o", "json",
+                          "-f", "-", stdin=manifest, check=False)  # fmt: skip
+        if denied.returncode != 0 and '"type": "ClusterIP"' in mutated.stdout:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the admission policies did not take effect within 60 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=300, help="measured requests per run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        client_binary = build("apiload", folder)
+        with start(folder / "controlplane", audit_log=False) as cluster:
+            kubectl = Kubectl(cluster.kubeconfig)
+            client = Client(client_binary, cluster)
+            for policy in sorted((ROOT / "tests" / "data").glob("*admission-policy.yaml")):
+                kubectl("apply", "-f", str(policy))
+            files = CertificateFiles(folder / "certs")
+            port = free_port()
+            subprocess.run(
+                [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap",
+                 "--name", "bench", "--url", f"https://127.0.0.1:{port}",
+                 "--cert-dir", str(files.folder), "--ip", "127.0.0.1"],
+                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+                check=True, capture_output=True, timeout=120,
+            )  # fmt: skip
+            webhook = WebhookProcess(files, port=port).start()
+            try:
+                for setup, (label, _) in SETUPS.items():
+                    kubectl("create", "namespace", namespace_of(setup))
+                    if label:
+                        kubectl("label", "namespace", namespace_of(setup), label)
+                wait_until_policies_act(kubectl)
+                load = wait_for_quiet(600)
+                runs = measure(client, args)
+            finally:
+                webhook.stop()
+    report = {"load_at_start": load, "rounds": args.rounds, "requests": args.requests,
+              "runs": runs}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(table(runs))
+    print(f"\n(1-minute load when measuring began: {load:.2f}; raw runs in {args.out})")
+    return 0
+
+
+def measure(client: Client, args: argparse.Namespace) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    blocks = [(op, kind, c) for op in ("create", "update") for kind in SERVICES
+              for c in args.concurrency]  # fmt: skip
+    names = list(SETUPS)
+    progress = Progress(args.rounds * len(blocks) * len(names))
+    for round_ in range(args.rounds):
+        for op, kind, concurrency in blocks:
+            shift = round_ % len(names)
+            for setup in names[shift:] + names[:shift]:
+                namespace = namespace_of(setup)
+                common = ["-namespace", namespace, "-c", str(concurrency)]
+                prefix = "u" if op == "update" else f"c{round_}"
+                if op == "update":  # worker w patches Service u-w, created as ClusterIP
+                    client("-op", "prepare", "-prefix", prefix, *common)
+                result = client("-op", op, "-type", SERVICES[kind], "-prefix", prefix,
+                                "-n", str(args.requests), *common)  # fmt: skip
+                client("-op", "cleanup", *common)
+                runs.append({"setup": setup, "op": op, "service": kind,
+                             "concurrency": concurrency, "round": round_, **result})  # fmt: skip
+                progress.step(f"{setup}: {op} {kind}, concurrency {concurrency}")
+    return runs
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[str, float]]:
+    cells: dict[tuple[str, str, str, int], list[dict[str, Any]]] = {}
+    for run in runs:
+        key = (run["setup"], run["op"], run["service"], run["concurrency"])
+        cells.setdefault(key, []).append(run)
+    return {
+        key: {
+            "p50": statistics.median(r["p50_ms"] for r in mine),
+            "p95": statistics.median(r["p95_ms"] for r in mine),
+            "p99": statistics.median(r["p99_ms"] for r in mine),
+            "rate": statistics.median(r["per_second"] for r in mine),
+            "p50_low": min(r["p50_ms"] for r in mine),
+            "p50_high": max(r["p50_ms"] for r in mine),
+            "rate_low": min(r["per_second"] for r in mine),
+            "rate_high": max(r["per_second"] for r in mine),
+        }
+        for key, mine in cells.items()
+    }
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    cells = summary(runs)
+    statuses: dict[tuple[str, str, str, int], set[str]] = {}
+    for run in runs:
+        key = (run["setup"], run["op"], run["service"], run["concurrency"])
+        statuses.setdefault(key, set()).update(run["statuses"])
+    lines = [
+        "| op | Service | conc. | setup | p50 ms (spread) | p95 | p99 | per s (spread) "
+        "| p50 / no policy | p50 / in-process | per s / in-process | HTTP |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for (setup, op, kind, c), cell in sorted(
+        cells.items(),
+        key=lambda item: (item[0][1], item[0][2], item[0][3], list(SETUPS).index(item[0][0])),
+    ):
+        none = cells[("no policy", op, kind, c)]
+        counterpart = SETUPS[setup][1]
+        twin = cells[(counterpart, op, kind, c)] if counterpart else None
+        to_twin = f"{cell['p50'] / twin['p50']:.2f}" if twin else "-"
+        rate_to_twin = f"{cell['rate'] / twin['rate']:.2f}" if twin else "-"
+        lines.append(
+            f"| {op} | {kind} | {c} | {setup} | {cell['p50']:.2f} ({cell['p50_low']:.2f}-"
+            f"{cell['p50_high']:.2f}) | {cell['p95']:.2f} | {cell['p99']:.2f} "
+            f"| {cell['rate']:,.0f} ({cell['rate_low']:,.0f}-{cell['rate_high']:,.0f}) "
+            f"| {cell['p50'] / none['p50']:.2f} "
+            f"| {to_twin} | {rate_to_twin} "
+            f"| {','.join(sorted(statuses[(setup, op, kind, c)]))} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
