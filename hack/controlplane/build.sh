@@ -99,10 +99,13 @@ build_together() {
     local started=$SECONDS scratch
     scratch=$(mktemp -d "$assets/.partial.XXXXXX")
     (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$scratch/" "${wanted[@]}")
-    # go build names each binary after its package's last path element.
+    # go build names each binary after its package's last path element, or the one before
+    # a major-version suffix (go.etcd.io/etcd/server/v3 -> server).
     for entry in "$@"; do
-        local name=${entry%%=*} package=${entry#*=}
-        local built="$scratch/$(basename "$package")"
+        local name=${entry%%=*} package=${entry#*=} base
+        base=$(basename "$package")
+        if [[ $base =~ ^v[0-9]+$ ]]; then base=$(basename "$(dirname "$package")"); fi
+        local built="$scratch/$base"
         if [[ -x "$built" ]]; then mv -f "$built" "$assets/$name"; fi
     done
     rm -rf "$scratch"
