@@ -95,7 +95,7 @@ build_together() {
         wanted+=("${entry#*=}")
     done
     ((${#wanted[@]})) || return 0
-    echo ">> building ${names[*]} together (first run only: about 10 minutes on 2 cores)" >&2
+    echo ">> building ${names[*]} together (first run only: about 6 minutes on 2 cores)" >&2
     local started=$SECONDS scratch
     scratch=$(mktemp -d "$assets/.partial.XXXXXX")
     (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$scratch/" "${wanted[@]}")
