@@ -312,7 +312,7 @@ def test_the_shipped_crds_are_the_upstream_ones() -> None:
 def test_watch_keeps_reports_current_with_one_writer(cluster: Cluster, tmp_path: Path) -> None:
     logs = [tmp_path / f"scanner-{n}.log" for n in range(2)]
     command = [sys.executable, "-m", "clusterip_guard.cli.main", "scan", "--watch",
-               "--write-reports", "--policy-file", str(cluster.policy_file),
+               "--write-reports", "--install-crds", "--policy-file", str(cluster.policy_file),
                "--lease-namespace", "default"]  # fmt: skip
     env = {**os.environ, "KUBECONFIG": str(cluster.control_plane.kubeconfig)}
     scanners = []
@@ -333,7 +333,18 @@ def test_watch_keeps_reports_current_with_one_writer(cluster: Cluster, tmp_path:
         assert until(relabelled, timeout=20)
         writers = [log for log in logs if "scanned" in log.read_text()]
         assert len(writers) == 1, [log.read_text() for log in logs]
+        # A broken policy file keeps the last good policy; the reports stay current.
+        cluster.policy_file.write_text("exemptions: [{namespace: shop}]\n")
+        cluster.kubectl("label", "namespace", "legacy", f"{MODE_LABEL}=enforce", "--overwrite")
+
+        def enforced() -> bool:
+            results = cluster.report(WG[0], "legacy")["results"]
+            return any(r["properties"]["mode"] == "enforce (label)" for r in results)
+
+        assert until(enforced, timeout=20)
+        assert "keeping the last good policy" in writers[0].read_text()
     finally:
+        cluster.policy_file.write_text(POLICY)
         cluster.kubectl("label", "namespace", "legacy", f"{MODE_LABEL}-")
         for scanner in scanners:
             scanner.terminate()

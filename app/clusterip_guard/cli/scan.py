@@ -254,7 +254,7 @@ def _watch(api: Any, settings: ScanSettings) -> int:
     import logging
 
     from clusterip_guard.cluster.watching import keep_current, lead
-    from clusterip_guard.policyfile import read_policy_file
+    from clusterip_guard.policyfile import PolicyHolder
     from clusterip_guard.server.metrics import ScanMetrics
 
     log = logging.getLogger("clusterip_guard.scan")
@@ -265,10 +265,18 @@ def _watch(api: Any, settings: ScanSettings) -> int:
 
         start_http_server(settings.metrics_port, registry=metrics.registry)
 
+    # A changed policy file (the chart's ConfigMap) applies at the next scan; a broken one
+    # keeps the last good policy, and says so once.
+    policy = PolicyHolder(settings.policy_file)
+
     def rescan() -> None:
         started = time.monotonic()
-        # The policy file is read again each time: a changed ConfigMap applies at once.
-        outcome = scan_once(api, settings, read_policy_file(settings.policy_file))
+        policy.reload_if_changed()
+        try:
+            outcome = scan_once(api, settings, policy.current)
+        except Exception:
+            metrics.scans.labels("error").inc()
+            raise
         exposed: Counter[tuple[str, str, str]] = Counter(
             (f.namespace.namespace, f.namespace.mode, f.result)
             for f in outcome.findings

@@ -85,6 +85,8 @@ def keep_current(
             rescan()
         except ClusterError as error:
             log.warning("scan failed, retrying at the next change or resync: %s", error)
+        except Exception:  # a bug must not end the reports for good: say it, try again later
+            log.exception("scan failed, retrying at the next change or resync")
         changed.wait(resync_seconds)
         stop.wait(settle_seconds)
 
