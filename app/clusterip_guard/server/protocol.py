@@ -49,7 +49,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._reading_head = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -119,6 +119,37 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             + body
         )
         self.transport.close()
+
+
+class _CoalescingTransport:
+    """The connection's transport, except that the writes of one event-loop turn go out as
+    one: uvicorn writes a response's head and body separately, which over TLS is two records
+    and two sends for every answer. What is held is written at the end of the turn, or at
+    once when the connection is closed; everything else is the transport's own."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._held:
+            self._loop.call_soon(self._flush)
+        self._held.append(bytes(data))
+
+    def _flush(self) -> None:
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def guarded_protocol(
