@@ -20,7 +20,11 @@ _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def _plain(value: Any) -> Any:
-    return _TERMINAL_CODES.sub("", value) if isinstance(value, str) else value
+    # The escape character first: a log line is on every denial's path, and almost never
+    # has one.
+    if isinstance(value, str) and "\x1b" in value:
+        return _TERMINAL_CODES.sub("", value)
+    return value
 
 
 class JSONFormatter(logging.Formatter):
