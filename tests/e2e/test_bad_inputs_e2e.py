@@ -6,9 +6,7 @@ tests/unit/test_bad_inputs.py."""
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import yaml
 
 from clusterip_guard.certs.issuing import new_certificate_authority
 from localcluster import ControlPlane
+from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
 from tests.support.webhook_process import free_port, now
 
@@ -24,14 +23,7 @@ pytestmark = pytest.mark.e2e
 
 
 def bootstrap(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", *args],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return clusterip_guard(kubeconfig, "bootstrap", *args)
 
 
 def one_line_error(run: subprocess.CompletedProcess[str], code: int, *says: str) -> None:

@@ -4,9 +4,7 @@ service mode Secrets, dry run, uninstall, and the errors an admin can meet."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clusterip_guard.certs.issuing import signed_by, split_pem_bundle
 from localcluster import ControlPlane, user_kubeconfig
+from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
 
@@ -28,14 +27,7 @@ MODE_LABEL = "clusterip-guard.io/mode"
 
 
 def bootstrap(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", *args],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return clusterip_guard(kubeconfig, "bootstrap", *args)
 
 
 def resource_versions(kubectl: Kubectl, name: str, *secrets: str) -> dict[str, str]:

@@ -5,9 +5,7 @@ applied, and a dry run prints what `kubectl apply -f -` accepts, with no private
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import yaml
 
 from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from localcluster import ControlPlane
+from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
 from tests.support.webhook_process import free_port
 
@@ -23,14 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def bootstrap(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """As cron runs it: the cluster from $KUBECONFIG, the flags given."""
-    return subprocess.run(
-        [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", *args],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return clusterip_guard(kubeconfig, "bootstrap", *args)
 
 
 def stored(kubectl: Kubectl, kind: str, name: str) -> dict[str, object]:

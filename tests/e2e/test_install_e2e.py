@@ -8,9 +8,7 @@ would: install, label a namespace, apply the manifest, restart, upgrade, uninsta
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from tests.support.cli import clusterip_guard
 from tests.support.node import NODE_IP, Node, cluster, http_get, running_node
 from tests.support.paths import ROOT
 from tests.support.polling import until
@@ -304,11 +303,7 @@ def reported(node: Node, namespace: str) -> dict[str, tuple[str, str]]:
 
 def test_the_reports_component_keeps_policy_reports_current_in_the_cluster(node: Node) -> None:
     # The report CRDs, once, from the CLI: the component never installs CRDs itself.
-    crds = subprocess.run(
-        [sys.executable, "-m", "clusterip_guard.cli.main", "scan", "--install-crds", "-n", "shop"],
-        env={**os.environ, "KUBECONFIG": str(node.kubeconfig)},
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    crds = clusterip_guard(node.kubeconfig, "scan", "--install-crds", "-n", "shop")
     assert crds.returncode in (0, 1), crds.stderr
     helm(node, "upgrade", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE, "--reuse-values",
          "--set", "reports.enabled=true", "--wait", "--timeout=5m")  # fmt: skip

@@ -25,6 +25,7 @@ import yaml
 
 from localcluster import ControlPlane, start
 from tests.support.chart import render, the
+from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
 from tests.support.paths import ROOT
 from tests.support.polling import until
@@ -57,11 +58,8 @@ class Cluster:
         self, *args: str, kubeconfig: Path | None = None, policy: bool = True
     ) -> subprocess.CompletedProcess[str]:
         extra = ["--policy-file", str(self.policy_file)] if policy else []
-        return subprocess.run(
-            [sys.executable, "-m", "clusterip_guard.cli.main", "scan", *extra, *args],
-            env={**os.environ, "KUBECONFIG": str(kubeconfig or self.control_plane.kubeconfig)},
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+        where = kubeconfig or self.control_plane.kubeconfig
+        return clusterip_guard(where, "scan", *extra, *args)
 
     def report(self, resource: str, namespace: str | None = None) -> dict[str, Any]:
         where = ["-n", namespace] if namespace else []
