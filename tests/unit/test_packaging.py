@@ -26,4 +26,7 @@ def test_the_wheel_holds_one_package_and_the_command(tmp_path: Path) -> None:
         scripts = archive.read(entry_points).decode()
     assert top_level == {"clusterip_guard"}
     assert "clusterip_guard/core/decision.py" in names
+    # The report CRDs `scan --install-crds` applies travel with the package.
+    assert "clusterip_guard/crds/wgpolicyk8s.io_policyreports.yaml" in names
+    assert "clusterip_guard/crds/openreports.io_reports.yaml" in names
     assert "clusterip-guard = clusterip_guard.cli.main:main" in scripts
