@@ -159,6 +159,8 @@ SCAN = [
     Mistake("a resync of no time", ("scan", "--watch", "--write-reports", "--resync-seconds", "0"),
             2, ("--resync-seconds", "must be more than 0 seconds")),
     Mistake("a mode that is not one", ("scan", "--what-if", "off"), 2, ("--what-if", "'off'")),
+    Mistake("a question written as reports", ("scan", "--what-if", "enforce", "--write-reports"),
+            2, ("--what-if asks what would happen; reports say what is",)),
     Mistake("a metrics port out of range", ("scan", "--metrics-port", "70000"), 2,
             ("--metrics-port", "70000 is not a port")),
     Mistake("a broken policy file", ("scan", "--policy-file", "{d}/p.yaml"), 2,

@@ -148,6 +148,11 @@ def add_parser(commands: Any) -> None:
 def settings_from(args: argparse.Namespace) -> ScanSettings:
     if args.watch and not args.write_reports:
         raise options.UsageError("--watch keeps reports current: add --write-reports")
+    if args.what_if and args.write_reports:
+        raise options.UsageError(
+            "--what-if asks what would happen; reports say what is: drop one of "
+            "--what-if and --write-reports"
+        )
     formats = tuple(f for f in REPORT_FORMATS if args.report_format in (f, "both"))
     return ScanSettings(
         namespace=args.namespace,
