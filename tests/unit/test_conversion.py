@@ -245,7 +245,9 @@ policies = st.builds(
 def test_a_converted_service_is_never_exposed_and_differs_only_in_design_fields(
     svc: Manifest, policy: PolicySettings
 ) -> None:
+    before = copy.deepcopy(svc)
     converted = internalize(svc, policy)
+    assert svc == before  # the conversion shares what it does not edit, and edits no input
     assert exposure_of(converted, policy) == ()
     assert _without_convertible_fields(converted) == _without_convertible_fields(svc)
     assert conversion_patch(converted, policy) == []

@@ -37,8 +37,23 @@ def internalize(service: Mapping[str, Any], policy: PolicySettings) -> Manifest:
     return convert_to_cluster_ip(service, policy)
 
 
+def _editable(service: Mapping[str, Any]) -> Manifest:
+    """A copy of the Service that a conversion may edit: its spec copied whole, its metadata
+    and annotations one level; the rest (managedFields above all, often most of the object)
+    shared with the original, which nothing here edits."""
+    converted: Manifest = dict(service)
+    if "spec" in converted:
+        converted["spec"] = copy.deepcopy(converted["spec"])
+    metadata = converted.get("metadata")
+    if isinstance(metadata, dict):
+        converted["metadata"] = metadata = dict(metadata)
+        if isinstance(metadata.get("annotations"), dict):
+            metadata["annotations"] = dict(metadata["annotations"])
+    return converted
+
+
 def convert_to_cluster_ip(service: Mapping[str, Any], policy: PolicySettings) -> Manifest:
-    converted: Manifest = copy.deepcopy(dict(service))
+    converted = _editable(service)
     spec: dict[str, Any] = converted.setdefault("spec", {})
     old_type = service_type(service)
 
@@ -65,7 +80,7 @@ def convert_to_cluster_ip(service: Mapping[str, Any], policy: PolicySettings) ->
 
 
 def drop_load_balancer_node_ports(service: Mapping[str, Any], policy: PolicySettings) -> Manifest:
-    converted: Manifest = copy.deepcopy(dict(service))
+    converted = _editable(service)
     spec: dict[str, Any] = converted.setdefault("spec", {})
     if not policy.allow_internal_load_balancer_node_ports:
         spec["allocateLoadBalancerNodePorts"] = False
