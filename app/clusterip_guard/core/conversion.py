@@ -28,9 +28,14 @@ _EXPOSED_ONLY_SPEC_FIELDS = (
 )
 
 
-def internalize(service: Mapping[str, Any], policy: PolicySettings) -> Manifest:
-    """The Service as `mutate` stores it: unchanged when it is not exposed."""
-    if not exposure_of(service, policy):
+def internalize(
+    service: Mapping[str, Any], policy: PolicySettings, *, exposed: bool | None = None
+) -> Manifest:
+    """The Service as `mutate` stores it: unchanged when it is not exposed. `exposed`: the
+    caller has judged that already (the webhook has), so it is not judged twice."""
+    if exposed is None:
+        exposed = bool(exposure_of(service, policy))
+    if not exposed:
         return copy.deepcopy(dict(service))
     if is_allowed_internal_load_balancer(service, policy):
         return drop_load_balancer_node_ports(service, policy)
@@ -93,9 +98,11 @@ def drop_load_balancer_node_ports(service: Mapping[str, Any], policy: PolicySett
     return converted
 
 
-def conversion_patch(service: Mapping[str, Any], policy: PolicySettings) -> list[PatchOperation]:
+def conversion_patch(
+    service: Mapping[str, Any], policy: PolicySettings, *, exposed: bool | None = None
+) -> list[PatchOperation]:
     """The JSON Patch that turns `service` into `internalize(service)`; empty when compliant."""
-    return json_patch_between(service, internalize(service, policy))
+    return json_patch_between(service, internalize(service, policy, exposed=exposed))
 
 
 def json_patch_between(before: Any, after: Any, pointer: str = "") -> list[PatchOperation]:

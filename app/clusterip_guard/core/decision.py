@@ -153,7 +153,7 @@ def _deny(
 def _convert(
     service: Mapping[str, Any], violations: tuple[Violation, ...], policy: PolicySettings
 ) -> Decision:
-    patch = conversion_patch(service, policy)
+    patch = conversion_patch(service, policy, exposed=True)  # judged by decide already
     old_type = service_type(service)
     type_changed = any(op.get("path") == TYPE_POINTER for op in patch)
     if is_allowed_internal_load_balancer(service, policy):
