@@ -88,7 +88,10 @@ def parse_review(body: bytes) -> AdmissionRequest:
         raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels") from error
     except ValueError as error:
         raise ReviewError(f"body is not valid JSON: {error}") from error
-    if _depth(review) > MAX_NESTING:
+    # Nesting deeper than the limit needs more brackets than the limit: most reviews have
+    # fewer, and are spared the walk.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_NESTING and _depth(review) > MAX_NESTING:
         raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels")
     if not isinstance(review, dict):
         raise ReviewError("body must be a JSON object (an AdmissionReview)")
