@@ -17,6 +17,7 @@ import pytest
 
 from localcluster import ControlPlane, start, user_kubeconfig
 from tests.support.kubectl import Kubectl
+from tests.support.polling import until
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -55,6 +56,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlP
               "--resource=namespaces")  # fmt: skip
         admin("create", "clusterrolebinding", "create-namespaces",
               "--clusterrole=create-namespaces", f"--user={CREATOR}")  # fmt: skip
+        # The API server takes up new admission policies a moment after they are created:
+        # wait until the warning policy answers (any Service write in the typo namespace).
+        probe = ("-n", "typo", "create", "service", "clusterip", "probe", "--tcp=80",
+                 "--dry-run=server")  # fmt: skip
+        assert until(lambda: "Warning:" in admin(*probe).stderr, timeout=30)
         try:
             yield control_plane, admin
         finally:
