@@ -99,8 +99,7 @@ def reports_of(*services: dict[str, Any]) -> list[dict[str, Any]]:
     namespaces = [NamespaceInfo("shop", {LABEL: "audit"}), NamespaceInfo("edge", {})]
     findings = scan(namespaces, list(services), default_mode="off", policy=PolicySettings(),
                     today=TODAY)  # fmt: skip
-    modes = [namespace_mode(n.name, n.labels, default_mode="off") for n in namespaces]
-    return build_reports(findings, modes, report_format="wgpolicyk8s", now=NOW)
+    return build_reports(findings, report_format="wgpolicyk8s", now=NOW)
 
 
 def test_one_report_per_namespace_with_services_and_a_cluster_summary() -> None:
@@ -119,9 +118,8 @@ def test_one_report_per_namespace_with_services_and_a_cluster_summary() -> None:
 def test_the_openreports_format_has_the_same_results_under_its_own_kinds() -> None:
     findings = scan([NamespaceInfo("shop", {})], [service("NodePort")], default_mode="audit",
                     policy=PolicySettings(), today=TODAY)  # fmt: skip
-    modes = [namespace_mode("shop", {}, default_mode="audit")]
-    wg = build_reports(findings, modes, report_format="wgpolicyk8s", now=NOW)
-    opened = build_reports(findings, modes, report_format="openreports", now=NOW)
+    wg = build_reports(findings, report_format="wgpolicyk8s", now=NOW)
+    opened = build_reports(findings, report_format="openreports", now=NOW)
     assert [r["apiVersion"] for r in opened] == ["openreports.io/v1alpha1"] * 2
     assert [r["kind"] for r in opened] == ["Report", "ClusterReport"]
     assert [r["results"] for r in opened] == [r["results"] for r in wg]
@@ -133,12 +131,7 @@ def test_a_result_that_says_the_same_keeps_its_timestamp_and_nothing_differs() -
     later = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
     findings = scan([NamespaceInfo("shop", {LABEL: "audit"})], [service("NodePort")],
                     default_mode="off", policy=PolicySettings(), today=later.date())  # fmt: skip
-    again = build_reports(
-        findings,
-        [namespace_mode("shop", {LABEL: "audit"}, default_mode="off")],
-        report_format="wgpolicyk8s",
-        now=later,
-    )[0]
+    again = build_reports(findings, report_format="wgpolicyk8s", now=later)[0]
     assert again["results"][0]["timestamp"] != first["results"][0]["timestamp"]
     carried = carry_timestamps(again, first)
     assert carried["results"][0]["timestamp"] == first["results"][0]["timestamp"]

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 from clusterip_guard.cli import options
 from clusterip_guard.cli.options import UsageError
-from clusterip_guard.cluster.kubeconfig import PRECEDENCE_HELP
 from clusterip_guard.cluster.settings import BootstrapSettings, RecordError, resolve
 from clusterip_guard.core.registration import (
     FAILURE_POLICIES,
@@ -64,8 +63,7 @@ def add_parser(commands: Any) -> None:
         help="make certificates and register the webhooks with a cluster (idempotent)",
         description=DESCRIPTION,
     )
-    parser.add_argument("--kubeconfig", help=PRECEDENCE_HELP)
-    parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
+    options.add_cluster_flags(parser)
     parser.add_argument(
         "--namespace", type=options.dns_label, help=kept("the webhook's namespace", "namespace")
     )

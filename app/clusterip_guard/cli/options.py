@@ -10,6 +10,8 @@ import re
 import urllib.parse
 from typing import Any
 
+from clusterip_guard.cluster.kubeconfig import PRECEDENCE_HELP
+
 MAX_PORT = 65535
 # RFC 1123, as Kubernetes checks names: a label is at most 63 characters, a name 253.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -18,6 +20,12 @@ MAX_DNS_NAME = 253
 
 class UsageError(Exception):
     """Something the user can fix in how the command was called; one line, exit 2."""
+
+
+def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
+    """--kubeconfig and --context, as every command that talks to a cluster has them."""
+    parser.add_argument("--kubeconfig", help=PRECEDENCE_HELP)
+    parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
 
 
 def default_of(settings: type[Any], name: str) -> Any:

@@ -14,13 +14,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from clusterip_guard.cli import options
+from clusterip_guard.core.names import CONFIGURATION_NAME
 from clusterip_guard.core.reports import REPORT_FORMATS, ReportFormat, build_reports
-from clusterip_guard.core.scan import Finding, NamespaceMode, namespace_mode, scan
+from clusterip_guard.core.scan import Finding, scan
 from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.core.types import MODES, Mode, as_mode
+
+if TYPE_CHECKING:
+    from clusterip_guard.policyfile import PolicyHolder
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -36,7 +40,7 @@ class ScanSettings:
     policy_file: Path | None = None
     # None: what the registered webhook configurations say (off when none is registered).
     default_mode: Mode | None = None
-    configuration_name: str = "clusterip-guard"
+    configuration_name: str = CONFIGURATION_NAME
     what_if: Mode | None = None
     output: Output = "table"
     write_reports: bool = False
@@ -60,8 +64,7 @@ def add_parser(commands: Any) -> None:
             "Judge every Service in the cluster (or some namespaces) as admission would, and "
             "report the result: a table of the exposed ones, JSON or YAML of all, and, with "
             "--write-reports, PolicyReports. Exit 1 if any Service fails (exposed, in a "
-            "namespace that is judged, and not exempt). Kubeconfig: --kubeconfig, then "
-            "$KUBECONFIG, then in-cluster."
+            "namespace that is judged, and not exempt)."
         ),
     )
     where = parser.add_mutually_exclusive_group()
@@ -140,8 +143,7 @@ def add_parser(commands: Any) -> None:
         default=options.default_of(ScanSettings, "metrics_port"),
         help="with --watch: serve Prometheus metrics on this port (default: 0, off)",
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
-    parser.add_argument("--context", help="kubeconfig context")
+    options.add_cluster_flags(parser)
     parser.set_defaults(invoke=invoke)
 
 
@@ -181,9 +183,11 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
     from clusterip_guard.cluster.client import session
-    from clusterip_guard.policyfile import read_policy_file
+    from clusterip_guard.policyfile import PolicyHolder
 
-    policy = read_policy_file(settings.policy_file)
+    # Read once, before the cluster is asked anything: a broken file is bad input (exit 2).
+    # With --watch a changed file applies at the next scan; a broken one keeps the last good.
+    policy = PolicyHolder(settings.policy_file)
     with session(settings.kubeconfig, settings.context) as api:
         if settings.install_crds:
             from clusterip_guard.cluster.scanning import install_crds
@@ -192,8 +196,8 @@ def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
                 for line in install_crds(api, report_format):
                     print(line, file=stderr)
         if settings.watch:
-            return _watch(api, settings)
-        outcome = scan_once(api, settings, policy)
+            return _watch(api, settings, policy)
+        outcome = scan_once(api, settings, policy.current)
         stdout.write(render(outcome, settings.output))
         for line in outcome.written:
             print(line, file=stderr)
@@ -203,8 +207,6 @@ def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
 @dataclass
 class Outcome:
     findings: list[Finding]
-    namespaces: list[NamespaceMode]  # of the namespaces scanned
-    default_mode: Mode
     written: list[str]
 
     @property
@@ -238,10 +240,6 @@ def scan_once(api: Any, settings: ScanSettings, policy: PolicySettings) -> Outco
         namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
         what_if=settings.what_if,
     )  # fmt: skip
-    modes = [
-        namespace_mode(ns.name, ns.labels, default_mode=default_mode, what_if=settings.what_if)
-        for ns in namespaces
-    ]
     written: list[str] = []
     if settings.write_reports:
         scope = (
@@ -250,29 +248,25 @@ def scan_once(api: Any, settings: ScanSettings, policy: PolicySettings) -> Outco
             else {ns.name for ns in namespaces}
         )
         for report_format in settings.report_formats:
-            reports = build_reports(findings, modes, report_format=report_format, now=now)
+            reports = build_reports(findings, report_format=report_format, now=now)
             written += write_reports(api, reports, report_format, scope=scope).lines()
-    return Outcome(findings, modes, default_mode, written)
+    return Outcome(findings, written)
 
 
-def _watch(api: Any, settings: ScanSettings) -> int:
+def _watch(api: Any, settings: ScanSettings, policy: PolicyHolder) -> int:
     import logging
 
     from clusterip_guard.cluster.watching import keep_current, lead
-    from clusterip_guard.policyfile import PolicyHolder
+    from clusterip_guard.server.logs import configure_json_logging
     from clusterip_guard.server.metrics import ScanMetrics
 
     log = logging.getLogger("clusterip_guard.scan")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_json_logging("info")  # the same JSON lines as serve's
     metrics = ScanMetrics()
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, registry=metrics.registry)
-
-    # A changed policy file (the chart's ConfigMap) applies at the next scan; a broken one
-    # keeps the last good policy, and says so once.
-    policy = PolicyHolder(settings.policy_file)
 
     def rescan() -> None:
         started = time.monotonic()

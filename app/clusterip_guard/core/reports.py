@@ -163,27 +163,22 @@ def _report(
 
 
 def build_reports(
-    findings: Sequence[Finding],
-    namespaces: Iterable[NamespaceMode],
-    *,
-    report_format: ReportFormat,
-    now: datetime.datetime,
+    findings: Sequence[Finding], *, report_format: ReportFormat, now: datetime.datetime
 ) -> list[Manifest]:
     """One report per namespace that has Services (results sorted by Service name), then the
-    cluster-scoped one (one result per namespace that has Services)."""
+    cluster-scoped one (one result per namespace that has Services, in the mode its findings
+    carry)."""
     kind = REPORT_KINDS[report_format]
     by_namespace: dict[str, list[Finding]] = {}
     for finding in findings:
         by_namespace.setdefault(finding.namespace.namespace, []).append(finding)
-    modes = {ns.namespace: ns for ns in namespaces}
     reports = []
     cluster_results = []
     for namespace in sorted(by_namespace):
         found = sorted(by_namespace[namespace], key=lambda f: f.name)
         results = [service_result(f, now) for f in found]
         reports.append(_report(kind, False, namespace, results))
-        mode = modes.get(namespace, found[0].namespace)
-        cluster_results.append(namespace_result(mode, found, now))
+        cluster_results.append(namespace_result(found[0].namespace, found, now))
     reports.append(_report(kind, True, None, cluster_results))
     return reports
 
