@@ -13,6 +13,7 @@ from clusterip_guard.core.registration import (
     RegistrationError,
     ServiceTarget,
     UrlTarget,
+    default_mode_of,
     webhook_configurations,
 )
 from clusterip_guard.core.types import Mode
@@ -190,3 +191,12 @@ def test_failure_policies_can_be_chosen_per_kind_of_entry() -> None:
         "mutate-backstop-default.clusterip-guard.io": "Ignore",
         "audit.clusterip-guard.io": "Fail",
     }
+
+
+@pytest.mark.parametrize("default_mode", ["off", "audit", "enforce", "mutate"])
+def test_the_default_mode_can_be_read_back_from_the_registered_entries(default_mode: str) -> None:
+    _, validating = webhook_configurations(
+        target=ServiceTarget("guard", "clusterip-guard"), ca_bundle=CA,
+        default_mode=default_mode,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert default_mode_of({w["name"] for w in validating["webhooks"]}) == default_mode

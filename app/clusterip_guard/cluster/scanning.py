@@ -23,11 +23,9 @@ from kubernetes.client.exceptions import ApiException
 from clusterip_guard.cluster.client import call, failure, read_or_none
 from clusterip_guard.cluster.errors import ClusterError, ClusterRefused
 from clusterip_guard.core.names import (
-    AUDIT_DEFAULT_WEBHOOK,
-    ENFORCE_DEFAULT_WEBHOOK,
     MANAGED_BY_LABEL,
-    MUTATE_BACKSTOP_DEFAULT_WEBHOOK,
 )
+from clusterip_guard.core.registration import default_mode_of
 from clusterip_guard.core.reports import (
     MANAGED_BY,
     REPORT_KINDS,
@@ -36,7 +34,7 @@ from clusterip_guard.core.reports import (
     differs,
 )
 from clusterip_guard.core.scan import NamespaceInfo
-from clusterip_guard.core.types import Manifest, Mode, as_mode
+from clusterip_guard.core.types import Manifest, Mode
 
 log = logging.getLogger("clusterip_guard.scan")
 
@@ -112,15 +110,7 @@ def registered_default_mode(api: client.ApiClient, configuration_name: str) -> M
     )
     if validating is None:
         return None
-    names = {webhook.name for webhook in validating.webhooks or []}
-    for name, mode in (
-        (MUTATE_BACKSTOP_DEFAULT_WEBHOOK, "mutate"),
-        (ENFORCE_DEFAULT_WEBHOOK, "enforce"),
-        (AUDIT_DEFAULT_WEBHOOK, "audit"),
-    ):
-        if name in names:
-            return as_mode(mode)
-    return "off"
+    return default_mode_of({webhook.name for webhook in validating.webhooks or []})
 
 
 # --- reports ------------------------------------------------------------------------------------

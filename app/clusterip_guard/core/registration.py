@@ -114,6 +114,23 @@ _NOT_A_MODE: tuple[dict[str, Any], ...] = (
 _UNLABELLED: tuple[dict[str, Any], ...] = ({"key": MODE_LABEL, "operator": "DoesNotExist"},)
 
 
+# The validating entry each cluster default mode adds for unlabelled namespaces.
+_DEFAULT_ENTRIES: dict[str, Mode] = {
+    MUTATE_BACKSTOP_DEFAULT_WEBHOOK: "mutate",
+    ENFORCE_DEFAULT_WEBHOOK: "enforce",
+    AUDIT_DEFAULT_WEBHOOK: "audit",
+}
+
+
+def default_mode_of(validating_entries: Collection[str]) -> Mode:
+    """The cluster default mode a registered ValidatingWebhookConfiguration says, from the
+    names of its entries (the `*-default` one `webhook_configurations` adds)."""
+    for name, mode in _DEFAULT_ENTRIES.items():
+        if name in validating_entries:
+            return mode
+    return "off"
+
+
 def exposed_match_condition() -> dict[str, str]:
     return {"name": EXPOSED_SERVICE_MATCH_CONDITION, "expression": EXPOSED_SERVICE_EXPRESSION}
 

@@ -1,7 +1,8 @@
 """The HTTP edge: AdmissionReview routes, health and readiness (docs/design.md §4).
 
-Only this module touches HTTP. It reads the body, hands plain data to the pure core
-(review -> policy -> review) and writes the answer; bad input gets a 4xx with one line.
+With `server.reviews` (the AdmissionReview routes), the only code that touches HTTP: the
+body is read, plain data goes to the pure core (review -> policy -> review), and the answer
+is written; bad input gets a 4xx with one line.
 """
 
 from __future__ import annotations
