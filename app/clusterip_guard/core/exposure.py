@@ -88,6 +88,21 @@ class Violation:
         return False
 
 
+# The pieces that are the same for every Service of their type.
+_NODE_PORT_TYPE_PIECE = Violation(
+    key=NODE_PORT_TYPE,
+    field="spec.type",
+    summary="type NodePort opens a port on every node",
+    fix="use type ClusterIP",
+)
+_LOAD_BALANCER_TYPE_PIECE = Violation(
+    key=LOAD_BALANCER_PIECE,
+    field="spec.type",
+    summary="type LoadBalancer exposes the Service outside the cluster",
+    fix="use type ClusterIP",
+)
+
+
 def is_internal_load_balancer(service: Mapping[str, Any], policy: PolicySettings) -> bool:
     """Internal as one of the cloud providers the policy names reads its annotations."""
     annotations = {k: v for k, v in annotations_of(service).items() if isinstance(k, str)}
@@ -125,14 +140,7 @@ def exposure_of(service: Mapping[str, Any], policy: PolicySettings) -> tuple[Vio
         return ()  # a DNS alias: no cluster IP, no node port, nothing to reach
     pieces: list[Violation] = []
     if kind == NODE_PORT:
-        pieces.append(
-            Violation(
-                key=NODE_PORT_TYPE,
-                field="spec.type",
-                summary="type NodePort opens a port on every node",
-                fix="use type ClusterIP",
-            )
-        )
+        pieces.append(_NODE_PORT_TYPE_PIECE)
         pieces += _node_ports(service, covered_by=NODE_PORT_TYPE, fix="remove it")
     elif kind == LOAD_BALANCER:
         pieces += _load_balancer_exposure(service, policy)
@@ -238,22 +246,23 @@ def source_ranges(service: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
 
 
 @functools.lru_cache(maxsize=256)
-def _text_of(network: IPNetwork) -> str:
-    """`str(network)`, remembered: ipaddress formats slowly, and most load balancers admit
-    the same few ranges (everyone, by default)."""
-    return str(network)
+def _source_range_piece(network: IPNetwork) -> Violation:
+    """Remembered: ipaddress formats slowly, and most load balancers admit the same few
+    ranges (everyone, by default). A Violation is immutable, so one serves every review."""
+    text = str(network)
+    return Violation(
+        key=f"source-range:{text}",
+        field="spec.loadBalancerSourceRanges",
+        summary=f"the load balancer admits {text}",
+        fix="narrow spec.loadBalancerSourceRanges",
+        covered_by=LOAD_BALANCER_PIECE,
+        source_range=network,
+    )
 
 
 def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) -> list[Violation]:
     if not is_allowed_internal_load_balancer(service, policy):
-        pieces = [
-            Violation(
-                key=LOAD_BALANCER_PIECE,
-                field="spec.type",
-                summary="type LoadBalancer exposes the Service outside the cluster",
-                fix="use type ClusterIP",
-            )
-        ]
+        pieces = [_LOAD_BALANCER_TYPE_PIECE]
         pieces += _node_ports(
             service,
             covered_by=LOAD_BALANCER_PIECE,
@@ -261,17 +270,7 @@ def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) 
             explicit_only=not opens_load_balancer_node_ports(service),
         )
         pieces += _health_check_node_port(service, LOAD_BALANCER_PIECE)
-        for network in source_ranges(service):
-            pieces.append(
-                Violation(
-                    key=f"source-range:{_text_of(network)}",
-                    field="spec.loadBalancerSourceRanges",
-                    summary=f"the load balancer admits {_text_of(network)}",
-                    fix="narrow spec.loadBalancerSourceRanges",
-                    covered_by=LOAD_BALANCER_PIECE,
-                    source_range=network,
-                )
-            )
+        pieces += [_source_range_piece(network) for network in source_ranges(service)]
         return pieces
     if policy.allow_internal_load_balancer_node_ports:
         return []
