@@ -204,7 +204,6 @@ def run(settings: ServeSettings) -> int:
         reloaders=[policy, certificate],
         reload_interval=settings.reload_interval,
         max_body_bytes=settings.max_body_bytes,
-        body_timeout=settings.body_timeout_seconds,
         lifecycle=lifecycle,
     )
     health_app = create_health_app(metrics=metrics, lifecycle=lifecycle)

@@ -66,7 +66,6 @@ def create_app(
     reloaders: Sequence[Reloadable] = (),
     reload_interval: float = _DEFAULTS.reload_interval,
     max_body_bytes: int = _DEFAULTS.max_body_bytes,
-    body_timeout: float = _DEFAULTS.body_timeout_seconds,
     lifecycle: Lifecycle | None = None,
 ) -> FastAPI:
     """The webhook app. `policy` returns the policy in force (it may change between calls)."""
@@ -107,7 +106,6 @@ def create_app(
         never_judged=never_judged,
         today=today,
         max_body_bytes=max_body_bytes,
-        body_timeout=body_timeout,
         lifecycle=state,
     )
     app.reviews = endpoint

@@ -3,11 +3,14 @@
 uvicorn's httptools protocol, with what it lacks for a server on the API server's write path
 (open connections are capped earlier, when they are accepted: `server.accepting`):
 - a time limit on a request's head, from the connection's first byte (or its start) to the
-  end of its headers: a slow or endless header is cut with 408, so it holds no memory or
-  file descriptor for long;
+  end of its headers, and one on its body, from the end of its headers: a slow or endless
+  request is cut with 408, so it holds no memory or file descriptor for long;
 - a size limit on the head and a count limit on its headers (431).
-Idle keep-alive connections are closed after `keep_alive_seconds` (uvicorn's own timer), and
-a body that trickles in is cut by the app (`server.app`, 408).
+Idle keep-alive connections are closed after `keep_alive_seconds` (uvicorn's own timer).
+
+A timer is started only for a part of a request that a read left unfinished: the API server
+sends a review in one piece, so its requests start none (a timer per request was 5% of a
+review's cost, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ class ConnectionLimits:
     header_timeout_seconds: float
     max_header_bytes: int
     max_headers: int
+    body_timeout_seconds: float
+
+
+# Which part of a request a connection is waiting for.
+_HEAD, _BODY, _NOTHING = "head", "body", "nothing"
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -43,70 +51,80 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._awaiting = _HEAD
         self._head_bytes = 0
         self._header_count = 0
-        self._reading_head = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
-        self._arm_head_timer()
+        self._start_timer()  # a connection that sends nothing is cut too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
+        self._stop_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        if self.transport.is_closing():
+            return
         # Counted after parsing, and only while the head is still incomplete: a chunk that ends
         # the head (and starts the body) is not held against it. What the parser buffers of an
         # endless header is thus bounded by the limit plus one read.
-        if self._reading_head and not self.transport.is_closing():
+        if self._awaiting is _HEAD:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(431, "request head too large")
+                return
+        if self._awaiting is not _NOTHING and self._timer is None:
+            self._start_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._reading_head = True
+        self._awaiting = _HEAD
         self._header_count = 0
-        if self._head_timer is None:
-            self._arm_head_timer()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._disarm_head_timer()
-        self._reading_head = False
+        self._stop_timer()
+        self._awaiting = _BODY
         self._head_bytes = 0
         if self._header_count > self.limits.max_headers:
             self._refuse(431, "too many request headers")
             return
         super().on_headers_complete()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._reading_head = True  # the next request's head, if the connection is kept
+    def on_message_complete(self) -> None:
+        self._stop_timer()
+        self._awaiting = _NOTHING  # until the next request begins; idle is uvicorn's
+        super().on_message_complete()
 
-    def _arm_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(
-            self.limits.header_timeout_seconds, self._head_too_slow
-        )
+    def _start_timer(self) -> None:
+        if self._awaiting is _BODY:
+            seconds, expired = self.limits.body_timeout_seconds, self._body_too_slow
+        else:
+            seconds, expired = self.limits.header_timeout_seconds, self._head_too_slow
+        self._timer = self.loop.call_later(seconds, expired)
 
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _head_too_slow(self) -> None:
-        self._head_timer = None
+        self._timer = None
         self._refuse(408, "request head not received in time")
+
+    def _body_too_slow(self) -> None:
+        self._timer = None
+        self._refuse(408, f"request body not received within {self.limits.body_timeout_seconds:g}s")
 
     def _refuse(self, status: int, reason: str) -> None:
         self.on_refused(str(status))
-        self._disarm_head_timer()
+        self._stop_timer()
         if self.transport.is_closing():
             return
         body = reason.encode()

@@ -9,7 +9,6 @@ errors (`{"error": ...}`), the body limits, metrics and logs (docs/design.md §4
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import logging
@@ -46,7 +45,7 @@ _JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 _CLOSE = (b"connection", b"close")
 # Answered before the body was read to its end: the rest of it would be read as the next
 # request, so the connection closes.
-_CLOSES_CONNECTION = (408, 413)
+_CLOSES_CONNECTION = (413,)
 
 
 class BadRequest(Exception):
@@ -72,7 +71,6 @@ class ReviewEndpoint:
         never_judged: Collection[str],
         today: Callable[[], datetime.date],
         max_body_bytes: int,
-        body_timeout: float,
         lifecycle: Lifecycle,
     ) -> None:
         self.routes = routes
@@ -81,7 +79,6 @@ class ReviewEndpoint:
         self.protected = frozenset(never_judged)
         self.today = today
         self.max_body_bytes = max_body_bytes
-        self.body_timeout = body_timeout
         self.lifecycle = lifecycle
         # Metric children looked up once, not per review.
         self._latency = {path: metrics.review_seconds.labels(path) for path in routes}
@@ -144,13 +141,7 @@ class ReviewEndpoint:
             raise BadRequest(415, f"content type must be {JSON_MEDIA_TYPE}, got {got!r}")
         if declared is not None and not declared.isdigit():
             raise BadRequest(400, "content-length is not a number")
-        try:
-            async with asyncio.timeout(self.body_timeout):
-                return await self._read_chunks(receive)
-        except TimeoutError:
-            raise BadRequest(408, f"body not received within {self.body_timeout:g}s") from None
-
-    async def _read_chunks(self, receive: Receive) -> bytes:
+        # A body that trickles in is cut by the connection's own timer (server.protocol).
         limit = self.max_body_bytes
         message = await receive()
         if message["type"] == "http.request" and not message.get("more_body", False):

@@ -95,6 +95,7 @@ def limits_of(settings: ServeSettings) -> ConnectionLimits:
         header_timeout_seconds=settings.header_timeout_seconds,
         max_header_bytes=settings.max_header_bytes,
         max_headers=settings.max_headers,
+        body_timeout_seconds=settings.body_timeout_seconds,
     )
 
 
@@ -168,6 +169,9 @@ def serve_forever(
             ssl_context_factory=lambda _config, _default: context,
             http=guarded_protocol(limits, counted("webhook")),
             access_log=settings.access_log,
+            # The API server calls us directly: no proxy's X-Forwarded-* headers to trust,
+            # and one middleware less on every review.
+            proxy_headers=False,
             **common,  # type: ignore[arg-type]
         ),
         lifecycle=lifecycle,
