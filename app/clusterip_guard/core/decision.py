@@ -179,6 +179,7 @@ def _convert(
 
 
 TYPE_POINTER = pointer_to("spec", "type")
+_OWN_ANNOTATION_POINTER = pointer_to("metadata", "annotations", CONVERTED_FROM_ANNOTATION)
 
 
 _PATCH_VERBS = {"remove": "removed", "add": "set", "replace": "set"}
@@ -187,7 +188,7 @@ _PATCH_VERBS = {"remove": "removed", "add": "set", "replace": "set"}
 def _is_own_annotation(operation: PatchOperation) -> bool:
     path = str(operation.get("path", ""))
     value = operation.get("value")
-    return path == pointer_to("metadata", "annotations", CONVERTED_FROM_ANNOTATION) or (
+    return path == _OWN_ANNOTATION_POINTER or (
         path == "/metadata/annotations"
         and isinstance(value, dict)
         and set(value) == {CONVERTED_FROM_ANNOTATION}

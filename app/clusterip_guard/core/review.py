@@ -58,23 +58,16 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"number {name} is not JSON")
 
 
-def _depth(value: object) -> int:
-    """How deeply `value` nests, counted without recursion; only containers are visited
-    (a review is mostly strings), and the count stops once past MAX_NESTING."""
-    if not isinstance(value, dict | list):
-        return 0
-    deepest = 1
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        for child in item.values() if isinstance(item, dict) else item:
-            if isinstance(child, dict | list):
-                if depth + 1 > deepest:
-                    deepest = depth + 1
-                    if deepest > MAX_NESTING:
-                        return deepest
-                stack.append((child, depth + 1))
-    return deepest
+def _nests_deeper_than(value: object, levels: int) -> bool:
+    """Whether `value` (parsed JSON, so exactly dicts and lists) nests more than `levels`
+    containers deep; the recursion stops there, so it is bounded by `levels` itself."""
+    if levels == 0:
+        return True
+    for child in value.values() if type(value) is dict else value:  # type: ignore[attr-defined]
+        kind = type(child)
+        if (kind is dict or kind is list) and _nests_deeper_than(child, levels - 1):
+            return True
+    return False
 
 
 def parse_review(body: bytes) -> AdmissionRequest:
@@ -88,13 +81,13 @@ def parse_review(body: bytes) -> AdmissionRequest:
         raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels") from error
     except ValueError as error:
         raise ReviewError(f"body is not valid JSON: {error}") from error
-    # Nesting deeper than the limit needs more brackets than the limit: most reviews have
-    # fewer, and are spared the walk.
-    brackets = text.count("{") + text.count("[")
-    if brackets > MAX_NESTING and _depth(review) > MAX_NESTING:
-        raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels")
     if not isinstance(review, dict):
         raise ReviewError("body must be a JSON object (an AdmissionReview)")
+    # Nesting deeper than the limit needs more brackets than the limit: a CREATE's review
+    # mostly has fewer, and is spared the walk.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_NESTING and _nests_deeper_than(review, MAX_NESTING):
+        raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != KIND:
         raise ReviewError(
             f"expected apiVersion {API_VERSION} and kind {KIND}, got "
