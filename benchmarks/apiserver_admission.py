@@ -27,18 +27,22 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "hack" / "controlplane"))
 
 from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
-from benchmarks.review_throughput import build  # noqa: E402
+from benchmarks.review_throughput import Floor, build  # noqa: E402
 from localcluster import ControlPlane, start  # noqa: E402
 from tests.support.kubectl import Kubectl  # noqa: E402
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port  # noqa: E402
 
 MODE = "clusterip-guard.io/mode"
 BASELINE_MODE = "clusterip-guard-baseline.io/mode"
+FLOOR_LABEL = "bench.clusterip-guard.io/floor"
 # setup -> (namespace label, its in-process counterpart)
 SETUPS: dict[str, tuple[str | None, str | None]] = {
     "no policy": (None, None),
     "VAP": (f"{BASELINE_MODE}=enforce", None),
     "MAP": (f"{BASELINE_MODE}=mutate", None),
+    # Any webhook's cost: floor.py denying every review it is sent, registered exactly as
+    # the enforce entry is (rules, matchConditions, timeout), in a namespace of its own.
+    "webhook floor": (f"{FLOOR_LABEL}=deny", "VAP"),
     "enforce": (f"{MODE}=enforce", "VAP"),
     "mutate": (f"{MODE}=mutate", "MAP"),
     "audit": (f"{MODE}=audit", None),
@@ -64,8 +68,31 @@ class Client:
         return json.loads(run.stdout) if run.stdout.strip() else {}
 
 
+def register_floor(kubectl: Kubectl, url: str) -> None:
+    """A copy of clusterip-guard's enforce entry that sends the floor namespace's reviews to
+    the floor instead."""
+    ours = json.loads(
+        kubectl("get", "validatingwebhookconfiguration", "bench", "-o", "json").stdout
+    )
+    enforce = next(hook for hook in ours["webhooks"] if hook["name"].startswith("enforce."))
+    floor = {
+        **enforce,
+        "name": "floor.bench.clusterip-guard.io",
+        "clientConfig": {"url": url, "caBundle": enforce["clientConfig"]["caBundle"]},
+        "namespaceSelector": {"matchLabels": {FLOOR_LABEL: "deny"}},
+    }
+    configuration = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "bench-floor"},
+        "webhooks": [floor],
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(configuration))
+
+
 def wait_until_policies_act(kubectl: Kubectl) -> None:
-    """The in-process policies take effect a moment after they are created."""
+    """The in-process policies and the webhook configurations take effect a moment after
+    they are created."""
     manifest = json.dumps({
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "probe"},
         "spec": {"type": "NodePort", "ports": [{"port": 80}]},
@@ -76,7 +103,13 @@ def wait_until_policies_act(kubectl: Kubectl) -> None:
                          "-f", "-", stdin=manifest, check=False)  # fmt: skip
         mutated = kubectl("-n", namespace_of("MAP"), "create", "--dry-run=server", "-o", "json",
                           "-f", "-", stdin=manifest, check=False)  # fmt: skip
-        if denied.returncode != 0 and '"type": "ClusterIP"' in mutated.stdout:
+        floored = kubectl("-n", namespace_of("webhook floor"), "create", "--dry-run=server",
+                          "-f", "-", stdin=manifest, check=False)  # fmt: skip
+        if (
+            denied.returncode != 0
+            and '"type": "ClusterIP"' in mutated.stdout
+            and "denied by the floor" in floored.stderr
+        ):
             return
         time.sleep(0.5)
     raise RuntimeError("the admission policies did not take effect within 60 s")
@@ -109,6 +142,8 @@ def main() -> int:
                 check=True, capture_output=True, timeout=120,
             )  # fmt: skip
             webhook = WebhookProcess(files, port=port).start()
+            floor = Floor(files, "asyncio", "deny")
+            register_floor(kubectl, floor.url + "/")
             try:
                 for setup, (label, _) in SETUPS.items():
                     kubectl("create", "namespace", namespace_of(setup))
@@ -119,6 +154,7 @@ def main() -> int:
                 runs = measure(client, args)
             finally:
                 webhook.stop()
+                floor.stop()
     report = {"load_at_start": load, "rounds": args.rounds, "requests": args.requests,
               "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,13 @@
-"""The floor: the webhook's server stack (uvicorn, uvloop, httptools, our TLS context and
-connection limits) answering one fixed AdmissionReview, with no framework and no work.
+"""The floor: the webhook's server stack (uvicorn, httptools, our TLS context and connection
+limits) answering every AdmissionReview with a fixed answer, with no framework and no work
+beyond what any webhook must do: read the body and echo the request's uid (the API server
+refuses an answer with another uid).
 
 What the webhook reaches is measured against this. `asyncio` runs it on asyncio's own event
 loop, as `serve` does (its connection caps need asyncio's Python-level accept, see
-server/accepting.py); `uvloop` on uvicorn's default loop. Usage: floor.py CERT KEY PORT LOOP
+server/accepting.py); `uvloop` on uvicorn's default loop. ANSWER is `allow` (the webhook
+alone) or `deny` (through the API server, beside `enforce`).
+Usage: floor.py CERT KEY PORT LOOP [ANSWER]
 """
 
 from __future__ import annotations
@@ -20,34 +24,52 @@ from clusterip_guard.server.runner import bind, limits_of
 from clusterip_guard.server.settings import ServeSettings
 from clusterip_guard.server.tls import serving_context
 
-ANSWER = (
-    b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":'
-    b'{"uid":"00000000-0000-0000-0000-000000000000","allowed":true}}'
-)
-HEADERS = [(b"content-length", str(len(ANSWER)).encode()), (b"content-type", b"application/json")]
+# What follows the echoed uid.
+ANSWERS = {
+    "allow": b'","allowed":true}}',
+    "deny": b'","allowed":false,"status":{"code":403,"message":"denied by the floor"}}}',
+}
+HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"'
+UID = b'"uid":"'
 
 
-async def fixed_answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    more = True
-    while more:  # read the body, as any server must
-        more = (await receive()).get("more_body", False)
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": ANSWER})
+def answering(verdict: str) -> Any:
+    tail = ANSWERS[verdict]
+
+    async def fixed_answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        more = True
+        while more:  # read the body, as any server must
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        # The request's uid is the first in the review (the object's own comes later).
+        start = body.find(UID) + len(UID)
+        answer = HEAD + body[start : body.find(b'"', start)] + tail
+        headers = [(b"content-length", str(len(answer)).encode()),
+                   (b"content-type", b"application/json")]  # fmt: skip
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    return fixed_answer
 
 
 def main() -> None:
     cert, key, port, loop = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    verdict = sys.argv[5] if len(sys.argv) > 5 else "allow"
     settings = ServeSettings(cert_file=cert, key_file=key)
     context = serving_context(cert, key)
     config = uvicorn.Config(
-        fixed_answer,
+        answering(verdict),
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         ssl_context_factory=lambda _config, _default: context,
         http=guarded_protocol(limits_of(settings), lambda _reason: None),
         access_log=False,
+        proxy_headers=False,  # as serve's webhook port
         log_config=None,
         lifespan="off",
         server_header=False,

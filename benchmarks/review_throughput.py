@@ -29,6 +29,7 @@ from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
 from tests.support.builders import admission_review, service  # noqa: E402
 from tests.support.webhook_process import (  # noqa: E402
     LOOPBACK,
+    CertificateFiles,
     ServingFiles,
     WebhookProcess,
     free_port,
@@ -63,11 +64,13 @@ def rss_mib(pid: int) -> float:
 
 
 class Floor:
-    def __init__(self, files: ServingFiles, loop: str) -> None:
+    """floor.py in its own process; `verdict`: allow or deny every review."""
+
+    def __init__(self, files: CertificateFiles, loop: str, verdict: str = "allow") -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "benchmarks" / "floor.py"),
-             str(files.cert_file), str(files.key_file), str(self.port), loop],
+             str(files.cert_file), str(files.key_file), str(self.port), loop, verdict],
             env={**os.environ, "PYTHONPATH": f"{ROOT / 'app'}:{ROOT}"},
         )  # fmt: skip
         self.url = f"https://{LOOPBACK}:{self.port}"
