@@ -4,6 +4,8 @@ A denial is logged on the API server's write path, so a line is made cheaply: re
 the thread and process lookups no line shows, the time is formatted once per second, one
 encoder serves every line, and the lines written during one event-loop turn leave in one
 write at the end of it (at once, outside a loop; and at exit, by logging's own shutdown).
+`log_fields`, for the decision lines, builds the line itself, without a LogRecord, when the
+line would go to that handler alone: the same line, at a third of the cost.
 """
 
 from __future__ import annotations
@@ -35,22 +37,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class JSONFormatter(logging.Formatter):
+class _Clock:
+    """UTC timestamps with milliseconds, the seconds part formatted once per second."""
+
     def __init__(self) -> None:
-        super().__init__()
         self._second = -1
         self._second_text = ""
 
-    def _time(self, created: float) -> str:
+    def text(self, created: float) -> str:
         second = int(created)
         if second != self._second:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
         return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
+
+_CLOCK = _Clock()
+
+
+class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self._time(record.created),
+            "time": _CLOCK.text(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": _plain(record.getMessage()),
@@ -76,19 +84,23 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.terminator
+            line = self.format(record)
         except Exception:
             self.handleError(record)
             return
+        self.write_line(line)
+
+    def write_line(self, line: str) -> None:
+        """A line made elsewhere (`log_fields`), written as `emit` writes a record's."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._held.append(line)
+            self._held.append(line + self.terminator)
             self.flush()
             return
         if not self._held:
             loop.call_soon(self.flush)
-        self._held.append(line)
+        self._held.append(line + self.terminator)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -100,6 +112,50 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 except Exception:  # a closed or full stream must not stop the server
                     return
             super().flush()
+
+
+def _reaches_only_the_root(logger: logging.Logger) -> bool:
+    """Whether a record of `logger` meets no handler before the root's."""
+    node: logging.Logger | None = logger
+    while node is not None and node is not logging.root:
+        if node.handlers or not node.propagate:
+            return False
+        node = node.parent
+    return node is logging.root
+
+
+def log_fields(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
+    """`logger.log(level, message, extra=fields)`, made directly into our JSON line when
+    nothing but our own handler would see the record (no handler or filter of the logger's
+    own, the root's handler ours and unfiltered); through logging otherwise."""
+    if not logger.isEnabledFor(level):
+        return
+    handlers = logging.root.handlers
+    handler = handlers[0] if len(handlers) == 1 else None
+    if (
+        not isinstance(handler, TurnBufferedHandler)
+        or not isinstance(handler.formatter, JSONFormatter)
+        or handler.filters
+        or level < handler.level
+        or logger.filters
+        or not _reaches_only_the_root(logger)
+    ):
+        logger.log(level, message, extra=fields)
+        return
+    entry: dict[str, Any] = {
+        "time": _CLOCK.text(time.time()),
+        "level": logging.getLevelName(level).lower(),
+        "logger": logger.name,
+        "message": _plain(message),
+    }
+    for key, value in fields.items():
+        entry[key] = _plain(value)
+    try:
+        line = _ENCODER.encode(entry)
+    except Exception:  # as logging does with a record it cannot format: report, go on
+        logger.log(level, message, extra=fields)
+        return
+    handler.write_line(line)
 
 
 def configure_json_logging(level: str = "info") -> None:

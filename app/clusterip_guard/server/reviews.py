@@ -27,6 +27,7 @@ from clusterip_guard.core.review import (
 )
 from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.server.lifecycle import Lifecycle
+from clusterip_guard.server.logs import log_fields
 from clusterip_guard.server.metrics import WebhookMetrics
 from clusterip_guard.server.settings import MIB
 
@@ -194,27 +195,22 @@ class ReviewEndpoint:
 
 
 def _log_decision(admission: AdmissionRequest, route: WebhookPath, decision: Decision) -> None:
-    if not log.isEnabledFor(logging.INFO):
-        return
-    log.info(
-        "%s %s/%s",
-        decision.verdict,
-        admission.namespace,
-        admission.name,
-        extra={
-            "mode": route.counted_as,
-            "verdict": decision.verdict,
-            "operation": admission.operation,
-            "namespace": admission.namespace,
-            "service": admission.name,
-            "uid": admission.uid,
-            "dry_run": admission.dry_run,
-            "user": admission.user,
-            "groups": list(admission.groups),
-            "violations": [v.detail for v in decision.violations],
-            **({"why": decision.why_warned} if decision.why_warned else {}),
-        },
-    )
+    fields: dict[str, Any] = {
+        "mode": route.counted_as,
+        "verdict": decision.verdict,
+        "operation": admission.operation,
+        "namespace": admission.namespace,
+        "service": admission.name,
+        "uid": admission.uid,
+        "dry_run": admission.dry_run,
+        "user": admission.user,
+        "groups": list(admission.groups),
+        "violations": [v.detail for v in decision.violations],
+    }
+    if decision.why_warned:
+        fields["why"] = decision.why_warned
+    message = f"{decision.verdict} {admission.namespace}/{admission.name}"
+    log_fields(log, logging.INFO, message, fields)
 
 
 def _too_large(limit: int) -> str:
