@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import os
 import signal
 import socket
@@ -12,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -150,6 +153,14 @@ class WebhookProcess:
 
     def logs(self) -> str:
         return self.log_file.read_text() if self.log_file and self.log_file.exists() else ""
+
+    def log_entries(self, after: int = 0) -> list[dict[str, Any]]:
+        """The JSON log lines from character `after` of the log on, parsed."""
+        entries = []
+        for line in self.logs()[after:].splitlines():
+            with contextlib.suppress(ValueError):
+                entries.append(json.loads(line))
+        return entries
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -7,11 +7,11 @@ Two error channels, as the API server expects: a malformed review raises `Review
 from __future__ import annotations
 
 import base64
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from clusterip_guard.core.decision import Decision, ServiceChange
 from clusterip_guard.core.services import display_name, namespace_of
@@ -47,17 +47,6 @@ class AdmissionRequest:
 MAX_NESTING = 64
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:20]} does not fit a float")
-    return value
-
-
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"number {name} is not JSON")
-
-
 def _nests_deeper_than(value: object, levels: int) -> bool:
     """Whether `value` (parsed JSON, so exactly dicts and lists) nests more than `levels`
     containers deep; the recursion stops there, so it is bounded by `levels` itself."""
@@ -76,11 +65,13 @@ def parse_review(body: bytes) -> AdmissionRequest:
     except UnicodeDecodeError as error:
         raise ReviewError(f"body is not UTF-8: {error}") from error
     try:
-        review = json.loads(text, parse_float=_finite, parse_constant=_refuse_constant)
-    except RecursionError as error:
-        raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels") from error
-    except ValueError as error:
-        raise ReviewError(f"body is not valid JSON: {error}") from error
+        # orjson, not json: four times faster, and it refuses what is not JSON (NaN,
+        # Infinity, numbers past a double, lone surrogates) where json accepts some of it.
+        review = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        if str(error).startswith("depth limit"):  # orjson's own limit, far past ours
+            raise ReviewError(f"body is nested deeper than {MAX_NESTING} levels") from None
+        raise ReviewError(f"body is not valid JSON: {error}") from None
     if not isinstance(review, dict):
         raise ReviewError("body must be a JSON object (an AdmissionReview)")
     # Nesting deeper than the limit needs more brackets than the limit: a CREATE's review
@@ -144,8 +135,7 @@ def build_response(*, uid: str, decision: Decision) -> AdmissionReviewResponse:
     if not decision.allowed:
         response["status"] = {"code": 403, "reason": "Forbidden", "message": decision.denial}
     if decision.patch:
-        encoded = json.dumps(decision.patch, separators=(",", ":")).encode()
-        response["patch"] = base64.b64encode(encoded).decode("ascii")
+        response["patch"] = base64.b64encode(orjson.dumps(decision.patch)).decode("ascii")
         response["patchType"] = "JSONPatch"
     if decision.warnings:
         response["warnings"] = list(decision.warnings)

@@ -17,6 +17,8 @@ import re
 import time
 from typing import Any, TextIO
 
+import orjson
+
 # LogRecord attributes that are not user-supplied `extra` fields; and uvicorn's copy of its
 # message with terminal colours in it, which a log line never carries.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
@@ -26,7 +28,15 @@ _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({})).keys()) | {
 }
 # Terminal control sequences (colours, cursor moves), should any reach a message.
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-_ENCODER = json.JSONEncoder(default=str)
+
+
+def _encoded(entry: dict[str, Any]) -> str:
+    """One line of JSON: orjson (the decision lines are on the API server's path), or json
+    for what orjson refuses (an integer past 64 bits)."""
+    try:
+        return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(entry, default=str)
 
 
 def _plain(value: Any) -> Any:
@@ -68,7 +78,7 @@ class JSONFormatter(logging.Formatter):
                 entry[key] = _plain(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        return _encoded(entry)
 
 
 class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -151,7 +161,7 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: dict[st
     for key, value in fields.items():
         entry[key] = _plain(value)
     try:
-        line = _ENCODER.encode(entry)
+        line = _encoded(entry)
     except Exception:  # as logging does with a record it cannot format: report, go on
         logger.log(level, message, extra=fields)
         return

@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
+import orjson
+
 from clusterip_guard.core.decision import ALLOWED, Decision, decide
 from clusterip_guard.core.names import WebhookPath
 from clusterip_guard.core.review import (
@@ -120,7 +122,7 @@ class ReviewEndpoint:
         # While draining, each answer also closes its connection: the client's next call
         # opens a new one, which the Service routes to a replica that is staying.
         extra = [_CLOSE] if self.lifecycle.draining else []
-        await _send(send, 200, json.dumps(review, separators=(",", ":")).encode(), extra)
+        await _send(send, 200, orjson.dumps(review), extra)
 
     def _count(self, mode: str, verdict: str) -> None:
         child = self._decisions.get((mode, verdict))
