@@ -126,22 +126,24 @@ def json_patch_between(before: Any, after: Any, pointer: str = "") -> list[Patch
     """
     if before == after:
         return []
-    if isinstance(before, Mapping) and isinstance(after, Mapping):
+    if isinstance(before, dict) and isinstance(after, dict):
         operations: list[PatchOperation] = []
         for key in before:
             if key not in after:
                 operations.append({"op": "remove", "path": f"{pointer}/{escape_token(key)}"})
         for key, value in after.items():
-            path = f"{pointer}/{escape_token(key)}"
             if key not in before:
+                path = f"{pointer}/{escape_token(key)}"
                 operations.append({"op": "add", "path": path, "value": json_copy(value)})
-            else:
+            elif before[key] != value:  # most of an object is unchanged: no path, no call
+                path = f"{pointer}/{escape_token(key)}"
                 operations.extend(json_patch_between(before[key], value, path))
         return operations
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         operations = []
         for index, (old, new) in enumerate(zip(before, after, strict=True)):
-            operations.extend(json_patch_between(old, new, f"{pointer}/{index}"))
+            if old != new:
+                operations.extend(json_patch_between(old, new, f"{pointer}/{index}"))
         return operations
     return [{"op": "replace", "path": pointer, "value": json_copy(after)}]
 
