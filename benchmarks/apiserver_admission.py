@@ -4,8 +4,11 @@ Starts the local control plane (etcd and kube-apiserver on loopback), applies th
 ValidatingAdmissionPolicy and MutatingAdmissionPolicy baselines (tests/data), registers a
 `clusterip-guard serve` on loopback with `clusterip-guard bootstrap --url`, and has the Go
 client in benchmarks/apiload create and update Services in one namespace per setup, at each
-concurrency. Setups are interleaved (their order rotates every round) so that drift hits all
-alike; each figure is the median of the rounds, with the spread.
+concurrency. A "webhook floor" setup (benchmarks/floor.py denying every review, registered
+as the enforce entry is) shows what any webhook costs. Beside the client's latency, the API
+server's own mean time per webhook call (apiserver_admission_webhook_admission_duration_seconds)
+is recorded for each run. Setups are interleaved (their order rotates every round) so that
+drift hits all alike; each figure is the median of the rounds, with the spread.
 Usage: python benchmarks/apiserver_admission.py [--rounds 3 --requests 300]
 """
 
@@ -151,7 +154,7 @@ def main() -> int:
                         kubectl("label", "namespace", namespace_of(setup), label)
                 wait_until_policies_act(kubectl)
                 load = wait_for_quiet(600)
-                runs = measure(client, args)
+                runs = measure(client, kubectl, args)
             finally:
                 webhook.stop()
                 floor.stop()
@@ -164,7 +167,22 @@ def main() -> int:
     return 0
 
 
-def measure(client: Client, args: argparse.Namespace) -> list[dict[str, Any]]:
+WEBHOOK_SECONDS = "apiserver_admission_webhook_admission_duration_seconds"
+
+
+def webhook_seconds(kubectl: Kubectl) -> tuple[float, float]:
+    """The API server's own account of its webhook calls so far: (seconds, calls), summed
+    over every webhook, from its /metrics."""
+    seconds = calls = 0.0
+    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith(WEBHOOK_SECONDS + "_sum{"):
+            seconds += float(line.rsplit(" ", 1)[1])
+        elif line.startswith(WEBHOOK_SECONDS + "_count{"):
+            calls += float(line.rsplit(" ", 1)[1])
+    return seconds, calls
+
+
+def measure(client: Client, kubectl: Kubectl, args: argparse.Namespace) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     blocks = [(op, kind, c) for op in ("create", "update") for kind in SERVICES
               for c in args.concurrency]  # fmt: skip
@@ -179,8 +197,13 @@ def measure(client: Client, args: argparse.Namespace) -> list[dict[str, Any]]:
                 prefix = "u" if op == "update" else f"c{round_}"
                 if op == "update":  # worker w patches Service u-w, created as ClusterIP
                     client("-op", "prepare", "-prefix", prefix, *common)
+                before = webhook_seconds(kubectl)
                 result = client("-op", op, "-type", SERVICES[kind], "-prefix", prefix,
                                 "-n", str(args.requests), *common)  # fmt: skip
+                after = webhook_seconds(kubectl)
+                seconds, calls = after[0] - before[0], after[1] - before[1]
+                # The API server's mean time per webhook call (warm-up included).
+                result["webhook_ms"] = seconds / calls * 1000 if calls else 0.0
                 client("-op", "cleanup", *common)
                 runs.append({"setup": setup, "op": op, "service": kind,
                              "concurrency": concurrency, "round": round_, **result})  # fmt: skip
@@ -198,6 +221,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[
             "p50": statistics.median(r["p50_ms"] for r in mine),
             "p95": statistics.median(r["p95_ms"] for r in mine),
             "p99": statistics.median(r["p99_ms"] for r in mine),
+            "webhook": statistics.median(r.get("webhook_ms", 0.0) for r in mine),
             "rate": statistics.median(r["per_second"] for r in mine),
             "p50_low": min(r["p50_ms"] for r in mine),
             "p50_high": max(r["p50_ms"] for r in mine),
@@ -216,8 +240,8 @@ def table(runs: list[dict[str, Any]]) -> str:
         statuses.setdefault(key, set()).update(run["statuses"])
     lines = [
         "| op | Service | conc. | setup | p50 ms (spread) | p95 | p99 | per s (spread) "
-        "| p50 / no policy | p50 / in-process | per s / in-process | HTTP |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| p50 / no policy | p50 / in-process | per s / in-process | webhook call ms | HTTP |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (setup, op, kind, c), cell in sorted(
         cells.items(),
@@ -234,6 +258,7 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"| {cell['rate']:,.0f} ({cell['rate_low']:,.0f}-{cell['rate_high']:,.0f}) "
             f"| {cell['p50'] / none['p50']:.2f} "
             f"| {to_twin} | {rate_to_twin} "
+            f"| {cell['webhook']:.2f} "
             f"| {','.join(sorted(statuses[(setup, op, kind, c)]))} |"
         )
     return "\n".join(lines)

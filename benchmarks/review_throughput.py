@@ -3,6 +3,10 @@ worker and for one per core, over TLS with keep-alive HTTP/1.1, against the floo
 the same server stack answering a fixed AdmissionReview with no framework and no work), and
 the RSS of one worker at rest, under load and after it.
 
+The servers' own CPU time per review is recorded beside each run (from /proc): with more
+workers than the machine has cores to spare, reviews/s cannot grow, but the CPU each review
+costs shows whether anything in a worker serialises them.
+
 The Go load generator (benchmarks/loadgen) runs in its own process. Scenarios are interleaved
 in every round so that drift hits all alike; each figure is the median of the rounds, with
 the spread (min-max). Usage: python benchmarks/review_throughput.py [--rounds 3 --seconds 4]
@@ -54,6 +58,15 @@ def build(tool: str, folder: Path) -> Path:
         ["go", "build", "-o", str(binary), "."], cwd=ROOT / "benchmarks" / tool, check=True
     )
     return binary
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -134,6 +147,8 @@ def main() -> int:
                     for name, path, _ in SCENARIOS[shift:] + SCENARIOS[:shift]:
                         servers: list[Floor] | list[WebhookProcess] = floors.get(name, hooks)
                         urls = ",".join(s.url + path for s in servers[:count])
+                        pids = [s.process.pid for s in servers[:count] if s.process]
+                        cpu_before = cpu_seconds(pids)
                         run = subprocess.run(
                             [str(loadgen), "-url", urls, "-ca", str(files.ca_file),
                              "-body", str(bodies[name]), "-c", str(connections),
@@ -141,6 +156,11 @@ def main() -> int:
                             check=True, capture_output=True, text=True,
                         )  # fmt: skip
                         result = json.loads(run.stdout)
+                        # The warm-up is sent at the same rate and costs the same CPU.
+                        sent = result["requests"] * (1 + 1 / args.seconds)
+                        result["server_cpu_us_per_review"] = (
+                            (cpu_seconds(pids) - cpu_before) / max(sent, 1) * 1e6
+                        )
                         runs.append(
                             {"scenario": name, "connections": connections, "workers": count,
                              "round": round_, **result}
@@ -176,8 +196,8 @@ def main() -> int:
 def table(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| scenario | workers | connections | reviews/s (spread) | share of the floor "
-        "| p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| p50 ms | p99 ms | server CPU per review | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     keys = sorted({(r["workers"], r["connections"]) for r in runs})
     for workers, connections in keys:
@@ -196,6 +216,7 @@ def table(runs: list[dict[str, Any]]) -> str:
                 f"({min(rates):,.0f}-{max(rates):,.0f}) | {share} "
                 f"| {statistics.median(r['p50_ms'] for r in mine):.2f} "
                 f"| {statistics.median(r['p99_ms'] for r in mine):.2f} "
+                f"| {statistics.median(r['server_cpu_us_per_review'] for r in mine):.0f} us "
                 f"| {sum(r['errors'] for r in mine)} |"
             )
     return "\n".join(lines)
