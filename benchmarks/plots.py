@@ -51,7 +51,7 @@ def workers_plot(into: Path) -> None:
     runs = json.loads(WEBHOOK.read_text())["runs"]
     connections = max(r["connections"] for r in runs)
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for name, _, _ in SCENARIOS:
+    for name in sorted({r["scenario"] for r in runs}, key=[s[0] for s in SCENARIOS].index):
         points = sorted(
             (w, statistics.median(
                 r["reviews_per_second"] for r in runs

@@ -113,7 +113,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--scenarios", nargs="+", choices=[name for name, _, _ in SCENARIOS],
+        default=[name for name, _, _ in SCENARIOS], metavar="NAME",
+        help="only these (the floor is always measured, as the ratios' base)",
+    )  # fmt: skip
     args = parser.parse_args()
+    scenarios = [s for s in SCENARIOS if s[0] in {*args.scenarios, FLOOR}]
     workers = sorted(set(args.workers))
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,13 +144,13 @@ def main() -> int:
         load = wait_for_quiet(600)
         runs: list[dict[str, Any]] = []
         cells = [(c, w) for c in args.connections for w in workers]
-        progress = Progress(args.rounds * len(cells) * len(SCENARIOS))
+        progress = Progress(args.rounds * len(cells) * len(scenarios))
         try:
             for round_ in range(args.rounds):
                 for connections, count in cells:
                     # Rotated each round: no scenario always runs first or last.
-                    shift = round_ % len(SCENARIOS)
-                    for name, path, _ in SCENARIOS[shift:] + SCENARIOS[:shift]:
+                    shift = round_ % len(scenarios)
+                    for name, path, _ in scenarios[shift:] + scenarios[:shift]:
                         servers: list[Floor] | list[WebhookProcess] = floors.get(name, hooks)
                         urls = ",".join(s.url + path for s in servers[:count])
                         pids = [s.process.pid for s in servers[:count] if s.process]
@@ -207,6 +213,8 @@ def table(runs: list[dict[str, Any]]) -> str:
                 r for r in runs
                 if (r["scenario"], r["workers"], r["connections"]) == (name, workers, connections)
             ]  # fmt: skip
+            if not mine:  # not measured this time (--scenarios)
+                continue
             rates = [r["reviews_per_second"] for r in mine]
             rate = statistics.median(rates)
             floor = rate if name == FLOOR else floor
