@@ -101,16 +101,18 @@ class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.write_line(line)
 
     def write_line(self, line: str) -> None:
-        """A line made elsewhere (`log_fields`), written as `emit` writes a record's."""
+        """A line made elsewhere (`log_fields`), written as `emit` writes a record's. Under
+        the handler's lock, as `emit` is, so a flush from another thread loses no line."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        with self.lock:  # type: ignore[union-attr]
+            if loop is not None and not self._held:
+                loop.call_soon(self.flush)
             self._held.append(line + self.terminator)
+        if loop is None:
             self.flush()
-            return
-        if not self._held:
-            loop.call_soon(self.flush)
-        self._held.append(line + self.terminator)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
