@@ -65,7 +65,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
     except UnicodeDecodeError as error:
         raise ReviewError(f"body is not UTF-8: {error}") from error
     try:
-        # orjson, not json: four times faster, and it refuses what is not JSON (NaN,
+        # orjson, not json: twice as fast, and it refuses what is not JSON (NaN,
         # Infinity, numbers past a double, lone surrogates) where json accepts some of it.
         review = orjson.loads(body)
     except orjson.JSONDecodeError as error:
