@@ -143,6 +143,34 @@ def test_a_connection_that_never_says_hello_is_closed(webhook: WebhookProcess) -
     assert time.monotonic() - started < HANDSHAKE_TIMEOUT + 3
 
 
+def test_blank_lines_between_requests_do_not_hold_a_connection_open(
+    webhook: WebhookProcess, files: ServingFiles
+) -> None:
+    """Bytes that begin no request would cancel the keep-alive timer each time they come."""
+    body = json.dumps(admission_review(service())).encode()
+    with tls(webhook, files) as sock:
+        sock.sendall(b"POST /validate/enforce HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        sock.settimeout(0.2)
+        reply = b""
+        while time.monotonic() - started < HEAD_TIMEOUT + 3:
+            try:
+                sock.sendall(b"\r\n")
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except (OSError, ssl.SSLError):
+                break
+            reply += chunk
+            if not chunk:
+                break
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+    assert time.monotonic() - started < HEAD_TIMEOUT + 3
+
+
 def test_a_body_that_trickles_in_is_cut_with_408(
     webhook: WebhookProcess, files: ServingFiles
 ) -> None:

@@ -76,7 +76,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(431, "request head too large")
                 return
-        if self._awaiting is not _NOTHING and self._timer is None:
+        if self._timer is None and (self._awaiting is not _NOTHING or self._idle()):
+            # An idle connection's bytes that begin no request (blank lines) cancel uvicorn's
+            # keep-alive timer: they start the next head's deadline instead.
             self._start_timer()
 
     def on_message_begin(self) -> None:
@@ -101,6 +103,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._stop_timer()
         self._awaiting = _NOTHING  # until the next request begins; idle is uvicorn's
         super().on_message_complete()
+
+    def _idle(self) -> bool:
+        """Between requests: the last one answered (or none yet)."""
+        return self.cycle is None or self.cycle.response_complete
 
     def _start_timer(self) -> None:
         if self._awaiting is _BODY:
