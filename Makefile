@@ -56,7 +56,7 @@ cluster-down:
 
 # What the webhook costs the API server beside no policy and the in-process policies, then the
 # webhook alone against its floor; tables on stdout, JSON in .dev/bench, plots in
-# docs/benchmarks (docs/benchmarks.md). About 15 minutes; waits for a quiet machine.
+# docs/benchmarks (docs/benchmarks.md). About 25 minutes; waits for a quiet machine.
 bench: setup controlplane
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	mkdir -p $(DEV)/bench
