@@ -56,8 +56,13 @@ for attempt in range(30):
     except OSError:
         time.sleep(1)
 print([line for line in page.splitlines() if '<h1>' in line][0])"
-show kubectl -n shop run client --rm -i --restart=Never --quiet --image="clusterip-guard:$version" \
+# Run, wait, then read its log: `kubectl run -i` loses the output of a Pod that finishes
+# before kubectl has attached to it.
+show kubectl -n shop run client --restart=Never --image="clusterip-guard:$version" \
     --image-pull-policy=Never --command -- python3 -c "$fetch"
+show kubectl -n shop wait pod/client --for=jsonpath='{.status.phase}'=Succeeded --timeout=120s
+show kubectl -n shop logs client
+kubectl -n shop delete pod client --wait=false >/dev/null
 
 step "outside the cluster: nothing answers on the node port"
 echo "\$ curl -sS --max-time 3 http://$node_ip:30080/"
