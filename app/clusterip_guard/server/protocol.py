@@ -77,8 +77,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._refuse(431, "request head too large")
                 return
         if self._timer is None and (self._awaiting is not _NOTHING or self._idle()):
-            # An idle connection's bytes that begin no request (blank lines) cancel uvicorn's
-            # keep-alive timer: they start the next head's deadline instead.
+            # A head or body this read left unfinished gets its deadline; so do an idle
+            # connection's bytes that begin no request (blank lines), which would otherwise
+            # only cancel uvicorn's keep-alive timer.
             self._start_timer()
 
     def on_message_begin(self) -> None:
