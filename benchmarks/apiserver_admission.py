@@ -15,6 +15,7 @@ Usage: python benchmarks/apiserver_admission.py [--rounds 3 --requests 300]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -144,10 +145,13 @@ def main() -> int:
                 env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
                 check=True, capture_output=True, timeout=120,
             )  # fmt: skip
-            webhook = WebhookProcess(files, port=port).start()
-            floor = Floor(files, "asyncio", "deny")
-            register_floor(kubectl, floor.url + "/")
-            try:
+            # Both run in sessions of their own: whatever fails below, they are stopped.
+            with contextlib.ExitStack() as servers:
+                webhook = WebhookProcess(files, port=port).start()
+                servers.callback(webhook.stop)
+                floor = Floor(files, "asyncio", "deny")
+                servers.callback(floor.stop)
+                register_floor(kubectl, floor.url + "/")
                 for setup, (label, _) in SETUPS.items():
                     kubectl("create", "namespace", namespace_of(setup))
                     if label:
@@ -155,9 +159,6 @@ def main() -> int:
                 wait_until_policies_act(kubectl)
                 load = wait_for_quiet(600)
                 runs = measure(client, kubectl, args)
-            finally:
-                webhook.stop()
-                floor.stop()
     report = {"load_at_start": load, "rounds": args.rounds, "requests": args.requests,
               "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

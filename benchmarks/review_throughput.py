@@ -15,6 +15,7 @@ the spread (min-max). Usage: python benchmarks/review_throughput.py [--rounds 3 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -130,22 +131,27 @@ def main() -> int:
         for name, _, review in SCENARIOS:
             bodies[name] = folder / f"{name.replace(' ', '-')}.json"
             bodies[name].write_text(json.dumps(review))
-        hooks = [WebhookProcess(files).start() for _ in range(max(workers))]
-        floors = {
-            FLOOR: [Floor(files, "asyncio") for _ in range(max(workers))],
-            "floor on uvloop": [Floor(files, "uvloop") for _ in range(max(workers))],
-        }
-        assert hooks[0].process is not None
-        worker_pid = hooks[0].process.pid
-        time.sleep(2)
-        memory = {"at rest": rss_mib(worker_pid)}
-        sampler = PeakSampler(worker_pid)
-        sampler.start()
-        load = wait_for_quiet(600)
-        runs: list[dict[str, Any]] = []
-        cells = [(c, w) for c in args.connections for w in workers]
-        progress = Progress(args.rounds * len(cells) * len(scenarios))
-        try:
+        # The servers run in sessions of their own: whatever fails, they are stopped.
+        with contextlib.ExitStack() as running:
+            hooks = []
+            for _ in range(max(workers)):
+                hooks.append(WebhookProcess(files).start())
+                running.callback(hooks[-1].stop)
+            floors: dict[str, list[Floor]] = {FLOOR: [], "floor on uvloop": []}
+            for name, loop in ((FLOOR, "asyncio"), ("floor on uvloop", "uvloop")):
+                for _ in range(max(workers)):
+                    floors[name].append(Floor(files, loop))
+                    running.callback(floors[name][-1].stop)
+            assert hooks[0].process is not None
+            worker_pid = hooks[0].process.pid
+            time.sleep(2)
+            memory = {"at rest": rss_mib(worker_pid)}
+            sampler = PeakSampler(worker_pid)
+            sampler.start()
+            load = wait_for_quiet(600)
+            runs: list[dict[str, Any]] = []
+            cells = [(c, w) for c in args.connections for w in workers]
+            progress = Progress(args.rounds * len(cells) * len(scenarios))
             for round_ in range(args.rounds):
                 for connections, count in cells:
                     # Rotated each round: no scenario always runs first or last.
@@ -176,11 +182,6 @@ def main() -> int:
             memory["under load (peak)"] = sampler.peak
             time.sleep(10)
             memory["10 s after load"] = rss_mib(worker_pid)
-        finally:
-            for hook in hooks:
-                hook.stop()
-            for floor in floors[FLOOR] + floors["floor on uvloop"]:
-                floor.stop()
     report = {
         "load_at_start": load,
         "seconds": args.seconds,
