@@ -116,13 +116,16 @@ class ReviewEndpoint:
         review = build_response(uid=admission.uid, decision=decision)
         if not admission.dry_run:
             self._count(route.counted_as, decision.verdict)
-        if decision.verdict != "allowed":
-            _log_decision(admission, route, decision)
-        self._latency[path].observe(time.perf_counter() - started)
         # While draining, each answer also closes its connection: the client's next call
         # opens a new one, which the Service routes to a replica that is staying.
         extra = [_CLOSE] if self.lifecycle.draining else []
-        await _send(send, 200, orjson.dumps(review), extra)
+        body = orjson.dumps(review)
+        self._latency[path].observe(time.perf_counter() - started)
+        await _send(send, 200, body, extra)
+        # Logged after the answer is handed over, so that the answer leaves first at the end
+        # of this loop turn and the log line after it.
+        if decision.verdict != "allowed":
+            _log_decision(admission, route, decision)
 
     def _count(self, mode: str, verdict: str) -> None:
         child = self._decisions.get((mode, verdict))
