@@ -103,3 +103,23 @@ def test_lines_of_one_loop_turn_leave_in_one_write(json_logging: _Writes) -> Non
 def test_outside_a_loop_a_line_is_written_at_once(json_logging: _Writes) -> None:
     logging.getLogger("clusterip_guard.cli").info("scanned")
     assert json.loads(json_logging.getvalue())["message"] == "scanned"
+
+
+def test_a_line_held_when_a_loop_ended_goes_out_with_the_next_loops_lines(
+    json_logging: _Writes,
+) -> None:
+    logger = logging.getLogger("clusterip_guard.server")
+    ended = asyncio.new_event_loop()
+    ended.call_soon(log_fields, logger, logging.INFO, "denied", FIELDS)
+    ended.call_soon(ended.stop)  # before the flush the line scheduled can run
+    ended.run_forever()
+    ended.close()
+    assert json_logging.getvalue() == ""  # held
+
+    async def one_line() -> None:
+        log_fields(logger, logging.INFO, "warned", FIELDS)
+        await asyncio.sleep(0)
+
+    asyncio.run(one_line())
+    messages = [json.loads(line)["message"] for line in json_logging.getvalue().splitlines()]
+    assert messages == ["denied", "warned"]
