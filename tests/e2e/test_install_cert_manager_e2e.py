@@ -28,6 +28,7 @@ from tests.support.release import (
     create_service,
     helm,
     node_port_service,
+    reachable_through_its_service,
     ready_replicas,
     serving_secret,
     webhook_configuration,
@@ -120,6 +121,7 @@ def test_the_api_server_calls_the_webhook_and_a_mutate_namespace_gets_cluster_ip
 ) -> None:
     node.kubectl("create", "namespace", "shop")
     node.kubectl("label", "namespace", "shop", "clusterip-guard.io/mode=mutate")
+    assert reachable_through_its_service(node, "shop")
     run = node.kubectl("-n", "shop", "create", "-f", "-", "-o", "json",
                        stdin=json.dumps(node_port_service("probe")))  # fmt: skip
     assert "clusterip-guard converted this Service from NodePort to ClusterIP" in run.stderr

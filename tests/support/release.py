@@ -13,6 +13,7 @@ from kubernetes import client, config
 
 from tests.support.node import Node, cluster
 from tests.support.paths import ROOT
+from tests.support.polling import until
 
 CHART = ROOT / "charts" / "clusterip-guard"
 RELEASE = "clusterip-guard"
@@ -67,6 +68,21 @@ def create_service(core: client.CoreV1Api, namespace: str, manifest: dict[str, A
     stored = core.create_namespaced_service(namespace, body)
     assert stored.spec is not None
     return str(stored.spec.type)
+
+
+def reachable_through_its_service(node: Node, namespace: str, timeout: float = 60) -> bool:
+    """Whether the API server reaches the webhook through its Service within `timeout`: a
+    server-side dry run of a NodePort Service in `namespace` (a judged one) is answered.
+    kube-proxy programs the Service's endpoints a moment after the Pods are Ready, which is
+    when `helm --wait` returns; until then a call is refused."""
+    manifest = json.dumps(node_port_service("reachable"))
+
+    def answered() -> bool:
+        run = node.kubectl("-n", namespace, "create", "--dry-run=server", "-f", "-",
+                           stdin=manifest, check=False)  # fmt: skip
+        return "failed calling webhook" not in run.stderr
+
+    return until(answered, timeout=timeout)
 
 
 def ready_replicas(node: Node) -> int:
