@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT / "hack" / "controlplane"))
 from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
 from benchmarks.review_throughput import Floor, build  # noqa: E402
 from localcluster import ControlPlane, start  # noqa: E402
+from tests.support.cli import clusterip_guard  # noqa: E402
 from tests.support.kubectl import Kubectl  # noqa: E402
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port  # noqa: E402
 
@@ -138,13 +138,13 @@ def main() -> int:
                 kubectl("apply", "-f", str(policy))
             files = CertificateFiles(folder / "certs")
             port = free_port()
-            subprocess.run(
-                [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap",
-                 "--name", "bench", "--url", f"https://127.0.0.1:{port}",
-                 "--cert-dir", str(files.folder), "--ip", "127.0.0.1"],
-                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
-                check=True, capture_output=True, timeout=120,
+            registered = clusterip_guard(
+                cluster.kubeconfig, "bootstrap", "--name", "bench",
+                "--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
+                "--ip", "127.0.0.1",
             )  # fmt: skip
+            if registered.returncode != 0:
+                raise RuntimeError(f"bootstrap: {registered.stderr}")
             # Both run in sessions of their own: whatever fails below, they are stopped.
             with contextlib.ExitStack() as servers:
                 webhook = WebhookProcess(files, port=port).start()

@@ -22,9 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from clusterip_guard.cluster.client import call, failure, read_or_none
 from clusterip_guard.cluster.errors import ClusterError, ClusterRefused
-from clusterip_guard.core.names import (
-    MANAGED_BY_LABEL,
-)
+from clusterip_guard.core.names import MANAGED_BY_LABEL
 from clusterip_guard.core.registration import default_mode_of
 from clusterip_guard.core.reports import (
     MANAGED_BY,

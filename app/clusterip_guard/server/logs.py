@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import orjson
@@ -65,17 +66,29 @@ class _Clock:
 _CLOCK = _Clock()
 
 
+def _entry(
+    created: float, level: str, logger: str, message: str, fields: Iterable[tuple[str, Any]]
+) -> dict[str, Any]:
+    """A line's object: when, how grave, whose, what, then the fields; no colour codes."""
+    entry: dict[str, Any] = {
+        "time": _CLOCK.text(created),
+        "level": level.lower(),
+        "logger": logger,
+        "message": _plain(message),
+    }
+    for key, value in fields:
+        entry[key] = _plain(value)
+    return entry
+
+
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": _CLOCK.text(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": _plain(record.getMessage()),
-        }
-        for key, value in vars(record).items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
-                entry[key] = _plain(value)
+        extra = (
+            (key, value)
+            for key, value in vars(record).items()
+            if key not in _RECORD_FIELDS and not key.startswith("_")
+        )
+        entry = _entry(record.created, record.levelname, record.name, record.getMessage(), extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return _encoded(entry)
@@ -157,14 +170,7 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: dict[st
     ):
         logger.log(level, message, extra=fields)
         return
-    entry: dict[str, Any] = {
-        "time": _CLOCK.text(time.time()),
-        "level": logging.getLevelName(level).lower(),
-        "logger": logger.name,
-        "message": _plain(message),
-    }
-    for key, value in fields.items():
-        entry[key] = _plain(value)
+    entry = _entry(time.time(), logging.getLevelName(level), logger.name, message, fields.items())
     try:
         line = _encoded(entry)
     except Exception:  # as logging does with a record it cannot format: report, go on

@@ -200,6 +200,8 @@ class ReviewEndpoint:
 
 
 def _log_decision(admission: AdmissionRequest, route: WebhookPath, decision: Decision) -> None:
+    if not log.isEnabledFor(logging.INFO):  # nothing to build the fields for
+        return
     fields: dict[str, Any] = {
         "mode": route.counted_as,
         "verdict": decision.verdict,
