@@ -3,12 +3,12 @@
 # debootstrap from Debian's archive and committed with buildah. No image registry is needed.
 # Cached: does nothing when the image already exists (FORCE=1 rebuilds it).
 #
-#   BASE_IMAGE  name of the image (default localhost/clusterip-guard-base:bookworm)
-#   MIRROR      Debian mirror (default http://deb.debian.org/debian)
+#   BASE_IMAGE       name of the image (default localhost/clusterip-guard-base:bookworm)
+#   MIRROR           Debian mirror (default: the archive this machine's apt sources name)
+#   SECURITY_MIRROR  Debian security archive (default: the one they name; none: no updates)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE_IMAGE=${BASE_IMAGE:-localhost/clusterip-guard-base:bookworm}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 
 if [[ ${FORCE:-0} != 1 ]] && buildah inspect --type image "$BASE_IMAGE" >/dev/null 2>&1; then
@@ -16,6 +16,8 @@ if [[ ${FORCE:-0} != 1 ]] && buildah inspect --type image "$BASE_IMAGE" >/dev/nu
     exit 0
 fi
 hack/image/install-tools.sh
+MIRROR=${MIRROR:-$(hack/apt.sh mirror)}
+SECURITY_MIRROR=${SECURITY_MIRROR:-$(hack/apt.sh security-mirror)}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/clusterip-guard-base.XXXXXX")
 container=""
@@ -36,8 +38,9 @@ debootstrap --variant=minbase --include=python3 "$SUITE" "$rootfs" "$MIRROR" \
     exit 1
 }
 # Security updates: debootstrap only knows the release itself.
-echo "deb http://deb.debian.org/debian-security $SUITE-security main" \
-    >"$rootfs/etc/apt/sources.list.d/security.list"
+if [[ -n $SECURITY_MIRROR ]]; then
+    echo "deb $SECURITY_MIRROR $SUITE-security main" >"$rootfs/etc/apt/sources.list.d/security.list"
+fi
 chroot "$rootfs" /bin/sh -c \
     'apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq -y upgrade && apt-get -qq clean' \
     >>"$work/debootstrap.log" 2>&1 || {

@@ -6,12 +6,11 @@
 #
 #   NGINX_IMAGE    name inside the archive (default localhost/nginx-debian:bookworm)
 #   NGINX_ARCHIVE  where the archive goes (default .dev/images/nginx-debian.tar)
-#   MIRROR         Debian mirror (default http://deb.debian.org/debian)
+#   MIRROR         Debian mirror (default: the archive this machine's apt sources name)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NGINX_IMAGE=${NGINX_IMAGE:-localhost/nginx-debian:bookworm}
 NGINX_ARCHIVE=${NGINX_ARCHIVE:-.dev/images/nginx-debian.tar}
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 
 if [[ ${FORCE:-0} != 1 && -s $NGINX_ARCHIVE ]]; then
@@ -22,9 +21,8 @@ if [[ $(id -u) != 0 ]]; then
     echo "hack/image: building images here needs root (debootstrap, buildah)" >&2
     exit 1
 fi
-for tool in debootstrap buildah; do
-    command -v "$tool" >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$tool" >/dev/null
-done
+hack/image/install-tools.sh
+MIRROR=${MIRROR:-$(hack/apt.sh mirror)}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/nginx-image.XXXXXX")
 container=""

@@ -1,23 +1,19 @@
-"""The local control plane, and the API server calling `clusterip-guard serve` on loopback."""
+"""The API server calling `clusterip-guard serve` on loopback through a hand-written webhook
+configuration, and the hand-written in-process baselines. The launcher itself (start, stop,
+`up`, `down`, an interrupted start) is tested in test_localcluster_e2e.py."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
-from localcluster import ControlPlane, start
 from tests.support.kubectl import Kubectl
-from tests.support.paths import LOCALCLUSTER, TEST_DATA
+from tests.support.paths import TEST_DATA
 from tests.support.polling import until
 from tests.support.webhook_process import ServingFiles, WebhookProcess
 
@@ -30,39 +26,6 @@ def create_namespace(kubectl: Kubectl, name: str, **labels: str) -> None:
     kubectl("create", "namespace", name)
     if labels:
         kubectl("label", "namespace", name, *(f"{k}={v}" for k, v in labels.items()))
-
-
-def test_the_api_server_is_ready(kubectl: Kubectl) -> None:
-    assert kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"
-
-
-def test_kubectl_creates_exposed_services_when_nothing_guards_them(kubectl: Kubectl) -> None:
-    create_namespace(kubectl, "unguarded")
-    kubectl("-n", "unguarded", "create", "service", "nodeport", "web", "--tcp=80:8080")
-    kubectl("-n", "unguarded", "create", "service", "loadbalancer", "lb", "--tcp=80:8080")
-    web = json.loads(kubectl("-n", "unguarded", "get", "service", "web", "-o", "json").stdout)
-    lb = json.loads(kubectl("-n", "unguarded", "get", "service", "lb", "-o", "json").stdout)
-    assert web["spec"]["type"] == "NodePort"
-    assert 30000 <= web["spec"]["ports"][0]["nodePort"] <= 32767
-    assert lb["spec"]["type"] == "LoadBalancer"
-    assert lb["spec"]["allocateLoadBalancerNodePorts"] is True
-
-
-def test_the_python_client_creates_external_ip_services(api_client: client.ApiClient) -> None:
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="unguarded-py")))
-    service = client.V1Service(
-        metadata=client.V1ObjectMeta(name="ext"),
-        spec=client.V1ServiceSpec(
-            type="LoadBalancer",
-            external_ips=["203.0.113.10"],
-            ports=[client.V1ServicePort(port=80)],
-        ),
-    )
-    created = core.create_namespaced_service("unguarded-py", service)
-    assert created.spec is not None
-    assert created.spec.type == "LoadBalancer"
-    assert created.spec.external_ips == ["203.0.113.10"]
 
 
 @pytest.fixture(scope="module")
@@ -163,62 +126,3 @@ def test_the_mutating_admission_policy_baseline_converts_node_ports(
 
     assert until(converted, timeout=15)
     assert "nodePort" not in stored["spec"]["ports"][0]
-
-
-def test_stopping_leaves_no_process_behind(tmp_path: Path) -> None:
-    cluster: ControlPlane = start(tmp_path / "short-lived", audit_log=False)
-    pids = list(cluster.pids)
-    assert len(pids) == 2
-    cluster.stop()
-    for pid in pids:
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in command:
-            found.append(int(entry.name))
-    return found
-
-
-def test_ctrl_c_while_starting_leaves_no_orphans(tmp_path: Path) -> None:
-    state = tmp_path / "interrupted"
-    up = subprocess.Popen(
-        [sys.executable, str(LOCALCLUSTER), "up", "--dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # Interrupt once etcd runs and the API server is on its way.
-    assert until((state / "controlplane" / "kube-apiserver.log").exists, timeout=30)
-    up.send_signal(signal.SIGINT)
-    _, err = up.communicate(timeout=30)
-    assert up.returncode == 130, err
-    assert "interrupted" in err
-    assert "Traceback" not in err
-    assert until(lambda: not _processes_mentioning(str(state)), timeout=15)
-
-
-def test_make_up_state_is_stopped_by_down(tmp_path: Path) -> None:
-    state = tmp_path / "detached"
-    up = subprocess.run(
-        [sys.executable, str(LOCALCLUSTER), "up", "--dir", str(state)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert up.returncode == 0, up.stderr
-    assert "control plane ready at https://127.0.0.1:" in up.stdout
-    assert _processes_mentioning(str(state))
-    down = subprocess.run(
-        [sys.executable, str(LOCALCLUSTER), "down", "--dir", str(state)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert down.returncode == 0, down.stderr
-    assert not _processes_mentioning(str(state))

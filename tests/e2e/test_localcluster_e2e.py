@@ -21,6 +21,7 @@ from cryptography import x509
 from kubernetes import client, config
 
 from localcluster import (
+    HOLD_AT_VARIABLE,
     SERVICE_CIDR,
     ControlPlane,
     ControlPlaneError,
@@ -34,6 +35,7 @@ from localcluster import (
 )
 from tests.support.paths import LOCALCLUSTER
 from tests.support.polling import until
+from tests.support.processes import processes_mentioning, stop_processes_mentioning
 
 pytestmark = pytest.mark.e2e
 
@@ -64,21 +66,6 @@ def kubectl(
     return run
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains `text` (a work folder names its processes)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:  # it exited while we looked
-            continue
-        if text.encode() in command:
-            found.append(int(entry.name))
-    return found
-
-
 def localcluster_cli(
     *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -87,6 +74,17 @@ def localcluster_cli(
         capture_output=True, text=True, timeout=180, check=False,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[Path]:
+    """A state folder for `localcluster up`; whatever the test's outcome, `down` runs after it
+    and anything still naming the folder is stopped (a failed assertion must not leave a
+    detached control plane running)."""
+    folder = tmp_path / "dev"
+    yield folder
+    localcluster_cli("down", "--dir", str(folder))
+    stop_processes_mentioning(str(folder))
 
 
 def assets_with_a_broken_apiserver(folder: Path, assets: Path) -> Path:
@@ -166,6 +164,7 @@ def test_the_python_client_creates_a_load_balancer_with_external_ips(
     assert created.spec.external_ips == ["203.0.113.10"]
     assert created.spec.ports is not None
     assert created.spec.ports[0].node_port in NODE_PORTS
+    assert created.spec.allocate_load_balancer_node_ports is True  # defaulted by the API server
 
 
 def test_both_admission_policy_apis_are_served(assets: Path, cluster: ControlPlane) -> None:
@@ -225,8 +224,7 @@ def test_a_failed_start_names_the_log_and_stops_etcd(tmp_path: Path, assets: Pat
     assert not processes_mentioning(str(workdir))
 
 
-def test_up_is_idempotent_and_down_stops_extra_pids_too(tmp_path: Path) -> None:
-    state = tmp_path / "dev"
+def test_up_is_idempotent_and_down_stops_extra_pids_too(state: Path) -> None:
     first = localcluster_cli("up", "--dir", str(state))
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith("control plane ready at https://127.0.0.1:")
@@ -240,10 +238,14 @@ def test_up_is_idempotent_and_down_stops_extra_pids_too(tmp_path: Path) -> None:
     assert again.stdout.startswith(f"control plane already running at {recorded['url']}")
 
     webhook_stand_in = subprocess.Popen(["sleep", "300"], start_new_session=True)
-    record_extra_pid(state, webhook_stand_in.pid)
-    stopped = localcluster_cli("down", "--dir", str(state))
-    assert stopped.returncode == 0, stopped.stderr
-    assert webhook_stand_in.wait(timeout=5) == -signal.SIGTERM
+    try:
+        record_extra_pid(state, webhook_stand_in.pid)
+        stopped = localcluster_cli("down", "--dir", str(state))
+        assert stopped.returncode == 0, stopped.stderr
+        assert webhook_stand_in.wait(timeout=5) == -signal.SIGTERM
+    finally:
+        webhook_stand_in.kill()
+        webhook_stand_in.wait()
     assert not processes_mentioning(str(state))
     assert not (state / "controlplane.json").exists()
 
@@ -251,15 +253,37 @@ def test_up_is_idempotent_and_down_stops_extra_pids_too(tmp_path: Path) -> None:
     assert (nothing.returncode, nothing.stdout.strip()) == (0, "no control plane running")
 
 
-def test_up_failing_prints_one_line_and_exits_2(tmp_path: Path, assets: Path) -> None:
+def test_up_failing_prints_one_line_and_exits_2(tmp_path: Path, assets: Path, state: Path) -> None:
     broken = assets_with_a_broken_apiserver(tmp_path / "assets", assets)
-    state = tmp_path / "dev"
     up = localcluster_cli("up", "--dir", str(state), env={"KUBEBUILDER_ASSETS": str(broken)})
     assert up.returncode == 2
     assert up.stderr.splitlines() == [
         "localcluster: kube-apiserver exited with code 1; last lines of "
         f"{state.absolute() / 'controlplane' / 'kube-apiserver.log'}:"
     ]
+    assert not processes_mentioning(str(state))
+
+
+def test_ctrl_c_while_starting_stops_what_was_started(state: Path) -> None:
+    up = subprocess.Popen(
+        [sys.executable, str(LOCALCLUSTER), "up", "--dir", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, HOLD_AT_VARIABLE: "kube-apiserver"},
+    )  # fmt: skip
+    try:
+        # The launcher holds right after spawning the API server (etcd runs): the interrupt
+        # lands there, whatever the machine's speed.
+        held = state.absolute() / "controlplane" / "held-at-kube-apiserver"
+        assert until(held.exists, timeout=120), "the launcher never reached the API server"
+        assert len(processes_mentioning(str(state / "controlplane"))) >= 2  # etcd, apiserver
+        up.send_signal(signal.SIGINT)
+        _, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 130, err
+    assert err.splitlines() == ["localcluster: interrupted; stopped what was started"]
     assert not processes_mentioning(str(state))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from localcluster.errors import ControlPlaneError
 from localcluster.launcher import (
+    HOLD_AT_VARIABLE,
     ControlPlane,
     admin_context,
     apiserver_flags,
@@ -21,6 +22,7 @@ from localcluster.pki import LOOPBACK, SERVICE_CIDR, Credentials, kubeconfig, wr
 from localcluster.processes import free_port, free_ports, started_at, stop_pid
 
 __all__ = [
+    "HOLD_AT_VARIABLE",
     "LOOPBACK",
     "SERVICE_CIDR",
     "ControlPlane",

@@ -11,6 +11,11 @@ process (the webhook) for `down` to stop first. Each pid is kept with its start 
 In Python: `with start(workdir) as cluster: ...` (stopped on exit, on error, and at interpreter
 exit). Binaries come from build.sh beside this package, which honours KUBEBUILDER_ASSETS,
 TEST_ASSET_KUBE_APISERVER and TEST_ASSET_ETCD as envtest users expect.
+
+For tests of an interrupted start-up: with LOCALCLUSTER_HOLD_AT=kube-apiserver, `start` stops
+right after spawning the API server (etcd runs, the API server is on its way), writes the
+marker file `held-at-kube-apiserver` in its workdir and waits there until it is interrupted,
+so a test interrupts at a known point of start-up, not at a moment that depends on speed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +62,7 @@ HERE = Path(__file__).resolve().parent.parent  # hack/controlplane: build.sh and
 # Ready in about 3 s when warm; generous for a loaded 2-core CI runner.
 READY_TIMEOUT_SECONDS = 90.0
 STATE_FILE = "controlplane.json"
+HOLD_AT_VARIABLE = "LOCALCLUSTER_HOLD_AT"
 
 # Metadata for Services and the requests our tests read back; nothing else, to keep it small.
 AUDIT_POLICY = {
@@ -193,6 +200,7 @@ def start(
         api_log = workdir / "kube-apiserver.log"
         apiserver = spawn([str(assets / "kube-apiserver"), *flags], api_log)
         cluster.processes.append(apiserver)
+        _hold_if_asked(workdir, "kube-apiserver")
         context = admin_context(credentials)
         wait_until(
             lambda: (
@@ -209,6 +217,15 @@ def start(
         cluster.stop()
         raise
     return cluster
+
+
+def _hold_if_asked(workdir: Path, point: str) -> None:
+    """Wait here, forever, when LOCALCLUSTER_HOLD_AT names this point (see the module's doc)."""
+    if os.environ.get(HOLD_AT_VARIABLE) != point:
+        return
+    (workdir / f"held-at-{point}").write_text(f"{os.getpid()}\n")
+    while True:
+        time.sleep(3600)  # an interrupt (KeyboardInterrupt or Terminated) ends the wait
 
 
 def admission_configuration(workdir: Path, client_cert: Path, client_key: Path) -> Path:
