@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench bench-scan fuzz image clean cluster cluster-down
+.PHONY: setup controlplane lint unit test up down demo bench bench-scan fuzz image clean cluster cluster-down chart
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -29,6 +29,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The chart's admission templates, generated from the table of admission entries
+# (core/admission.py); tests/unit/test_rendering.py fails when they are stale.
+chart: setup
+	$(BIN)/python -m clusterip_guard.rendering
+
 unit: setup
 	$(BIN)/pytest -m "not e2e"
 
@@ -46,10 +51,10 @@ demo: setup controlplane
 down: setup
 	$(BIN)/python hack/controlplane/localcluster down --dir $(DEV)
 
-# A real node beside the control plane (DESIGN §8): installs its Debian packages, builds the
-# node binaries and helm, returns when the node is Ready. Needs neither the venv nor `make up`.
-cluster:
-	$(PYTHON) hack/cluster/cluster.py --dir $(DEV) up
+# A real node beside the control plane (docs/design.md, "The local control plane"): installs
+# its Debian packages, builds the node binaries and helm, returns when the node is Ready.
+cluster: setup
+	$(BIN)/python hack/cluster/cluster.py --dir $(DEV) up
 
 cluster-down:
 	$(PYTHON) hack/cluster/cluster.py --dir $(DEV) down

@@ -27,7 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "hack" / "controlplane"))
+sys.path[:0] = [str(ROOT / "hack"), str(ROOT / "hack" / "controlplane")]
 
 from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
 from benchmarks.review_throughput import Floor, build  # noqa: E402

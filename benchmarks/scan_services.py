@@ -21,7 +21,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "app"), str(ROOT / "hack" / "controlplane")]
+sys.path[:0] = [
+    str(ROOT),
+    str(ROOT / "app"),
+    str(ROOT / "hack"),
+    str(ROOT / "hack" / "controlplane"),
+]
 
 from kubernetes import client, config  # noqa: E402
 

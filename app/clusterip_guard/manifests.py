@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from clusterip_guard.core.offline import STDIN_SOURCE, CheckReport, ManifestFile, fixed_documents
-from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.offline import STDIN_SOURCE, CheckResults, ManifestFile, fixed_documents
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.yamltext import YAMLTextError, dump_yaml_documents, load_yaml_documents
 
 STDIN = "-"
@@ -104,7 +104,7 @@ def _shape(value: object) -> str:
 
 
 def write_fixed(
-    files: list[ManifestFile], policy: PolicySettings, report: CheckReport, stdout: TextIO
+    files: list[ManifestFile], policy: PolicySettings, report: CheckResults, stdout: TextIO
 ) -> list[str]:
     """Write converted manifests back: changed files in place (through YAML, so comments do
     not survive), and stdin always to stdout so `check --fix -` can sit in a pipeline.

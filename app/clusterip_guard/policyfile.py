@@ -1,5 +1,5 @@
 """The policy file: YAML in, `PolicySettings` out, checked once at load; and the holder that
-keeps the policy in force while the file changes on disk (docs/design.md §2).
+keeps the policy in force while the file changes on disk (docs/design.md, "Modes, per namespace").
 
 Every error names the key it is about. A broken new file never replaces a good one.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from clusterip_guard.core.cloud_providers import PROVIDERS, Provider
-from clusterip_guard.core.settings import (
+from clusterip_guard.core.policy import (
     Exemption,
     IPNetwork,
     PolicySettings,
 )
-from clusterip_guard.server.watch import ReloadResult, WatchedFiles
+from clusterip_guard.reloading import PolledFiles, ReloadResult
 from clusterip_guard.yamltext import YAMLTextError, load_yaml
 
 log = logging.getLogger("clusterip_guard.policy")
@@ -208,7 +208,7 @@ class PolicyHolder:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.current = read_policy_file(path)
-        self._files = WatchedFiles(path) if path is not None else None
+        self._files = PolledFiles(path) if path is not None else None
 
     def reload_if_changed(self) -> ReloadResult:
         if self._files is None or not self._files.changed():

@@ -102,3 +102,23 @@ def load_yaml_documents(text: str) -> list[Any]:
 def dump_yaml_documents(documents: list[Any]) -> str:
     """As written by `check --fix`: key order kept, `---` between documents."""
     return yaml.safe_dump_all(documents, sort_keys=False, explicit_start=len(documents) > 1)
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Strings that hold single quotes (CEL's string literals) in double quotes, where they
+    read as written, rather than single-quoted with every quote doubled."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if "'" in value and "\n" not in value and '"' not in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _string)
+
+
+def dump_yaml(document: Any) -> str:
+    """One document in block style, key order kept, long strings never folded."""
+    return yaml.dump(
+        document, Dumper=_ReadableDumper, sort_keys=False, width=10_000, default_flow_style=False
+    )

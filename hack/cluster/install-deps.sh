@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages a local node needs (DESIGN §8): container runtime, CNI plugins,
+# Installs the Debian packages a local node needs (docs/design.md, "The local control plane"): container runtime, CNI plugins,
 # iptables for kube-proxy, and what builds images without a registry. Idempotent: packages
 # already present are not fetched again; hack/apt.sh waits for any other apt run.
 set -euo pipefail

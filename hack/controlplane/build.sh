@@ -4,7 +4,7 @@
 #   build.sh        kube-apiserver, etcd (and a link to the machine's kubectl if none was built)
 #   build.sh node   also kube-controller-manager, kube-scheduler, kubelet, kube-proxy and
 #                   kubectl from the same pinned module, and helm from its own wrapper module
-#                   (hack/helm), for `make cluster` (DESIGN §8)
+#                   (hack/helm), for `make cluster` (docs/design.md, "The local control plane")
 #
 # Prints the folder holding the binaries on its last line.
 # Honours, as envtest users expect:

@@ -1,5 +1,5 @@
 // Wrapper module: pins the Kubernetes and etcd releases whose kube-apiserver and
-// etcd binaries form clusterip-guard's local control plane (docs/design.md §8).
+// etcd binaries form clusterip-guard's local control plane (docs/design.md, "The local control plane").
 // k8s.io/kubernetes requires its staging modules at v0.0.0; each is replaced by its
 // published release (list taken from k8s.io/kubernetes' own go.mod).
 module github.com/clusterip-guard/clusterip-guard/hack/controlplane

@@ -1,5 +1,5 @@
 // Wrapper module: pins the helm release that `make cluster` builds into the cache and copies
-// to .dev/bin (DESIGN §8). Kept apart from hack/controlplane so helm's k8s.io dependencies
+// to .dev/bin (docs/design.md, "The local control plane"). Kept apart from hack/controlplane so helm's k8s.io dependencies
 // can never move the control plane's versions.
 module github.com/clusterip-guard/clusterip-guard/hack/helm
 

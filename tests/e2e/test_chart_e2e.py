@@ -183,9 +183,10 @@ def test_with_cert_manager_the_uninstall_keeps_its_certificates() -> None:
 
 
 def test_the_names_the_chart_uses_are_the_cores() -> None:
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-    assert f'{{{{- define "clusterip-guard.modeLabel" -}}}}{MODE_LABEL}' in helpers
     validating = the("ValidatingWebhookConfiguration", render("certificates.mode=certManager"))
+    assert validating["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]["key"] == (
+        MODE_LABEL
+    )
     never = validating["webhooks"][0]["namespaceSelector"]["matchExpressions"][-1]["values"]
     assert set(never) == {*NEVER_JUDGED_NAMESPACES, "clusterip-guard"}
 

@@ -1,4 +1,5 @@
-"""The mode label cannot be mistyped into "off", nor changed by a tenant (docs/design.md §2).
+"""The mode label cannot be mistyped into "off", nor changed by a tenant (docs/design.md,
+"Modes, per namespace").
 
 A control plane of its own: its cluster default mode is `enforce`, which would judge every
 unlabelled namespace of the shared one.

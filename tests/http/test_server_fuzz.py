@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clusterip_guard.core.names import WEBHOOK_PATHS
-from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.admission import ROUTES
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.server.app import create_app
-from clusterip_guard.server.metrics import WebhookMetrics
+from clusterip_guard.telemetry.metrics import WebhookMetrics
 from tests.support.builders import admission_review, service
 
 json_values = st.recursive(
@@ -53,7 +53,7 @@ def _check(reply: Any) -> None:
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.binary(max_size=200), path=st.sampled_from(list(WEBHOOK_PATHS)))
+@given(body=st.binary(max_size=200), path=st.sampled_from(list(ROUTES)))
 def test_arbitrary_bytes(client: Client, body: bytes, path: str) -> None:
     _check(client.post(path, content=body, headers={"content-type": "application/json"}))
 
@@ -63,7 +63,7 @@ def test_arbitrary_bytes(client: Client, body: bytes, path: str) -> None:
     field=st.sampled_from(["request", "uid", "kind", "operation", "object", "oldObject",
                            "namespace", "name", "dryRun", "subResource"]),
     value=json_values,
-    path=st.sampled_from(list(WEBHOOK_PATHS)),
+    path=st.sampled_from(list(ROUTES)),
 )  # fmt: skip
 def test_admission_reviews_with_one_field_replaced(
     client: Client, field: str, value: Any, path: str

@@ -7,7 +7,7 @@ import re
 import yaml
 from prometheus_client import CollectorRegistry
 
-from clusterip_guard.server.metrics import ScanMetrics, WebhookMetrics
+from clusterip_guard.telemetry.metrics import ScanMetrics, WebhookMetrics
 from tests.support.paths import ROOT
 
 

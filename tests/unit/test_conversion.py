@@ -1,4 +1,5 @@
-"""The ClusterIP conversion of docs/design.md §3: every field, idempotence, and properties."""
+"""The ClusterIP conversion (docs/design.md, "The conversion (`mutate`)"): every field,
+idempotence, and properties."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from clusterip_guard.core.conversion import conversion_patch, internalize
 from clusterip_guard.core.decision import ServiceChange, decide
 from clusterip_guard.core.exposure import exposure_of
 from clusterip_guard.core.names import CONVERTED_FROM_ANNOTATION, SOURCE_RANGES_ANNOTATION
-from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.types import MODES, Manifest
 from clusterip_guard.policyfile import policy_from_mapping
 from tests.support.builders import service

@@ -1,4 +1,4 @@
-"""Decisions for every row of docs/design.md §2, table-driven."""
+"""Decisions for every row of docs/design.md, "Modes, per namespace", table-driven."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from clusterip_guard.core.decision import ServiceChange, decide
 from clusterip_guard.core.pointers import field_path
-from clusterip_guard.core.settings import Exemption, PolicySettings
+from clusterip_guard.core.policy import Exemption, PolicySettings
 from clusterip_guard.core.types import Manifest, Mode, Verdict
 from clusterip_guard.policyfile import policy_from_mapping
 from tests.support.builders import service

@@ -1,4 +1,5 @@
-"""Exposure piece by piece: an UPDATE is judged on every piece it adds (docs/design.md §1)."""
+"""Exposure piece by piece: an UPDATE is judged on every piece it adds (docs/design.md, "What
+counts as exposed")."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from clusterip_guard.core.decision import ServiceChange, decide
 from clusterip_guard.core.exposure import added_exposure, exposure_of, reported
-from clusterip_guard.core.settings import PolicySettings, parse_ip_sloppy
+from clusterip_guard.core.policy import PolicySettings, parse_ip_sloppy
 from clusterip_guard.core.types import Manifest, Mode, Verdict
 from clusterip_guard.policyfile import policy_from_mapping
 from tests.support.builders import service

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -63,3 +64,28 @@ def test_importing_the_core_loads_no_edge_library() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert run.stdout.strip() == "[]"
+
+
+# The one library the core may use beyond the standard library: orjson, a codec (bytes in,
+# plain data out; no I/O, no framework), chosen for the review path's speed
+# (docs/benchmarks.md). Anything else the core imports is a layer broken.
+CORE_THIRD_PARTY = {"orjson"}
+
+
+def test_the_core_imports_itself_the_standard_library_and_orjson_only() -> None:
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "app" / "clusterip_guard" / "core").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.partition(".")[0]
+                if top == "clusterip_guard" and not name.startswith("clusterip_guard.core"):
+                    found.setdefault(name, set()).add(path.name)  # an import running back up
+                elif top not in sys.stdlib_module_names and top != "clusterip_guard":
+                    found.setdefault(top, set()).add(path.name)
+    assert set(found) <= CORE_THIRD_PARTY, found

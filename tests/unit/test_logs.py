@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from clusterip_guard.server.logs import JSONFormatter, configure_json_logging, log_fields
+from clusterip_guard.telemetry.logs import JSONFormatter, configure_json_logging, log_fields
 
 
 def test_uvicorns_coloured_copy_and_colour_codes_are_left_out() -> None:

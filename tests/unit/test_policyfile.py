@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.policyfile import PolicyError, parse_policy
 
 FULL = """

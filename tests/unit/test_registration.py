@@ -1,4 +1,5 @@
-"""The webhook configurations bootstrap registers (docs/design.md §6)."""
+"""The webhook configurations bootstrap registers (docs/design.md, "What bootstrap
+registers")."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from clusterip_guard.core.admission import default_mode_of
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.registration import (
     EXPOSED_SERVICE_EXPRESSION,
     RegistrationError,
     ServiceTarget,
     UrlTarget,
-    default_mode_of,
     webhook_configurations,
 )
 from clusterip_guard.core.types import Mode
@@ -67,7 +68,7 @@ def test_one_entry_per_mode_with_its_own_path() -> None:
         "enforce.clusterip-guard.io": "/validate/enforce",
         "audit.clusterip-guard.io": "/validate/audit",
         "unknown-mode.clusterip-guard.io": "/validate/unknown-mode",
-        "mutate-backstop.clusterip-guard.io": "/validate/mutate",
+        "mutate-backstop.clusterip-guard.io": "/validate/mutate-backstop",
     }
     assert selected(found["mutate.clusterip-guard.io"]) == ["mutate"]
     assert selected(found["enforce.clusterip-guard.io"]) == ["enforce"]
@@ -159,7 +160,7 @@ def test_bad_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8443", "https://x/?a=b", "127.0.0.1:8443"])
 def test_url_mode_needs_a_plain_https_url(url: str) -> None:
-    with pytest.raises(RegistrationError, match="--url"):
+    with pytest.raises(RegistrationError, match="webhook's URL"):
         UrlTarget(url)
 
 

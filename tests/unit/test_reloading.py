@@ -19,8 +19,8 @@ from clusterip_guard.certs.issuing import (
     new_serving_certificate,
 )
 from clusterip_guard.policyfile import PolicyError, PolicyHolder
+from clusterip_guard.reloading import PolledFiles, reload_all
 from clusterip_guard.server.tls import CertificateReloader, serving_context
-from clusterip_guard.server.watch import WatchedFiles, reload_all
 
 NOW = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC)
 
@@ -203,7 +203,7 @@ def test_one_failing_reloader_does_not_stop_the_others(tmp_path: Path) -> None:
 
 def test_a_file_that_appears_later_counts_as_changed(tmp_path: Path) -> None:
     late = tmp_path / "late.yaml"
-    files = WatchedFiles(late)
+    files = PolledFiles(late)
     assert not files.changed()
     replace(late, "x: 1\n")
     assert files.changed()

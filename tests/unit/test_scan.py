@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from clusterip_guard.core.reports import build_reports, carry_timestamps, differs
+from clusterip_guard.cluster.writing import stored_as_wanted
+from clusterip_guard.core.policy import Exemption, PolicySettings
+from clusterip_guard.core.reports import build_reports, carry_timestamps
 from clusterip_guard.core.scan import NamespaceInfo, namespace_mode, scan, summary
-from clusterip_guard.core.settings import Exemption, PolicySettings
 from tests.support.builders import service
 
 TODAY = datetime.date(2026, 11, 29)
@@ -135,14 +136,14 @@ def test_a_result_that_says_the_same_keeps_its_timestamp_and_nothing_differs() -
     assert again["results"][0]["timestamp"] != first["results"][0]["timestamp"]
     carried = carry_timestamps(again, first)
     assert carried["results"][0]["timestamp"] == first["results"][0]["timestamp"]
-    assert not differs(carried, first)
+    assert stored_as_wanted(carried, first)
 
 
 def test_a_changed_result_differs_and_takes_the_new_timestamp() -> None:
     first = reports_of(service("NodePort"))[0]
     fixed = reports_of(service("ClusterIP"))[0]
     carried = carry_timestamps(fixed, first)
-    assert differs(carried, first)
+    assert not stored_as_wanted(carried, first)
     assert carried["results"][0]["result"] == "pass"
 
 

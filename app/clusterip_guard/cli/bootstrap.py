@@ -1,4 +1,5 @@
-"""`clusterip-guard bootstrap`: certificates and webhook registration (docs/design.md §5, §6)."""
+"""`clusterip-guard bootstrap`: certificates and webhook registration (docs/design.md,
+"Command line" and "What bootstrap registers")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`clusterip-guard check`: offline evaluation of manifests (docs/design.md §5)."""
+"""`clusterip-guard check`: offline evaluation of manifests (docs/design.md, "Command line")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from clusterip_guard.cli import options
-from clusterip_guard.core.offline import STDIN_SOURCE, CheckReport, ServiceResult, check_files
+from clusterip_guard.core.offline import STDIN_SOURCE, CheckResults, ServiceResult, check_files
 from clusterip_guard.core.types import MODES, Mode, as_mode
 from clusterip_guard.manifests import STDIN, read_manifests, write_fixed
 from clusterip_guard.policyfile import read_policy_file
@@ -105,11 +105,11 @@ def result_as_json(result: ServiceResult) -> dict[str, Any]:
     return shown
 
 
-def render_json(report: CheckReport) -> str:
+def render_json(report: CheckResults) -> str:
     return json.dumps([result_as_json(r) for r in report.results], indent=2) + "\n"
 
 
-def render_table(report: CheckReport) -> str:
+def render_table(report: CheckResults) -> str:
     header = ("SOURCE", "NAMESPACE", "NAME", "VERDICT", "FINDING")
     rows: list[tuple[str, ...]] = []
     for r in report.results:

@@ -1,5 +1,6 @@
 """The `clusterip-guard` command: parses flags into typed settings, runs one command, and
-maps every error an admin can fix to one line on stderr and an exit code (docs/design.md §5).
+maps every error an admin can fix to one line on stderr and an exit code (docs/design.md,
+"Command line").
 
 Exit codes, the same for every command:
   0  fine

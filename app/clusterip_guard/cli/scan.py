@@ -1,10 +1,9 @@
-"""`clusterip-guard scan`: the Services that already exist, judged as admission would judge
-them, as a table, JSON or YAML, and as PolicyReports (docs/design.md §9)."""
+"""`clusterip-guard scan`: its flags, and the findings as a table, JSON or YAML. The use case
+itself (read, judge, write reports) is `cluster.scanning.scan_cluster`."""
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import socket
@@ -18,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from clusterip_guard.cli import options
 from clusterip_guard.core.names import CONFIGURATION_NAME
-from clusterip_guard.core.reports import REPORT_FORMATS, ReportFormat, build_reports
-from clusterip_guard.core.scan import Finding, scan
-from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.reports import REPORT_FORMATS, ReportFormat
+from clusterip_guard.core.scan import Finding
 from clusterip_guard.core.types import MODES, Mode, as_mode
 
 if TYPE_CHECKING:
+    from clusterip_guard.cluster.scanning import ScanOutcome, ScanScope
     from clusterip_guard.policyfile import PolicyHolder
 
 EXIT_OK = 0
@@ -183,6 +182,7 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
     from clusterip_guard.cluster.client import session
+    from clusterip_guard.cluster.scanning import scan_cluster
     from clusterip_guard.policyfile import PolicyHolder
 
     # Read once, before the cluster is asked anything: a broken file is bad input (exit 2).
@@ -197,68 +197,34 @@ def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
                     print(line, file=stderr)
         if settings.watch:
             return _watch(api, settings, policy)
-        outcome = scan_once(api, settings, policy.current)
+        outcome = scan_cluster(api, scope_of(settings), policy.current)
         stdout.write(render(outcome, settings.output))
         for line in outcome.written:
             print(line, file=stderr)
         return EXIT_FINDINGS if outcome.fails else EXIT_OK
 
 
-@dataclass
-class Outcome:
-    findings: list[Finding]
-    written: list[str]
+def scope_of(settings: ScanSettings) -> ScanScope:
+    from clusterip_guard.cluster.scanning import ScanScope
 
-    @property
-    def fails(self) -> int:
-        return sum(1 for f in self.findings if f.result == "fail")
-
-
-def scan_once(api: Any, settings: ScanSettings, policy: PolicySettings) -> Outcome:
-    from clusterip_guard.cluster.scanning import (
-        read_namespace,
-        read_namespaces,
-        read_services,
-        registered_default_mode,
-        write_reports,
-    )
-
-    default_mode = settings.default_mode
-    if default_mode is None:
-        default_mode = registered_default_mode(api, settings.configuration_name) or "off"
-    if settings.namespace is not None:
-        namespaces = [read_namespace(api, settings.namespace)]
-        services = read_services(api, settings.namespace)
-    else:
-        namespaces = read_namespaces(api, settings.selector)
-        services = read_services(api)
-        if settings.selector:
-            chosen = {ns.name for ns in namespaces}
-            services = [s for s in services if s["metadata"].get("namespace") in chosen]
-    now = datetime.datetime.now(datetime.UTC)
-    findings = scan(
-        namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
+    return ScanScope(
+        namespace=settings.namespace,
+        selector=settings.selector,
+        default_mode=settings.default_mode,
+        configuration_name=settings.configuration_name,
         what_if=settings.what_if,
-    )  # fmt: skip
-    written: list[str] = []
-    if settings.write_reports:
-        scope = (
-            None
-            if settings.namespace is None and not settings.selector
-            else {ns.name for ns in namespaces}
-        )
-        for report_format in settings.report_formats:
-            reports = build_reports(findings, report_format=report_format, now=now)
-            written += write_reports(api, reports, report_format, scope=scope).lines()
-    return Outcome(findings, written)
+        write_reports=settings.write_reports,
+        report_formats=settings.report_formats,
+    )
 
 
 def _watch(api: Any, settings: ScanSettings, policy: PolicyHolder) -> int:
     import logging
 
+    from clusterip_guard.cluster.scanning import scan_cluster
     from clusterip_guard.cluster.watching import keep_current, lead
-    from clusterip_guard.server.logs import configure_json_logging
-    from clusterip_guard.server.metrics import ScanMetrics
+    from clusterip_guard.telemetry.logs import configure_json_logging
+    from clusterip_guard.telemetry.metrics import ScanMetrics
 
     log = logging.getLogger("clusterip_guard.scan")
     configure_json_logging("info")  # the same JSON lines as serve's
@@ -272,7 +238,7 @@ def _watch(api: Any, settings: ScanSettings, policy: PolicyHolder) -> int:
         started = time.monotonic()
         policy.reload_if_changed()
         try:
-            outcome = scan_once(api, settings, policy.current)
+            outcome = scan_cluster(api, scope_of(settings), policy.current)
         except Exception:
             metrics.scans.labels("error").inc()
             raise
@@ -331,7 +297,7 @@ def finding_as_json(finding: Finding) -> dict[str, Any]:
     return shown
 
 
-def render(outcome: Outcome, output: Output) -> str:
+def render(outcome: ScanOutcome, output: Output) -> str:
     if output == "json":
         return json.dumps([finding_as_json(f) for f in outcome.findings], indent=2) + "\n"
     if output == "yaml":
@@ -345,7 +311,7 @@ def mutate_in_short(finding: Finding) -> str:
     """What mutate would do, in a table cell; -o json and yaml list every change."""
     if not finding.mutate:
         return "-"
-    if "set spec.type=ClusterIP" in finding.mutate:
+    if finding.mutate_converts:
         return "to ClusterIP"
     return f"{len(finding.mutate)} changes"
 

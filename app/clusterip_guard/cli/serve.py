@@ -1,4 +1,5 @@
-"""`clusterip-guard serve`: the webhook over HTTPS, metrics over plain HTTP (docs/design.md §4)."""
+"""`clusterip-guard serve`: the webhook over HTTPS, metrics over plain HTTP (docs/design.md,
+"HTTP (HTTPS only)")."""
 
 from __future__ import annotations
 
@@ -146,8 +147,6 @@ def run(settings: ServeSettings) -> int:
     from clusterip_guard.policyfile import PolicyHolder
     from clusterip_guard.server.app import create_app, create_health_app
     from clusterip_guard.server.lifecycle import Lifecycle
-    from clusterip_guard.server.logs import configure_json_logging
-    from clusterip_guard.server.metrics import WebhookMetrics
     from clusterip_guard.server.runner import bind, serve_forever
     from clusterip_guard.server.tls import (
         CertificateReloader,
@@ -156,6 +155,8 @@ def run(settings: ServeSettings) -> int:
         require_client_certificates,
         serving_context,
     )
+    from clusterip_guard.telemetry.logs import configure_json_logging
+    from clusterip_guard.telemetry.metrics import WebhookMetrics
 
     policy = PolicyHolder(settings.policy_file)
     try:

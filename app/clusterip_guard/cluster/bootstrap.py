@@ -1,4 +1,5 @@
-"""The cert bootstrap against a cluster, in a safe order (docs/design.md §5, §6).
+"""The cert bootstrap against a cluster, in a safe order (docs/design.md, "Command line" and
+"What bootstrap registers").
 
 What to do is decided by the pure `certs.rotation.plan_certificates` and
 `core.registration.webhook_configurations`; this module reads the current state from a store
@@ -26,7 +27,7 @@ from clusterip_guard.certs.issuing import (
     signed_by,
 )
 from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
-from clusterip_guard.cluster.client import Report, call, read_or_none
+from clusterip_guard.cluster.client import RunLog, call, read_or_none
 from clusterip_guard.cluster.errors import (
     ClusterError,
     ClusterRefused,
@@ -41,6 +42,7 @@ from clusterip_guard.cluster.stores import (
     read_file,
     write_files,
 )
+from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
 from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.registration import (
     ServiceTarget,
@@ -60,7 +62,6 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 @dataclass(frozen=True)
 class _Kind:
     name: str
-    model: Any
     read: Callable[[str], Any]
     create: Callable[[Any], Any]
     replace: Callable[[str, Any], Any]
@@ -72,7 +73,6 @@ def _kinds(api: client.ApiClient) -> list[_Kind]:
     return [
         _Kind(
             "MutatingWebhookConfiguration",
-            client.V1MutatingWebhookConfiguration,
             admission.read_mutating_webhook_configuration,
             admission.create_mutating_webhook_configuration,
             admission.replace_mutating_webhook_configuration,
@@ -80,7 +80,6 @@ def _kinds(api: client.ApiClient) -> list[_Kind]:
         ),
         _Kind(
             "ValidatingWebhookConfiguration",
-            client.V1ValidatingWebhookConfiguration,
             admission.read_validating_webhook_configuration,
             admission.create_validating_webhook_configuration,
             admission.replace_validating_webhook_configuration,
@@ -88,7 +87,6 @@ def _kinds(api: client.ApiClient) -> list[_Kind]:
         ),
         _Kind(
             "ValidatingAdmissionPolicy",
-            client.V1ValidatingAdmissionPolicy,
             admission.read_validating_admission_policy,
             admission.create_validating_admission_policy,
             admission.replace_validating_admission_policy,
@@ -96,7 +94,6 @@ def _kinds(api: client.ApiClient) -> list[_Kind]:
         ),
         _Kind(
             "ValidatingAdmissionPolicyBinding",
-            client.V1ValidatingAdmissionPolicyBinding,
             admission.read_validating_admission_policy_binding,
             admission.create_validating_admission_policy_binding,
             admission.replace_validating_admission_policy_binding,
@@ -112,34 +109,27 @@ def _resource(kind: str) -> str:
 
 
 def apply_configurations(
-    api: client.ApiClient, configurations: Sequence[Manifest], report: Report
+    api: client.ApiClient, configurations: Sequence[Manifest], report: RunLog
 ) -> None:
     kinds = {kind.name: kind for kind in _kinds(api)}
     for manifest in configurations:
         kind = kinds[manifest["kind"]]
         name = manifest["metadata"]["name"]
-        resource = _resource(kind.name)
-        existing = read_or_none("get", resource, None, functools.partial(kind.read, name))
-        if existing is None:
-            body = kind.model.from_dict(manifest)
-            call("create", resource, None, functools.partial(kind.create, body))
-            report.say(f"created {kind.name} {name}")
-            continue
-        annotations = existing.metadata.annotations or {}
-        wanted = manifest["metadata"]["annotations"]
-        if all(annotations.get(key) == value for key, value in wanted.items()):
-            report.say(f"unchanged {kind.name} {name}")
-            continue
-        update = {
-            **manifest,
-            "metadata": {
-                **manifest["metadata"],
-                "resourceVersion": existing.metadata.resource_version,
-            },
-        }
-        body = kind.model.from_dict(update)
-        call("update", resource, None, functools.partial(kind.replace, name, body))
-        report.say(f"updated {kind.name} {name}")
+        written = write_object(
+            ObjectAPI(
+                resource=_resource(kind.name),
+                namespace=None,
+                read=functools.partial(_plain, api, kind.read, name),
+                create=kind.create,
+                replace=functools.partial(kind.replace, name),
+            ),
+            manifest,
+        )
+        report.say(f"{written} {kind.name} {name}")
+
+
+def _plain(api: client.ApiClient, read: Callable[[str], Any], name: str) -> Manifest:
+    return as_plain(api, read(name))
 
 
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
@@ -187,7 +177,7 @@ def read_record(api: client.ApiClient, configuration_name: str) -> dict[str, obj
 
 
 def remove_configurations(
-    api: client.ApiClient, name: str, report: Report, *, dry_run: bool = False
+    api: client.ApiClient, name: str, report: RunLog, *, dry_run: bool = False
 ) -> None:
     """The webhook configurations first (fail-closed), then the policies."""
     for kind in _kinds(api):
@@ -293,9 +283,9 @@ def bootstrap(
     now: datetime.datetime,
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
-) -> Report:
+) -> RunLog:
     """Make or renew the certificates and register the webhooks; a second run changes nothing."""
-    report = Report()
+    report = RunLog()
     if not settings.url_mode:
         _require_namespace(api, settings.namespace)
     store = _store(api, settings)
@@ -350,7 +340,7 @@ CLIENT_KEY_FILE = "client.key"
 
 
 def _issue_client_certificate(
-    settings: BootstrapSettings, ca: KeyPair, now: datetime.datetime, report: Report
+    settings: BootstrapSettings, ca: KeyPair, now: datetime.datetime, report: RunLog
 ) -> None:
     """The API server's client certificate, kept while it is signed by the current CA and
     outside the renewal margin (`serve --client-ca` trusts that CA)."""
@@ -375,7 +365,7 @@ def _issue_client_certificate(
 def _wait_for_ready_endpoint(
     api: client.ApiClient,
     settings: BootstrapSettings,
-    report: Report,
+    report: RunLog,
     sleep: Callable[[float], None],
     poll_seconds: float = 1.0,
 ) -> None:
@@ -414,10 +404,10 @@ def uninstall(
     *,
     keep_certificates: bool = False,
     dry_run: bool = False,
-) -> Report:
+) -> RunLog:
     """Webhook configurations first, so no fail-closed webhook outlives its certificates.
     A dry run reads and says what would go."""
-    report = Report()
+    report = RunLog()
     remove_configurations(api, settings.configuration_name, report, dry_run=dry_run)
     if keep_certificates:  # someone else's, e.g. cert-manager's
         report.say("certificates kept")

@@ -44,7 +44,7 @@ HTTP_NOT_FOUND = 404
 
 
 @dataclass
-class Report:
+class RunLog:
     """What a run did, one line per object, in order; with --dry-run, the objects instead,
     and comments on what is not an object (the files it would write)."""
 

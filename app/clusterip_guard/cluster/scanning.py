@@ -1,4 +1,5 @@
-"""What `scan` reads from the cluster and the reports it writes back (docs/design.md §9).
+"""The `scan` use case (`scan_cluster`): what it reads from the cluster, and the reports it
+writes back (docs/design.md, "Reporting what exists (scan)").
 
 Reads page through large lists (`limit`/`continue`) and skip the typed models (raw JSON is
 several times faster on 10,000 Services). Writing creates, updates and prunes only this
@@ -8,6 +9,7 @@ that two scanners at once leave one consistent set.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import logging
@@ -18,28 +20,27 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from clusterip_guard.cluster.client import call, failure, read_or_none
-from clusterip_guard.cluster.errors import ClusterError, ClusterRefused
-from clusterip_guard.core.names import MANAGED_BY_LABEL
-from clusterip_guard.core.registration import default_mode_of
+from clusterip_guard.cluster.client import call, read_or_none
+from clusterip_guard.cluster.errors import ClusterError
+from clusterip_guard.cluster.writing import ObjectAPI, write_object
+from clusterip_guard.core.admission import default_mode_of
+from clusterip_guard.core.names import CONFIGURATION_NAME, MANAGED_BY_LABEL
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.reports import (
     MANAGED_BY,
     REPORT_KINDS,
     ReportFormat,
+    build_reports,
     carry_timestamps,
-    differs,
 )
-from clusterip_guard.core.scan import NamespaceInfo
+from clusterip_guard.core.scan import Finding, NamespaceInfo, scan
 from clusterip_guard.core.types import Manifest, Mode
 
 log = logging.getLogger("clusterip_guard.scan")
 
 PAGE_SIZE = 500
 HTTP_NOT_FOUND = 404
-HTTP_CONFLICT = 409
-CONFLICT_RETRIES = 5
 
 
 def _pages(
@@ -188,36 +189,23 @@ class ReportWriter:
     def _resource(self, manifest: Manifest) -> str:
         return f"{self._plural(manifest)}.{self.kind.group}"
 
-    def _read(self, manifest: Manifest) -> Manifest | None:
-        metadata = manifest["metadata"]
-        read = self._request("get", manifest, metadata["name"])
-        found = read_or_none("get", self._resource(manifest), metadata.get("namespace"), read)
-        return found if isinstance(found, dict) else None
-
     def write(self, manifest: Manifest, existing: Manifest | None, summary: WriteSummary) -> None:
-        """Create or update one report, unless it already says the same; on a conflict (another
-        scanner wrote meanwhile), read it again and retry."""
-        for _ in range(CONFLICT_RETRIES):
-            wanted = carry_timestamps(manifest, existing)
-            if existing is not None and not differs(wanted, existing):
-                summary.unchanged.append(_where(manifest))
-                return
-            try:
-                if existing is None:
-                    self._request("create", wanted, wanted)()
-                    summary.created.append(_where(manifest))
-                else:
-                    metadata = wanted["metadata"]
-                    version = existing["metadata"]["resourceVersion"]
-                    body = {**wanted, "metadata": {**metadata, "resourceVersion": version}}
-                    self._request("replace", wanted, metadata["name"], body)()
-                    summary.updated.append(_where(manifest))
-                return
-            except ApiException as error:
-                if error.status != HTTP_CONFLICT:
-                    raise self._failure(error, "write", manifest) from error
-                existing = self._read(manifest)
-        raise ClusterRefused(f"cannot write {_where(manifest)}: it kept changing underneath")
+        """Create or update one report, unless it already says the same (a result keeps its
+        timestamp while it says the same); conflicts as every write of ours (cluster.writing)."""
+        metadata = manifest["metadata"]
+        written = write_object(
+            ObjectAPI(
+                resource=self._resource(manifest),
+                namespace=metadata.get("namespace"),
+                read=self._request("get", manifest, metadata["name"]),
+                create=lambda body: self._request("create", body, body)(),
+                replace=lambda body: self._request("replace", body, metadata["name"], body)(),
+            ),
+            manifest,
+            prepare=carry_timestamps,
+            stored=existing,
+        )
+        getattr(summary, written).append(_where(manifest))
 
     def delete(self, manifest: Manifest, summary: WriteSummary) -> None:
         metadata = manifest["metadata"]
@@ -226,9 +214,59 @@ class ReportWriter:
         read_or_none("delete", self._resource(manifest), metadata.get("namespace"), delete)
         summary.pruned.append(_where(manifest))
 
-    def _failure(self, error: ApiException, verb: str, manifest: Manifest) -> ClusterError:
-        namespace = manifest["metadata"].get("namespace")
-        return failure(error, verb, self._resource(manifest), namespace)
+
+@dataclass(frozen=True)
+class ScanScope:
+    """What one scan looks at, and whether it writes reports."""
+
+    namespace: str | None = None  # None: every namespace
+    selector: str | None = None  # a label selector on namespaces
+    # None: what the registered webhook configurations say (off when none is registered).
+    default_mode: Mode | None = None
+    configuration_name: str = CONFIGURATION_NAME
+    what_if: Mode | None = None
+    write_reports: bool = False
+    report_formats: tuple[ReportFormat, ...] = ("wgpolicyk8s",)
+
+
+@dataclass
+class ScanOutcome:
+    findings: list[Finding]
+    written: list[str]  # one line per report written, updated, pruned or left unchanged
+
+    @property
+    def fails(self) -> int:
+        return sum(1 for f in self.findings if f.result == "fail")
+
+
+def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings) -> ScanOutcome:
+    """The `scan` use case: read the namespaces and Services in scope, judge them with the
+    core, and (if asked) write the reports, pruning only inside the scope."""
+    default_mode = scope.default_mode
+    if default_mode is None:
+        default_mode = registered_default_mode(api, scope.configuration_name) or "off"
+    if scope.namespace is not None:
+        namespaces = [read_namespace(api, scope.namespace)]
+        services = read_services(api, scope.namespace)
+    else:
+        namespaces = read_namespaces(api, scope.selector)
+        services = read_services(api)
+        if scope.selector:
+            chosen = {ns.name for ns in namespaces}
+            services = [s for s in services if s["metadata"].get("namespace") in chosen]
+    now = datetime.datetime.now(datetime.UTC)
+    findings = scan(
+        namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
+        what_if=scope.what_if,
+    )  # fmt: skip
+    written: list[str] = []
+    if scope.write_reports:
+        whole_cluster = scope.namespace is None and not scope.selector
+        pruned_in = None if whole_cluster else {ns.name for ns in namespaces}
+        for report_format in scope.report_formats:
+            reports = build_reports(findings, report_format=report_format, now=now)
+            written += write_reports(api, reports, report_format, scope=pruned_in).lines()
+    return ScanOutcome(findings, written)
 
 
 def write_reports(

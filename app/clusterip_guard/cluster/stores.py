@@ -15,8 +15,9 @@ from kubernetes import client
 from clusterip_guard.certs.issuing import KeyPair
 from clusterip_guard.certs.pem import certificate_problem, key_problem, pair_problem
 from clusterip_guard.certs.rotation import CertificateState
-from clusterip_guard.cluster.client import Report, call, read_or_none
+from clusterip_guard.cluster.client import RunLog, read_or_none
 from clusterip_guard.cluster.errors import CertificateFilesError
+from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
 from clusterip_guard.core.names import NAME_LABEL, PROJECT
 from clusterip_guard.core.types import Manifest
 
@@ -29,12 +30,12 @@ REDACTED = "REDACTED: a private key; bootstrap without --dry-run stores it"
 
 class CertificateStore(Protocol):
     def load(self) -> CertificateState: ...
-    def save(self, state: CertificateState, report: Report) -> None: ...
+    def save(self, state: CertificateState, report: RunLog) -> None: ...
     def preview(self, state: CertificateState) -> tuple[list[Manifest], list[str]]:
         """What a dry run prints: objects (private keys redacted), and comments for the rest."""
         ...
 
-    def remove(self, report: Report, *, dry_run: bool = False) -> None: ...
+    def remove(self, report: RunLog, *, dry_run: bool = False) -> None: ...
 
 
 def redacted(secret: Manifest) -> Manifest:
@@ -106,6 +107,7 @@ class SecretStore:
     def __init__(
         self, api: client.ApiClient, *, namespace: str, secret_name: str, ca_secret_name: str
     ) -> None:
+        self.api = api
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.secret_name = secret_name
@@ -178,26 +180,26 @@ class SecretStore:
     def preview(self, state: CertificateState) -> tuple[list[Manifest], list[str]]:
         return [redacted(secret) for secret in self.manifests(state)], []
 
-    def save(self, state: CertificateState, report: Report) -> None:
+    def save(self, state: CertificateState, report: RunLog) -> None:
         ns = self.namespace
-        create, replace = self.core.create_namespaced_secret, self.core.replace_namespaced_secret
         for manifest in self.manifests(state):
             name = manifest["metadata"]["name"]
-            existing = self._read(name)
-            if existing is None:
-                secret = _secret(manifest)
-                call("create", "secrets", ns, functools.partial(create, ns, secret))
-                report.say(f"created Secret {ns}/{name}")
-            elif existing.data != manifest["data"]:
-                version = existing.metadata.resource_version if existing.metadata else None
-                manifest["metadata"]["resourceVersion"] = version
-                secret = _secret(manifest)
-                call("update", "secrets", ns, functools.partial(replace, name, ns, secret))
-                report.say(f"updated Secret {ns}/{name}")
-            else:
-                report.say(f"unchanged Secret {ns}/{name}")
+            written = write_object(
+                ObjectAPI(
+                    resource="secrets",
+                    namespace=ns,
+                    read=functools.partial(self._read_plain, name),
+                    create=functools.partial(self.core.create_namespaced_secret, ns),
+                    replace=functools.partial(self.core.replace_namespaced_secret, name, ns),
+                ),
+                manifest,
+            )
+            report.say(f"{written} Secret {ns}/{name}")
 
-    def remove(self, report: Report, *, dry_run: bool = False) -> None:
+    def _read_plain(self, name: str) -> Manifest:
+        return as_plain(self.api, self.core.read_namespaced_secret(name, self.namespace))
+
+    def remove(self, report: RunLog, *, dry_run: bool = False) -> None:
         ns = self.namespace
         for name in (self.secret_name, self.ca_secret_name):
             if dry_run:
@@ -260,10 +262,10 @@ class FileStore:
             notes.append(f"unchanged {path}" if same else f"would write {path} ({len(data)} bytes)")
         return [], notes
 
-    def save(self, state: CertificateState, report: Report) -> None:
+    def save(self, state: CertificateState, report: RunLog) -> None:
         write_files(self.folder, self._contents(state), report)
 
-    def remove(self, report: Report, *, dry_run: bool = False) -> None:
+    def remove(self, report: RunLog, *, dry_run: bool = False) -> None:
         for name in self.FILES:
             path = self.folder / name
             if dry_run:
@@ -279,7 +281,7 @@ class FileStore:
             report.say(f"deleted {path}")
 
 
-def write_files(folder: Path, contents: Mapping[str, bytes], report: Report) -> None:
+def write_files(folder: Path, contents: Mapping[str, bytes], report: RunLog) -> None:
     """Write each file that differs, in order; keys (`*.key`) readable by the owner only."""
     try:
         folder.mkdir(parents=True, exist_ok=True)

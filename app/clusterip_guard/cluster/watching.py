@@ -1,5 +1,6 @@
 """Keeping the reports current: watches on Services and Namespaces that trigger a new scan,
-a periodic full resync, and one writer among replicas by a Lease (docs/design.md §9).
+a periodic full resync, and one writer among replicas by a Lease (docs/design.md, "Reporting
+what exists (scan)").
 
 Why a watch with leader election rather than a CronJob: a namespace relabelled from audit to
 enforce must change its report within seconds, which a CronJob (a minute at best, and a Pod

@@ -1,6 +1,7 @@
 """Which cloud providers would give a LoadBalancer Service an internal (private) balancer.
 
-docs/design.md §1: a LoadBalancer is exposed unless the policy accepts it as internal. Each
+docs/design.md, "What counts as exposed": a LoadBalancer is exposed unless the policy accepts
+it as internal. Each
 provider reads its own annotations with its own exact values, case rules and precedence, so each
 reader below follows that provider's own code (cited at each function), not its documentation.
 An annotation asking for an external balancer wins wherever the provider lets it win, and a

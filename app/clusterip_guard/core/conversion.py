@@ -1,4 +1,5 @@
-"""The ClusterIP conversion (docs/design.md §3). Pure: a Service in, a new Service out.
+"""The ClusterIP conversion (docs/design.md, "The conversion (`mutate`)"). Pure: a Service in,
+a new Service out.
 
 The API server defaults a Service before mutating admission and validates it after, so the
 conversion removes every field that is only valid on an exposed Service, and nothing else.
@@ -12,8 +13,8 @@ from typing import Any
 from clusterip_guard.core.exposure import exposure_of, is_allowed_internal_load_balancer
 from clusterip_guard.core.names import CONVERTED_FROM_ANNOTATION, SOURCE_RANGES_ANNOTATION
 from clusterip_guard.core.pointers import escape_token
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import CLUSTER_IP, external_ips, service_type
-from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.core.types import Manifest, PatchOperation
 
 # Spec fields that only an exposed Service may carry (externalTrafficPolicy is handled apart:

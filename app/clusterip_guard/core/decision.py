@@ -1,4 +1,5 @@
-"""The decision for one Service change in one mode (docs/design.md §2). Pure: plain data."""
+"""The decision for one Service change in one mode (docs/design.md, "Modes, per namespace").
+Pure: plain data."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from clusterip_guard.core.names import (
     NEVER_JUDGED_NAMESPACES,
 )
 from clusterip_guard.core.pointers import field_path, pointer_to
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import external_ips, service_type
-from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.core.types import MODES, Manifest, Mode, PatchOperation, Verdict
 
 
@@ -54,6 +55,7 @@ class Decision:
     # existing exposure kept. For the log and the reports.
     why_warned: str = ""
     changes: tuple[str, ...] = ()  # what a mutation changed, in words ("set spec.type=...")
+    converted: bool = False  # a mutation that made the Service a ClusterIP one
 
     @property
     def allowed(self) -> bool:
@@ -175,6 +177,7 @@ def _convert(
         warnings=(f"{what}: {', '.join(changes)}",),
         audit_annotations={**audit, AUDIT_EXPOSURE: _joined(violations)},
         changes=tuple(changes),
+        converted=type_changed,
     )
 
 

@@ -1,4 +1,5 @@
-"""What makes a Service reachable from outside the cluster (docs/design.md §1). Pure.
+"""What makes a Service reachable from outside the cluster (docs/design.md, "What counts as
+exposed"). Pure.
 
 Exposure is counted piece by piece: the load balancer, each node port, the health-check node
 port, each source range a load balancer admits, each external IP. A CREATE is judged on every
@@ -21,6 +22,7 @@ from typing import Any
 
 from clusterip_guard.core.cloud_providers import is_internal_for
 from clusterip_guard.core.names import SOURCE_RANGES_ANNOTATION
+from clusterip_guard.core.policy import IPNetwork, PolicySettings, parse_ip_sloppy
 from clusterip_guard.core.services import (
     EXTERNAL_NAME,
     LOAD_BALANCER,
@@ -30,7 +32,6 @@ from clusterip_guard.core.services import (
     service_type,
     spec_of,
 )
-from clusterip_guard.core.settings import IPNetwork, PolicySettings, parse_ip_sloppy
 
 # Keys of the pieces that cover others.
 NODE_PORT_TYPE = "node-ports"

@@ -1,14 +1,12 @@
-"""The names other software sees: labels, annotations, webhook names and paths, namespaces.
+"""The names other software sees: labels, annotations, object names, namespaces.
 
-One module, so that the bootstrap, the chart and the docs cannot disagree (docs/design.md §2, §6).
+One module, so that the bootstrap, the chart and the docs cannot disagree (docs/design.md,
+"Modes, per namespace"); the admission entries' names and paths are in core/admission.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
-
-from clusterip_guard.core.types import Mode
 
 PROJECT: Final = "clusterip-guard"
 DOMAIN: Final = "clusterip-guard.io"
@@ -34,42 +32,7 @@ AUDIT_CONVERTED_FROM: Final = "converted-from"
 AUDIT_EXEMPTED_BY: Final = "exempted-by"
 AUDIT_EXISTING_EXPOSURE: Final = "existing-exposure"
 
-# --- the webhooks ------------------------------------------------------------------------------
-MUTATE_PATH: Final = "/mutate"
-ENFORCE_PATH: Final = "/validate/enforce"
-# The validating backstop behind the mutating webhook, in mutate namespaces: whatever is still
-# exposed after every mutation is denied, and counted as mutate's.
-MUTATE_BACKSTOP_PATH: Final = "/validate/mutate"
-AUDIT_PATH: Final = "/validate/audit"
-# Namespaces whose mode label holds a value that is not a mode (a typo, `Enforce`): judged as
-# enforce, and the denial says so, rather than left unjudged.
-UNKNOWN_MODE_PATH: Final = "/validate/unknown-mode"
-
-
-@dataclass(frozen=True)
-class WebhookPath:
-    judges_as: Mode  # the decision's mode
-    counted_as: Mode  # the mode of the namespaces it serves: what metrics and logs say
-    label_not_a_mode: bool = False
-
-
-WEBHOOK_PATHS: Final[dict[str, WebhookPath]] = {
-    MUTATE_PATH: WebhookPath("mutate", "mutate"),
-    ENFORCE_PATH: WebhookPath("enforce", "enforce"),
-    MUTATE_BACKSTOP_PATH: WebhookPath("enforce", "mutate"),
-    AUDIT_PATH: WebhookPath("audit", "audit"),
-    UNKNOWN_MODE_PATH: WebhookPath("enforce", "enforce", label_not_a_mode=True),
-}
-MUTATE_WEBHOOK: Final = f"mutate.{DOMAIN}"
-ENFORCE_WEBHOOK: Final = f"enforce.{DOMAIN}"
-AUDIT_WEBHOOK: Final = f"audit.{DOMAIN}"
-UNKNOWN_MODE_WEBHOOK: Final = f"unknown-mode.{DOMAIN}"
-MUTATE_BACKSTOP_WEBHOOK: Final = f"mutate-backstop.{DOMAIN}"
-# For namespaces without the mode label, when the cluster default mode is not `off`.
-MUTATE_DEFAULT_WEBHOOK: Final = f"mutate-default.{DOMAIN}"
-ENFORCE_DEFAULT_WEBHOOK: Final = f"enforce-default.{DOMAIN}"
-MUTATE_BACKSTOP_DEFAULT_WEBHOOK: Final = f"mutate-backstop-default.{DOMAIN}"
-AUDIT_DEFAULT_WEBHOOK: Final = f"audit-default.{DOMAIN}"
+# --- the webhooks (each entry's name and path: core/admission.py) ------------------------------
 EXPOSED_SERVICE_MATCH_CONDITION: Final = "exposed-service"
 
 # --- who may set the mode label ----------------------------------------------------------------

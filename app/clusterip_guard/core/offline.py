@@ -1,4 +1,5 @@
-"""Judging manifests offline (`check`, docs/design.md §5). Pure: parsed documents in, results out.
+"""Judging manifests offline (`check`, docs/design.md, "Command line"). Pure: parsed documents
+in, results out.
 
 The same `decide` the webhook uses, on each Service as written: offline, the API server's
 defaults are not applied, so a patch can be shorter than the one the webhook returns.
@@ -14,8 +15,8 @@ from typing import Any
 
 from clusterip_guard.core.conversion import internalize
 from clusterip_guard.core.decision import Decision, ServiceChange, decide
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of
-from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.core.types import Manifest, Mode
 
 STDIN_SOURCE = "<stdin>"
@@ -44,7 +45,7 @@ class ServiceResult:
 
 
 @dataclass
-class CheckReport:
+class CheckResults:
     results: list[ServiceResult] = field(default_factory=list)
 
     @property
@@ -78,8 +79,8 @@ def check_service(
 
 def check_files(
     files: Sequence[ManifestFile], *, mode: Mode, policy: PolicySettings, today: datetime.date
-) -> CheckReport:
-    report = CheckReport()
+) -> CheckResults:
+    report = CheckResults()
     for manifest_file in files:
         for index, document in enumerate(manifest_file.documents, start=1):
             source = f"{manifest_file.source}#{index}"
@@ -91,7 +92,7 @@ def check_files(
 
 
 def fixed_documents(
-    manifest_file: ManifestFile, report: CheckReport, policy: PolicySettings
+    manifest_file: ManifestFile, report: CheckResults, policy: PolicySettings
 ) -> list[Any]:
     """The file's documents with every Service the report would change converted."""
     to_fix = {id(r.service) for r in report.results if r.needs_change}

@@ -1,4 +1,6 @@
-"""The webhook configurations that register clusterip-guard (docs/design.md §6).
+"""The admission objects that register clusterip-guard (docs/design.md, "What
+bootstrap registers"): the webhook configurations, built from the table of admission entries
+(core/admission.py), and the in-process policies on the mode label.
 
 Pure: plain dicts (admissionregistration.k8s.io/v1) out. One entry per mode, each with its own
 path and a namespaceSelector on the mode label, so the server never looks a namespace up.
@@ -14,15 +16,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from clusterip_guard.core.admission import (
+    AdmissionEntry,
+    FailureRole,
+    namespace_selector,
+    registered_entries,
+)
 from clusterip_guard.core.names import (
-    AUDIT_DEFAULT_WEBHOOK,
-    AUDIT_PATH,
-    AUDIT_WEBHOOK,
     CONFIG_HASH_ANNOTATION,
     CONFIGURATION_NAME,
-    ENFORCE_DEFAULT_WEBHOOK,
-    ENFORCE_PATH,
-    ENFORCE_WEBHOOK,
     EXPOSED_SERVICE_MATCH_CONDITION,
     MANAGED_BY_BOOTSTRAP,
     MANAGED_BY_LABEL,
@@ -31,18 +33,9 @@ from clusterip_guard.core.names import (
     MODE_ADMIN_VERB,
     MODE_LABEL,
     MODE_LABEL_POLICY,
-    MUTATE_BACKSTOP_DEFAULT_WEBHOOK,
-    MUTATE_BACKSTOP_PATH,
-    MUTATE_BACKSTOP_WEBHOOK,
-    MUTATE_DEFAULT_WEBHOOK,
-    MUTATE_PATH,
-    MUTATE_WEBHOOK,
     NAME_LABEL,
-    NAMESPACE_NAME_LABEL,
     NEVER_JUDGED_NAMESPACES,
     PROJECT,
-    UNKNOWN_MODE_PATH,
-    UNKNOWN_MODE_WEBHOOK,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode
 
@@ -87,48 +80,11 @@ class UrlTarget:
     def __post_init__(self) -> None:
         parts = urlsplit(self.base_url)
         if parts.scheme != "https" or not parts.hostname:
-            raise RegistrationError(f"--url must be an https:// URL, got {self.base_url!r}")
+            raise RegistrationError(f"the webhook's URL must be https://, got {self.base_url!r}")
         if parts.query or parts.fragment:
-            raise RegistrationError(f"--url must not have a query or fragment: {self.base_url!r}")
-
-
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    path: str
-    selects: tuple[dict[str, Any], ...]  # matchExpressions on the mode label
-    failure_policy: FailurePolicy
-
-
-def _labelled(*modes: Mode) -> tuple[dict[str, Any], ...]:
-    return ({"key": MODE_LABEL, "operator": "In", "values": list(modes)},)
-
-
-# Any value that is not a mode at all (a typo, `Enforce`) is judged as enforce rather than left
-# unjudged, on a path of its own so that the denial says why. (NotIn alone would also select
-# unlabelled namespaces.)
-_NOT_A_MODE: tuple[dict[str, Any], ...] = (
-    {"key": MODE_LABEL, "operator": "Exists"},
-    {"key": MODE_LABEL, "operator": "NotIn", "values": list(MODES)},
-)
-_UNLABELLED: tuple[dict[str, Any], ...] = ({"key": MODE_LABEL, "operator": "DoesNotExist"},)
-
-
-# The validating entry each cluster default mode adds for unlabelled namespaces.
-_DEFAULT_ENTRIES: dict[str, Mode] = {
-    MUTATE_BACKSTOP_DEFAULT_WEBHOOK: "mutate",
-    ENFORCE_DEFAULT_WEBHOOK: "enforce",
-    AUDIT_DEFAULT_WEBHOOK: "audit",
-}
-
-
-def default_mode_of(validating_entries: Collection[str]) -> Mode:
-    """The cluster default mode a registered ValidatingWebhookConfiguration says, from the
-    names of its entries (the `*-default` one `webhook_configurations` adds)."""
-    for name, mode in _DEFAULT_ENTRIES.items():
-        if name in validating_entries:
-            return mode
-    return "off"
+            raise RegistrationError(
+                f"the webhook's URL must not have a query or fragment: {self.base_url!r}"
+            )
 
 
 def exposed_match_condition() -> dict[str, str]:
@@ -161,65 +117,25 @@ def webhook_configurations(
     for policy in (failure_policy, audit_failure_policy):
         if policy not in FAILURE_POLICIES:
             raise RegistrationError(f"failure policy must be Fail or Ignore: {policy!r}")
-    excluded = sorted(
-        {
-            *NEVER_JUDGED_NAMESPACES,
-            *excluded_namespaces,
-            *([own_namespace] if own_namespace else []),
-        }
-    )
+    excluded = never_judged_namespaces(own_namespace, excluded_namespaces)
+    policies: dict[FailureRole, FailurePolicy] = {
+        "guard": failure_policy,
+        "reporter": audit_failure_policy,
+    }
+    entries = registered_entries(default_mode)
 
-    mutating = [_Entry(MUTATE_WEBHOOK, MUTATE_PATH, _labelled("mutate"), failure_policy)]
-    validating = [
-        # The backstop: whatever is still exposed after every mutation is denied.
-        _Entry(ENFORCE_WEBHOOK, ENFORCE_PATH, _labelled("enforce"), failure_policy),
-        _Entry(MUTATE_BACKSTOP_WEBHOOK, MUTATE_BACKSTOP_PATH, _labelled("mutate"), failure_policy),
-        _Entry(UNKNOWN_MODE_WEBHOOK, UNKNOWN_MODE_PATH, _NOT_A_MODE, failure_policy),
-        _Entry(AUDIT_WEBHOOK, AUDIT_PATH, _labelled("audit"), audit_failure_policy),
-    ]
-    if default_mode == "mutate":
-        mutating.append(_Entry(MUTATE_DEFAULT_WEBHOOK, MUTATE_PATH, _UNLABELLED, failure_policy))
-    if default_mode == "mutate":
-        validating.append(
-            _Entry(
-                MUTATE_BACKSTOP_DEFAULT_WEBHOOK, MUTATE_BACKSTOP_PATH, _UNLABELLED, failure_policy
+    def webhooks(configuration: str) -> list[dict[str, Any]]:
+        return [
+            webhook_entry(
+                entry,
+                client_config=_client_config(target, entry.path, ca_bundle),
+                never_judged=excluded,
+                failure_policy=policies[entry.failure_role],
+                timeout_seconds=timeout_seconds,
             )
-        )
-    if default_mode == "enforce":
-        validating.append(
-            _Entry(ENFORCE_DEFAULT_WEBHOOK, ENFORCE_PATH, _UNLABELLED, failure_policy)
-        )
-    if default_mode == "audit":
-        validating.append(
-            _Entry(AUDIT_DEFAULT_WEBHOOK, AUDIT_PATH, _UNLABELLED, audit_failure_policy)
-        )
-
-    def webhook(entry: _Entry, mutating_entry: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "name": entry.name,
-            "clientConfig": _client_config(target, entry.path, ca_bundle),
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "apiVersions": ["v1"],
-                    "operations": ["CREATE", "UPDATE"],
-                    "resources": ["services"],
-                    "scope": "Namespaced",
-                }
-            ],
-            "namespaceSelector": _namespace_selector(entry.selects, excluded),
-            "objectSelector": {},
-            "matchConditions": [exposed_match_condition()],
-            "matchPolicy": "Equivalent",
-            "failurePolicy": entry.failure_policy,
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": timeout_seconds,
-        }
-        if mutating_entry:
-            # Our patch is idempotent; run again if a later webhook re-exposes the Service.
-            body["reinvocationPolicy"] = "IfNeeded"
-        return body
+            for entry in entries
+            if entry.configuration == configuration
+        ]
 
     metadata_labels = {
         NAME_LABEL: PROJECT,
@@ -230,15 +146,66 @@ def webhook_configurations(
             "MutatingWebhookConfiguration",
             name,
             metadata_labels,
-            [webhook(entry, True) for entry in mutating],
+            webhooks("mutating"),
         ),
         _configuration(
             "ValidatingWebhookConfiguration",
             name,
             metadata_labels,
-            [webhook(entry, False) for entry in validating],
+            webhooks("validating"),
         ),
     )
+
+
+def never_judged_namespaces(
+    own_namespace: str | None = None, excluded_namespaces: Collection[str] = ()
+) -> list[str]:
+    """The namespaces no entry selects: the cluster's own, the webhook's, and those excluded."""
+    return sorted(
+        {
+            *NEVER_JUDGED_NAMESPACES,
+            *excluded_namespaces,
+            *([own_namespace] if own_namespace else []),
+        }
+    )
+
+
+def webhook_entry(
+    entry: AdmissionEntry,
+    *,
+    client_config: dict[str, Any],
+    never_judged: Collection[str],
+    failure_policy: str,
+    timeout_seconds: int | str,
+) -> dict[str, Any]:
+    """One webhook of a configuration, for one entry of the table. (The chart's generator
+    passes Helm expressions for the values an installation chooses.)"""
+    body: dict[str, Any] = {
+        "name": entry.name,
+        "clientConfig": client_config,
+        "rules": [
+            {
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["services"],
+                "scope": "Namespaced",
+            }
+        ],
+        "namespaceSelector": namespace_selector(entry, never_judged),
+        "objectSelector": {},
+        # Only a Service that is exposed, or was, costs a webhook call.
+        "matchConditions": [exposed_match_condition()],
+        "matchPolicy": "Equivalent",
+        "failurePolicy": failure_policy,
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "timeoutSeconds": timeout_seconds,
+    }
+    if entry.configuration == "mutating":
+        # Our patch is idempotent; run again if a later webhook re-exposes the Service.
+        body["reinvocationPolicy"] = "IfNeeded"
+    return body
 
 
 def _client_config(
@@ -255,15 +222,6 @@ def _client_config(
             "port": target.port,
         },
         "caBundle": encoded,
-    }
-
-
-def _namespace_selector(selects: tuple[dict[str, Any], ...], excluded: list[str]) -> dict[str, Any]:
-    return {
-        "matchExpressions": [
-            *(dict(expression) for expression in selects),
-            {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": excluded},
-        ]
     }
 
 
@@ -301,17 +259,20 @@ def _label_of(obj: str) -> str:
 
 
 def mode_label_policy(
-    *, default_mode: Mode = "off", name: str = MODE_LABEL_POLICY
+    *, default_mode: Mode = "off", name: str = MODE_LABEL_POLICY, default_strength: str = ""
 ) -> tuple[Manifest, Manifest]:
     """(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding) that keep the mode label
-    in the hands of cluster admins (docs/design.md §2).
+    in the hands of cluster admins (docs/design.md, "Modes, per namespace").
 
     Adding, changing or removing `clusterip-guard.io/mode`, and creating a namespace with a
     mode weaker than the cluster default, need the verb `set-mode` on
     `namespaces.clusterip-guard.io` (for that namespace's name), which RBAC grants: cluster
     admins hold every verb, and a ClusterRole can delegate it. A value that is not a mode is
     refused, naming it. The API server evaluates it in-process: no webhook call, no lookup.
+    `default_strength`, when given, is written in place of the default mode's strength (the
+    chart's generator gives a Helm expression).
     """
+    default_strength = default_strength or str(MODE_STRENGTH[default_mode])
     strengths = ", ".join(f"'{mode}': {strength}" for mode, strength in MODE_STRENGTH.items())
     modes = ", ".join(f"'{mode}'" for mode in MODES)
     may_set_mode = (
@@ -341,7 +302,7 @@ def mode_label_policy(
                         "request.operation == 'CREATE'"
                         " ? variables.mode != '' && variables.mode in {" + strengths + "}"
                         " && {" + strengths + "}[variables.mode] < "
-                        f"{MODE_STRENGTH[default_mode]}"
+                        f"{default_strength}"
                         " : variables.mode != variables.oldMode"
                     ),
                 },

@@ -1,5 +1,5 @@
-"""Findings as the reports the policy ecosystem reads (docs/design.md §9). Pure: findings in,
-manifests out.
+"""Findings as the reports the policy ecosystem reads (docs/design.md, "Reporting what exists
+(scan)"). Pure: findings in, manifests out.
 
 Two formats with the same shape: `wgpolicyk8s.io/v1alpha2` PolicyReport and
 ClusterPolicyReport (what Kyverno and Policy Reporter read today), and `openreports.io/v1alpha1`
@@ -203,13 +203,3 @@ def carry_timestamps(new: Manifest, existing: Mapping[str, Any] | None) -> Manif
         {**r, "timestamp": since.get(_result_identity(r), r["timestamp"])} for r in new["results"]
     ]
     return {**new, "results": results}
-
-
-def differs(new: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
-    """Whether writing `new` over `existing` would change what the report says."""
-    fields = ("summary", "results", "source")
-    labels = (existing.get("metadata") or {}).get("labels") or {}
-    wanted = new["metadata"]["labels"]
-    if any(labels.get(k) != v for k, v in wanted.items()):
-        return True
-    return any(new.get(f) != existing.get(f) for f in fields)

@@ -1,4 +1,5 @@
-"""AdmissionReview in and out (admission.k8s.io/v1, docs/design.md §4). Pure: bytes and dicts.
+"""AdmissionReview in and out (admission.k8s.io/v1, docs/design.md, "HTTP (HTTPS only)").
+Pure: bytes and dicts.
 
 Two error channels, as the API server expects: a malformed review raises `ReviewError`
 (the HTTP layer answers 400), while a bad Service is a well-formed `allowed: false` response.

@@ -1,5 +1,5 @@
-"""Judging the Services that already exist (`scan`, docs/design.md §9). Pure: plain data in,
-findings out.
+"""Judging the Services that already exist (docs/design.md, "Reporting what exists (scan)").
+Pure: plain data in, findings out.
 
 The same core as admission: the namespace's mode from its label and the cluster default,
 never-judged namespaces, the policy file (exemptions and their expiry, internal load
@@ -14,12 +14,13 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from clusterip_guard.core.admission import Selection, judging_entry
 from clusterip_guard.core.decision import ServiceChange, decide
 from clusterip_guard.core.exposure import LOAD_BALANCER_PIECE, Violation, exposure_of, reported
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of, service_type
-from clusterip_guard.core.settings import PolicySettings
-from clusterip_guard.core.types import MODES, Manifest, Mode, as_mode
+from clusterip_guard.core.types import Manifest, Mode
 
 # As PolicyReport results say it (wgpolicyk8s.io and openreports.io alike).
 Result = Literal["pass", "fail", "warn", "skip"]
@@ -55,18 +56,27 @@ def namespace_mode(
     never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
     what_if: Mode | None = None,
 ) -> NamespaceMode:
-    """As the webhook configurations select it (docs/design.md §6): `what_if` answers "what
-    if this namespace were in that mode" for every judged namespace."""
+    """The mode of the entry that would judge this namespace's Services (core/admission.py):
+    the registration's own selectors, evaluated as the API server evaluates them. `what_if`
+    answers "what if this namespace were in that mode" for every judged namespace."""
     label = labels.get(MODE_LABEL)
     if namespace in never_judged:
         return NamespaceMode(namespace, "off", "never judged", label)
     if what_if is not None:
         return NamespaceMode(namespace, what_if, "what-if", label)
-    if label is None:
-        return NamespaceMode(namespace, default_mode, "cluster default")
-    if label in MODES:
-        return NamespaceMode(namespace, as_mode(label), "label", label)
-    return NamespaceMode(namespace, "enforce", "not a mode", label)
+    entry = judging_entry(namespace, labels, default_mode=default_mode, never_judged=never_judged)
+    if entry is None:  # `off`, by its label or by the cluster default
+        return NamespaceMode(
+            namespace, "off", "cluster default" if label is None else "label", label
+        )
+    return NamespaceMode(namespace, entry.mode, _SOURCES[entry.selects], label)
+
+
+_SOURCES: dict[Selection, str] = {
+    "label": "label",
+    "unlabelled": "cluster default",
+    "not-a-mode": "not a mode",
+}
 
 
 # Pieces of exposure the internet may reach, beyond the nodes' own network.
@@ -86,6 +96,7 @@ class Finding:
     message: str  # why this result, in one line: the report's message
     enforce: str  # what enforce would do to it: "deny" or "allow"
     mutate: tuple[str, ...]  # what mutate would change ("set spec.type=ClusterIP", ...)
+    mutate_converts: bool = False  # whether mutate would make it a ClusterIP Service
     exemption: str = ""  # the exemption that allows it, described
 
     @property
@@ -142,7 +153,7 @@ def judge_service(
         message = f"exposed, kept as an existing violation ({namespace.mode} mode): {exposed}"
     return Finding(
         namespace, name, uid, kind, exposure, result, message,
-        enforce=enforce, mutate=mutated.changes,
+        enforce=enforce, mutate=mutated.changes, mutate_converts=mutated.converted,
         exemption=exemption.describe() if exemption is not None else "",
     )  # fmt: skip
 

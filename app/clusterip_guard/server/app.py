@@ -1,4 +1,5 @@
-"""The HTTP edge: AdmissionReview routes, health and readiness (docs/design.md §4).
+"""The HTTP edge: AdmissionReview routes, health and readiness (docs/design.md, "HTTP (HTTPS
+only)").
 
 With `server.reviews` (the AdmissionReview routes), the only code that touches HTTP: the
 body is read, plain data goes to the pure core (review -> policy -> review), and the answer
@@ -20,14 +21,15 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES, WEBHOOK_PATHS
-from clusterip_guard.core.settings import PolicySettings
+from clusterip_guard.core.admission import ROUTES
+from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
+from clusterip_guard.core.policy import PolicySettings
+from clusterip_guard.reloading import Reloadable, ReloadResult, poll_for_changes
 from clusterip_guard.server.lifecycle import Lifecycle
 from clusterip_guard.server.memory import MemoryKeeper
-from clusterip_guard.server.metrics import WebhookMetrics
 from clusterip_guard.server.reviews import ReviewEndpoint
 from clusterip_guard.server.settings import ServeSettings
-from clusterip_guard.server.watch import Reloadable, ReloadResult, watch
+from clusterip_guard.telemetry.metrics import WebhookMetrics
 
 _DEFAULTS = ServeSettings(cert_file=Path(), key_file=Path())
 
@@ -86,7 +88,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         watcher = asyncio.create_task(
-            watch(reloaders, reload_interval, count_reload, housekeeping=MemoryKeeper())
+            poll_for_changes(reloaders, reload_interval, count_reload, housekeeping=MemoryKeeper())
         )
         try:
             yield
@@ -100,7 +102,7 @@ def create_app(
     )
 
     endpoint = ReviewEndpoint(
-        routes=WEBHOOK_PATHS,
+        routes=ROUTES,
         policy=policy,
         metrics=metrics,
         never_judged=never_judged,

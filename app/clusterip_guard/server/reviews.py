@@ -4,7 +4,7 @@ Every Service write waits on this answer, so the path is kept short (docs/benchm
 the measurements): no FastAPI dependency solving, request model or middleware stack, no
 Request/Response objects; the body is read straight from ASGI messages and the answer is one
 pre-built header list and one body. Behaviour is that of the rest of the app: one-line 4xx
-errors (`{"error": ...}`), the body limits, metrics and logs (docs/design.md §4).
+errors (`{"error": ...}`), the body limits, metrics and logs (docs/design.md, "HTTP (HTTPS only)").
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import datetime
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any
 
 import orjson
 
+from clusterip_guard.core.admission import Route
 from clusterip_guard.core.decision import ALLOWED, Decision, decide
-from clusterip_guard.core.names import WebhookPath
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.review import (
     AdmissionRequest,
     ReviewError,
@@ -27,11 +28,10 @@ from clusterip_guard.core.review import (
     parse_review,
     service_change_of,
 )
-from clusterip_guard.core.settings import PolicySettings
 from clusterip_guard.server.lifecycle import Lifecycle
-from clusterip_guard.server.logs import log_fields
-from clusterip_guard.server.metrics import WebhookMetrics
 from clusterip_guard.server.settings import MIB
+from clusterip_guard.telemetry.logs import log_fields
+from clusterip_guard.telemetry.metrics import WebhookMetrics
 
 log = logging.getLogger("clusterip_guard.server")
 
@@ -63,12 +63,12 @@ class ClientGone(Exception):
 
 
 class ReviewEndpoint:
-    """One ASGI app for every webhook path (`routes`: path -> WebhookPath)."""
+    """One ASGI app for every webhook path (`routes`: path -> Route)."""
 
     def __init__(
         self,
         *,
-        routes: dict[str, WebhookPath],
+        routes: Mapping[str, Route],
         policy: Callable[[], PolicySettings],
         metrics: WebhookMetrics,
         never_judged: Collection[str],
@@ -173,7 +173,7 @@ class ReviewEndpoint:
             raise BadRequest(413, _too_large(limit))
         return b"".join(chunks)
 
-    def _decide_safely(self, admission: AdmissionRequest, route: WebhookPath) -> Decision:
+    def _decide_safely(self, admission: AdmissionRequest, route: Route) -> Decision:
         change = service_change_of(admission)
         if change is None:
             return ALLOWED
@@ -199,7 +199,7 @@ class ReviewEndpoint:
             )
 
 
-def _log_decision(admission: AdmissionRequest, route: WebhookPath, decision: Decision) -> None:
+def _log_decision(admission: AdmissionRequest, route: Route, decision: Decision) -> None:
     if not log.isEnabledFor(logging.INFO):  # nothing to build the fields for
         return
     fields: dict[str, Any] = {

@@ -20,9 +20,9 @@ from starlette.applications import Starlette
 
 from clusterip_guard.server.accepting import ConnectionCount, guard_accepts
 from clusterip_guard.server.lifecycle import Lifecycle
-from clusterip_guard.server.metrics import WebhookMetrics
 from clusterip_guard.server.protocol import ConnectionLimits, guarded_protocol
 from clusterip_guard.server.settings import ServeSettings
+from clusterip_guard.telemetry.metrics import WebhookMetrics
 
 log = logging.getLogger("clusterip_guard.server")
 

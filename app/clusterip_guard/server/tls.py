@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography import x509
 
 from clusterip_guard.certs.pem import certificate_problem, key_problem, pair_problem
-from clusterip_guard.server.watch import ReloadResult, Signature, WatchedFiles
+from clusterip_guard.reloading import PolledFiles, ReloadResult, Signature
 
 log = logging.getLogger("clusterip_guard.tls")
 
@@ -106,7 +106,7 @@ class CertificateReloader:
         self.context = context
         self.cert_file = cert_file
         self.key_file = key_file
-        self._files = WatchedFiles(cert_file, key_file)
+        self._files = PolledFiles(cert_file, key_file)
         self.not_after = not_after(cert_file)  # of the certificate being served
         # The files and the reason of a failure already logged: a broken pair is tried again
         # at every look (the second half of a pair may land later) but said once per change.

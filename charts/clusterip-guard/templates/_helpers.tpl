@@ -1,4 +1,5 @@
-{{/* Names. Mirrors app/clusterip_guard/core/names.py; tests/e2e/test_chart_e2e.py holds them equal. */}}
+{{/* Names and shared pieces. The admission objects and the never-judged namespaces are generated
+   from the core (_admission.tpl and the admission templates: `make chart`). */}}
 
 {{- define "clusterip-guard.name" -}}
 {{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
@@ -32,13 +33,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "clusterip-guard.tlsSecret" -}}{{ include "clusterip-guard.fullname" . }}-tls{{- end -}}
 {{- define "clusterip-guard.caSecret" -}}{{ include "clusterip-guard.fullname" . }}-ca{{- end -}}
 {{- define "clusterip-guard.bootstrapName" -}}{{ include "clusterip-guard.fullname" . }}-bootstrap{{- end -}}
-
-{{/* The labels and namespaces every webhook entry uses (core/names.py). */}}
-{{- define "clusterip-guard.modeLabel" -}}clusterip-guard.io/mode{{- end -}}
-{{- define "clusterip-guard.neverJudged" -}}
-{{- $never := list "kube-node-lease" "kube-public" "kube-system" .Release.Namespace -}}
-{{- concat $never .Values.webhook.excludedNamespaces | uniq | sortAlpha | toJson -}}
-{{- end -}}
 
 {{/* The flags the bootstrap Job, the renewal CronJob and the pre-delete Job share. */}}
 {{- define "clusterip-guard.bootstrapArgs" -}}
@@ -83,7 +77,7 @@ seccompProfile:
 
 {{/* Impossible combinations fail at render time. */}}
 {{- define "clusterip-guard.validate" -}}
-{{- if has .Release.Namespace (list "kube-system" "kube-public" "kube-node-lease") -}}
+{{- if has .Release.Namespace (include "clusterip-guard.systemNamespaces" . | fromJsonArray) -}}
 {{- fail (printf "clusterip-guard cannot be installed in %s: that namespace is never judged and holds the cluster's own components; use a namespace of its own, e.g. --namespace clusterip-guard --create-namespace" .Release.Namespace) -}}
 {{- end -}}
 {{- if has .Release.Namespace .Values.webhook.excludedNamespaces -}}
@@ -153,62 +147,6 @@ spec:
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-{{- end -}}
-
-{{/* One webhook entry, as core/registration.py builds it (tests hold the two equal).
-     dict: root, name, path, modes (list; empty selects unlabelled namespaces), failurePolicy, mutating. */}}
-{{- define "clusterip-guard.webhook" -}}
-{{- $root := .root -}}
-- name: {{ .name }}
-  clientConfig:
-    service:
-      namespace: {{ $root.Release.Namespace }}
-      name: {{ include "clusterip-guard.fullname" $root }}
-      path: {{ .path }}
-      port: 443
-  rules:
-    - apiGroups: [""]
-      apiVersions: [v1]
-      operations: [CREATE, UPDATE]
-      resources: [services]
-      scope: Namespaced
-  namespaceSelector:
-    matchExpressions:
-      {{- if .notAMode }}
-      - key: {{ include "clusterip-guard.modeLabel" $root }}
-        operator: Exists
-      - key: {{ include "clusterip-guard.modeLabel" $root }}
-        operator: NotIn
-        values: ["enforce","mutate","audit","off"]
-      {{- else if .modes }}
-      - key: {{ include "clusterip-guard.modeLabel" $root }}
-        operator: In
-        values: {{ toJson .modes }}
-      {{- else }}
-      - key: {{ include "clusterip-guard.modeLabel" $root }}
-        operator: DoesNotExist
-      {{- end }}
-      - key: kubernetes.io/metadata.name
-        operator: NotIn
-        values: {{ include "clusterip-guard.neverJudged" $root }}
-  objectSelector: {}
-  matchConditions:
-    # Only a Service that is exposed, or was, costs a webhook call.
-    - name: exposed-service
-      expression: {{ include "clusterip-guard.exposedExpression" $root | quote }}
-  matchPolicy: Equivalent
-  failurePolicy: {{ .failurePolicy }}
-  sideEffects: None
-  admissionReviewVersions: [v1]
-  timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
-  {{- if .mutating }}
-  reinvocationPolicy: IfNeeded
-  {{- end }}
-{{- end -}}
-
-{{- define "clusterip-guard.exposedExpression" -}}
-{{- $exposed := "(has(%s.spec.type) && %s.spec.type in ['NodePort', 'LoadBalancer']) || (has(%s.spec.externalIPs) && size(%s.spec.externalIPs) > 0)" -}}
-{{- printf "%s || (oldObject != null && (%s))" (printf $exposed "object" "object" "object" "object") (printf $exposed "oldObject" "oldObject" "oldObject" "oldObject") -}}
 {{- end -}}
 
 {{- define "clusterip-guard.certManagerAnnotations" -}}

@@ -1,8 +1,11 @@
-"""The local control plane: throwaway PKI (`pki`), process supervision (`processes`), and the
-launcher (`launcher`): `start(workdir)` for tests, `up`/`down` for `make up`/`make down`."""
+"""The local control plane: its certificates (`pki`) and the launcher (`launcher`):
+`start(workdir)` for tests, `up`/`down` for `make up`/`make down`. What it shares with the
+real node (processes, PKI, kubeconfigs, state, flags) is in hack/hostkit."""
 
 from __future__ import annotations
 
+from hostkit.flags import etcd_flags
+from hostkit.processes import free_port, free_ports, started_at, stop_pid
 from localcluster.errors import ControlPlaneError
 from localcluster.launcher import (
     HOLD_AT_VARIABLE,
@@ -11,7 +14,6 @@ from localcluster.launcher import (
     apiserver_flags,
     assets_dir,
     down,
-    etcd_flags,
     read_state,
     record_extra_pid,
     start,
@@ -19,7 +21,6 @@ from localcluster.launcher import (
     user_kubeconfig,
 )
 from localcluster.pki import LOOPBACK, SERVICE_CIDR, Credentials, kubeconfig, write_credentials
-from localcluster.processes import free_port, free_ports, started_at, stop_pid
 
 __all__ = [
     "HOLD_AT_VARIABLE",

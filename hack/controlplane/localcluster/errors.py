@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hostkit.errors import HostError
 
-class ControlPlaneError(RuntimeError):
-    """The message's first line is the summary the CLI prints; the rest holds log lines."""
+# The toolkit's errors (a process that would not start, a PKI file that would not load) are
+# the launcher's: one name for all of them.
+ControlPlaneError = HostError

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import os
 import shutil
 import signal
@@ -36,16 +35,9 @@ from types import TracebackType
 
 import yaml
 
-from localcluster.errors import ControlPlaneError
-from localcluster.pki import (
-    LOOPBACK,
-    SERVICE_CIDR,
-    Credentials,
-    kubeconfig,
-    write_credentials,
-    write_user_credentials,
-)
-from localcluster.processes import (
+from hostkit.flags import apiserver_flags as common_apiserver_flags
+from hostkit.flags import etcd_flags
+from hostkit.processes import (
     STOP_GRACE_SECONDS,
     Terminated,
     free_ports,
@@ -56,6 +48,17 @@ from localcluster.processes import (
     started_at,
     stop_pid,
     wait_until,
+)
+from hostkit.state import read_state as read_json_state
+from hostkit.state import write_state
+from localcluster.errors import ControlPlaneError
+from localcluster.pki import (
+    LOOPBACK,
+    SERVICE_CIDR,
+    Credentials,
+    kubeconfig,
+    write_credentials,
+    write_user_credentials,
 )
 
 HERE = Path(__file__).resolve().parent.parent  # hack/controlplane: build.sh and go.mod
@@ -181,7 +184,9 @@ def start(
     atexit.register(cluster.stop)  # a test run that dies mid-way still leaves no orphans
     try:
         etcd_log = workdir / "etcd.log"
-        etcd = spawn([str(assets / "etcd"), *etcd_flags(workdir, etcd_port, peer_port)], etcd_log)
+        etcd = spawn(
+            [str(assets / "etcd"), *etcd_flags(workdir / "etcd", etcd_port, peer_port)], etcd_log
+        )
         cluster.processes.append(etcd)
         wait_until(lambda: get_ok(f"{etcd_url}/health"), etcd, etcd_log, "etcd", timeout)
 
@@ -270,46 +275,25 @@ def admission_configuration(workdir: Path, client_cert: Path, client_key: Path) 
     return path
 
 
-def etcd_flags(workdir: Path, port: int, peer_port: int) -> list[str]:
-    client_url = f"http://{LOOPBACK}:{port}"  # plain http: loopback only, throwaway data
-    peer_url = f"http://{LOOPBACK}:{peer_port}"
-    return [
-        f"--data-dir={workdir / 'etcd'}",
-        f"--listen-client-urls={client_url}",
-        f"--advertise-client-urls={client_url}",
-        f"--listen-peer-urls={peer_url}",
-        f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=default={peer_url}",
-        "--unsafe-no-fsync=true",  # throwaway data: durability buys nothing here
-        "--log-level=warn",
-    ]
-
-
 def apiserver_flags(
     workdir: Path, credentials: Credentials, *, etcd_url: str, port: int
 ) -> list[str]:
-    """envtest's flags. Kubernetes 1.37 serves MutatingAdmissionPolicy at v1 by default, so no
-    --feature-gates or --runtime-config is needed for either admission policy API."""
+    """envtest's flags, on loopback."""
     return [
-        f"--etcd-servers={etcd_url}",
-        f"--advertise-address={LOOPBACK}",
-        f"--bind-address={LOOPBACK}",
-        f"--secure-port={port}",
-        f"--tls-cert-file={credentials.serving_cert}",
-        f"--tls-private-key-file={credentials.serving_key}",
-        f"--client-ca-file={credentials.ca_file}",
-        f"--service-account-issuer=https://{LOOPBACK}:{port}",
-        f"--service-account-key-file={credentials.service_account_public}",
-        f"--service-account-signing-key-file={credentials.service_account_key}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--service-node-port-range=30000-32767",
-        "--authorization-mode=RBAC",
+        *common_apiserver_flags(
+            etcd_url=etcd_url,
+            address=LOOPBACK,
+            port=port,
+            pki=credentials.ca_file.parent,
+            service_cidr=SERVICE_CIDR,
+            service_account_issuer=f"https://{LOOPBACK}:{port}",
+            authorization_mode="RBAC",
+            cert_dir=workdir / "apiserver-certs",
+        ),
         # No controller creates the `default` ServiceAccount this plugin demands of each pod.
         "--disable-admission-plugins=ServiceAccount",
         # One API server that nothing reaches through the `kubernetes` Service: no Endpoints.
         "--endpoint-reconciler-type=none",
-        "--allow-privileged=true",
-        f"--cert-dir={workdir / 'apiserver-certs'}",
     ]
 
 
@@ -321,21 +305,12 @@ def _state_path(state_dir: Path) -> Path:
 
 
 def read_state(state_dir: Path) -> dict[str, object] | None:
-    path = _state_path(state_dir)
-    if not path.exists():
-        return None
-    try:
-        state = json.loads(path.read_text())
-    except ValueError:
-        return None
-    return state if isinstance(state, dict) else None
+    return read_json_state(_state_path(state_dir))
 
 
 def _write_state(state_dir: Path, state: dict[str, object]) -> None:
     # Whole or not at all: `down` after an interrupted write must still find the pids.
-    partial = _state_path(state_dir).with_suffix(".partial")
-    partial.write_text(json.dumps(state, indent=2) + "\n")
-    partial.replace(_state_path(state_dir))
+    write_state(_state_path(state_dir), state)
 
 
 def _ints(value: object) -> list[int]:

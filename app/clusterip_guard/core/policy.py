@@ -1,4 +1,5 @@
-"""What a cluster admin allows: the policy as typed settings (docs/design.md §1, §2).
+"""What a cluster admin allows: the policy as typed settings (docs/design.md, "What counts as
+exposed" and "Modes, per namespace").
 
 Pure: the policy file's YAML is parsed in `clusterip_guard.policyfile`; every default lives here.
 """

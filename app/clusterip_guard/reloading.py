@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
-log = logging.getLogger("clusterip_guard.watch")
+log = logging.getLogger("clusterip_guard.reload")
 
 Signature = tuple[tuple[int, int, int], ...]
 ReloadResult = Literal["unchanged", "reloaded", "failed"]
@@ -39,7 +39,7 @@ def _signature(paths: tuple[Path, ...]) -> Signature:
     return tuple(signatures)
 
 
-class WatchedFiles:
+class PolledFiles:
     """Tells whether any of a few files changed since the last look."""
 
     def __init__(self, *paths: Path) -> None:
@@ -62,18 +62,18 @@ class WatchedFiles:
 def reload_all(
     reloaders: Sequence[Reloadable], on_result: Callable[[str, ReloadResult], None]
 ) -> None:
-    """One look at every watched file; `on_result` hears of each reload or failure."""
+    """One look at every polled file; `on_result` hears of each reload or failure."""
     for reloader in reloaders:
         try:
             result = reloader.reload_if_changed()
-        except Exception:  # the watcher must outlive any one bad reload
+        except Exception:  # the poller must outlive any one bad reload
             log.exception("reload check failed", extra={"file": reloader.name})
             result = "failed"
         if result != "unchanged":
             on_result(reloader.name, result)
 
 
-async def watch(
+async def poll_for_changes(
     reloaders: Sequence[Reloadable],
     interval: float,
     on_result: Callable[[str, ReloadResult], None],

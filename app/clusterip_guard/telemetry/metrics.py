@@ -60,13 +60,13 @@ class WebhookMetrics:
         )
         self.reloads = Counter(
             "clusterip_guard_reloads",
-            "Reloads of watched files, by what was reloaded and whether it worked.",
+            "Reloads of polled files, by what was reloaded and whether it worked.",
             ["file", "result"],
             registry=self.registry,
         )
         self.last_reload = Gauge(
             "clusterip_guard_last_reload_success_timestamp_seconds",
-            "When each watched file (policy, certificate) was last loaded successfully.",
+            "When each polled file (policy, certificate) was last loaded successfully.",
             ["file"],
             registry=self.registry,
         )

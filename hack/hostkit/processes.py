@@ -1,5 +1,5 @@
-"""Supervising the control plane's processes: spawn, wait until ready, stop, and know a
-recorded pid is still the process we started.
+"""Supervising processes: spawn, wait until ready, stop, and know that a recorded pid is still
+the process we started (pid and start time, so a reused pid is never signalled).
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from localcluster.errors import ControlPlaneError
+from hostkit.errors import HostError
 
 LOOPBACK = "127.0.0.1"
 STOP_GRACE_SECONDS = 10.0
 LOG_TAIL_LINES = 15
 
 
-class ProcessError(ControlPlaneError):
+class ProcessError(HostError):
     """A process could not be started, or did not become ready; the message says why."""
 
 
@@ -87,21 +88,31 @@ def stop_pid(pid: int, grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; reaps the child if it is ours."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
+    if _wait_gone(pid, grace):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if not _wait_gone(pid, grace):
+        raise ProcessError(f"pid {pid} survived SIGKILL for {grace:.0f}s")
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until the process is gone (reaping it when it is our child)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
+                return True
         if not _alive(pid):
-            return
+            return True
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+    return False
 
 
-def spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    command: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         try:
             # Its own session: a Ctrl-C in the terminal reaches us alone, and we stop the
@@ -113,16 +124,21 @@ def spawn(command: list[str], log: Path) -> subprocess.Popen[bytes]:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=env,
             )
         except OSError as error:
             raise ProcessError(f"cannot run {command[0]}: {error}") from error
 
 
+def tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log, or "" when there is none."""
+    text = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return "\n".join(text[-lines:])
+
+
 def _failure(summary: str, log: Path) -> ProcessError:
     """One summary line (what the CLI prints), then the end of the process's log."""
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    tail = "\n".join(lines[-LOG_TAIL_LINES:])
-    return ProcessError(f"{summary}; last lines of {log}:\n{tail}")
+    return ProcessError(f"{summary}; last lines of {log}:\n{tail(log)}")
 
 
 def wait_until(
@@ -158,3 +174,67 @@ class Terminated(BaseException):
 
 def raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A process started earlier, perhaps by another run: its name, pid and start time."""
+
+    name: str
+    pid: int
+    start_time: int | None
+
+    @classmethod
+    def of(cls, name: str, pid: int) -> Recorded:
+        return cls(name, pid, started_at(pid))
+
+    def alive(self) -> bool:
+        """The same process (pid and start time) still runs, and is not a zombie."""
+        return is_recorded_process(self.pid, self.start_time)
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        if self.alive():
+            stop_pid(self.pid, grace)
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "pid": self.pid, "start_time": self.start_time}
+
+    @classmethod
+    def from_json(cls, value: object) -> Recorded | None:
+        if not isinstance(value, dict) or not isinstance(value.get("pid"), int):
+            return None
+        start = value.get("start_time")
+        return cls(
+            str(value.get("name", "")), value["pid"], start if isinstance(start, int) else None
+        )
+
+
+def cmdline(pid: int) -> str:
+    """The command line of a process, with spaces between its arguments; "" when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def processes_matching(predicate: Callable[[int], bool]) -> list[int]:
+    """Live processes, other than this one, for which `predicate(pid)` holds."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if predicate(int(entry.name)):
+                    found.append(int(entry.name))
+    return found
+
+
+def port_busy(host: str, port: int) -> bool:
+    """Whether something holds this address and port (a fixed port another run still has)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False

@@ -1,0 +1,1 @@
+"""What serve and scan both report: JSON log lines (`logs`) and Prometheus metrics (`metrics`)."""
