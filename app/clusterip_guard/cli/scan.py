@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -219,14 +218,11 @@ def scope_of(settings: ScanSettings) -> ScanScope:
 
 
 def _watch(api: Any, settings: ScanSettings, policy: PolicyHolder) -> int:
-    import logging
-
-    from clusterip_guard.cluster.scanning import scan_cluster
+    from clusterip_guard.cluster.scanning import scan_and_record
     from clusterip_guard.cluster.watching import keep_current, lead
     from clusterip_guard.telemetry.logs import configure_json_logging
     from clusterip_guard.telemetry.metrics import ScanMetrics
 
-    log = logging.getLogger("clusterip_guard.scan")
     configure_json_logging("info")  # the same JSON lines as serve's
     metrics = ScanMetrics()
     if settings.metrics_port:
@@ -235,25 +231,7 @@ def _watch(api: Any, settings: ScanSettings, policy: PolicyHolder) -> int:
         start_http_server(settings.metrics_port, registry=metrics.registry)
 
     def rescan() -> None:
-        started = time.monotonic()
-        policy.reload_if_changed()
-        try:
-            outcome = scan_cluster(api, scope_of(settings), policy.current)
-        except Exception:
-            metrics.scans.labels("error").inc()
-            raise
-        exposed: Counter[tuple[str, str, str]] = Counter(
-            (f.namespace.namespace, f.namespace.mode, f.result)
-            for f in outcome.findings
-            if f.exposed
-        )
-        metrics.record(dict(exposed), ended=time.time(), seconds=time.monotonic() - started)
-        changes = [line for line in outcome.written if not line.endswith("unchanged")]
-        log.info(
-            "scanned %d Services: %d fail%s",
-            len(outcome.findings), outcome.fails,
-            "; " + ", ".join(changes) if changes else "; reports unchanged",
-        )  # fmt: skip
+        scan_and_record(api, scope_of(settings), policy, metrics)
 
     stop = threading.Event()
     namespace = settings.lease_namespace or os.environ.get("POD_NAMESPACE") or "default"

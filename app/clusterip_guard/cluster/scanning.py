@@ -13,6 +13,8 @@ import datetime
 import functools
 import json
 import logging
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,6 +38,8 @@ from clusterip_guard.core.reports import (
 )
 from clusterip_guard.core.scan import Finding, NamespaceInfo, scan
 from clusterip_guard.core.types import Manifest, Mode
+from clusterip_guard.policyfile import PolicyHolder
+from clusterip_guard.telemetry.metrics import ScanMetrics
 
 log = logging.getLogger("clusterip_guard.scan")
 
@@ -267,6 +271,31 @@ def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings
             reports = build_reports(findings, report_format=report_format, now=now)
             written += write_reports(api, reports, report_format, scope=pruned_in).lines()
     return ScanOutcome(findings, written)
+
+
+def scan_and_record(
+    api: client.ApiClient, scope: ScanScope, policy: PolicyHolder, metrics: ScanMetrics
+) -> ScanOutcome:
+    """One scan of `scan --watch`: the policy file reloaded if it changed, the scan, its
+    figures in the metrics and one log line. A failed scan is counted, then raised."""
+    started = time.monotonic()
+    policy.reload_if_changed()
+    try:
+        outcome = scan_cluster(api, scope, policy.current)
+    except Exception:
+        metrics.scans.labels("error").inc()
+        raise
+    exposed: Counter[tuple[str, str, str]] = Counter(
+        (f.namespace.namespace, f.namespace.mode, f.result) for f in outcome.findings if f.exposed
+    )
+    metrics.record(dict(exposed), ended=time.time(), seconds=time.monotonic() - started)
+    changes = [line for line in outcome.written if not line.endswith("unchanged")]
+    log.info(
+        "scanned %d Services: %d fail%s",
+        len(outcome.findings), outcome.fails,
+        "; " + ", ".join(changes) if changes else "; reports unchanged",
+    )  # fmt: skip
+    return outcome
 
 
 def write_reports(
