@@ -72,6 +72,8 @@ LEGACY = [
     service("legacy-ip", "ClusterIP", externalIPs=["203.0.113.7"]),
     service("internal-lb", "LoadBalancer", annotations=AWS_INTERNAL,
             allocateLoadBalancerNodePorts=False),
+    service("ranged-lb", "LoadBalancer", allocateLoadBalancerNodePorts=False,
+            annotations={"service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8"}),
 ]  # fmt: skip
 
 
@@ -107,6 +109,11 @@ def tenant(
     kubectl("-n", NAMESPACE, "create", "role", "service-editor", "--verb=*",
             "--resource=services")  # fmt: skip
     kubectl("-n", NAMESPACE, "create", "rolebinding", "service-editor", "--role=service-editor",
+            f"--user={TENANT}")  # fmt: skip
+    # ... who also holds services/status, as operators and load-balancer controllers do.
+    kubectl("-n", NAMESPACE, "create", "role", "service-status", "--verb=get,patch,update",
+            "--resource=services/status")  # fmt: skip
+    kubectl("-n", NAMESPACE, "create", "rolebinding", "service-status", "--role=service-status",
             f"--user={TENANT}")  # fmt: skip
     yield Tenant(user_kubeconfig(control_plane, TENANT))
     webhook.stop()
@@ -279,3 +286,53 @@ def test_harmless_changes_to_legacy_services_still_go_through_with_a_warning(
     changed = tenant.kubectl(*arguments)
     assert changed.returncode == 0, changed.stderr
     assert "existing exposure kept (allowExistingViolations)" in changed.stderr
+
+
+# --- side doors: services/status ---------------------------------------------------------------
+# The status strategy resets the spec, not labels or annotations; a cloud reads annotations.
+
+
+def status_patch(
+    tenant: Tenant, name: str, patch: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    return tenant.kubectl("patch", "service", name, "--subresource=status", "--type=merge",
+                          "-p", json.dumps(patch))  # fmt: skip
+
+
+def test_a_status_writer_cannot_turn_an_internal_load_balancer_internet_facing(
+    tenant: Tenant,
+) -> None:
+    public = {"metadata": {"annotations": {
+        "service.beta.kubernetes.io/aws-load-balancer-internal": None,
+        "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+    }}}  # fmt: skip
+    run = status_patch(tenant, "internal-lb", public)
+    assert run.returncode != 0, run.stdout
+    assert "Service tenant-a/internal-lb (written through services/status) would be reachable" in (
+        run.stderr
+    )
+    annotations = live(tenant, "internal-lb")["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+
+
+def test_a_status_writer_cannot_widen_a_balancers_source_ranges(tenant: Tenant) -> None:
+    # ranged-lb admits 10.0.0.0/8 by the annotation (no spec field, which would win).
+    wider = {"metadata": {"annotations": {
+        "service.beta.kubernetes.io/load-balancer-source-ranges": "0.0.0.0/0",
+    }}}  # fmt: skip
+    run = status_patch(tenant, "ranged-lb", wider)
+    assert run.returncode != 0, run.stdout
+    assert "written through services/status" in run.stderr
+    assert "0.0.0.0/0" in run.stderr
+
+
+def test_a_load_balancer_controller_may_still_write_the_status_of_a_legacy_balancer(
+    tenant: Tenant,
+) -> None:
+    run = status_patch(
+        tenant, "legacy-lb", {"status": {"loadBalancer": {"ingress": [{"ip": "10.1.2.3"}]}}}
+    )
+    assert run.returncode == 0, run.stderr
+    assert "existing exposure kept" in run.stderr  # the warning, beside the write
+    (ingress,) = live(tenant, "legacy-lb")["status"]["loadBalancer"]["ingress"]
+    assert ingress["ip"] == "10.1.2.3"  # the API server adds ipMode: VIP

@@ -51,6 +51,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlP
         # A team lead who may edit their own namespace object, and nothing else.
         admin("create", "clusterrole", "edit-team-a", "--verb=get,patch,update",
               "--resource=namespaces", "--resource-name=team-a")  # fmt: skip
+        # ... and its status and finalize subresources, which change labels too.
+        admin("create", "clusterrole", "edit-team-a-subresources", "--verb=get,patch,update",
+              "--resource=namespaces/status", "--resource=namespaces/finalize",
+              "--resource-name=team-a")  # fmt: skip
+        admin("create", "clusterrolebinding", "edit-team-a-subresources",
+              "--clusterrole=edit-team-a-subresources", f"--user={LEAD}")  # fmt: skip
         admin("create", "clusterrolebinding", "edit-team-a", "--clusterrole=edit-team-a",
               f"--user={LEAD}")  # fmt: skip
         admin("create", "clusterrole", "create-namespaces", "--verb=create,get",
@@ -121,6 +127,32 @@ def test_a_tenant_who_may_patch_their_namespace_cannot_change_its_mode(
     assert run.returncode != 0, run.stdout
     assert "ValidatingAdmissionPolicy 'clusterip-guard-mode-label'" in run.stderr
     assert f"namespace team-a to {shown} needs the verb set-mode" in run.stderr
+
+
+def test_a_tenant_cannot_change_the_mode_through_the_status_subresource(
+    cluster: tuple[ControlPlane, Kubectl],
+) -> None:
+    removal = json.dumps([{"op": "remove", "path": "/metadata/labels/clusterip-guard.io~1mode"}])
+    run = as_user(cluster, LEAD)("patch", "namespace", "team-a", "--subresource=status",
+                                 "--type=json", "-p", removal, check=False)  # fmt: skip
+    assert run.returncode != 0, run.stdout
+    assert "ValidatingAdmissionPolicy 'clusterip-guard-mode-label'" in run.stderr
+    assert "namespace team-a to (none) needs the verb set-mode" in run.stderr
+
+
+def test_a_tenant_cannot_change_the_mode_through_the_finalize_subresource(
+    cluster: tuple[ControlPlane, Kubectl],
+) -> None:
+    lead = as_user(cluster, LEAD)
+    namespace = json.loads(lead("get", "namespace", "team-a", "-o", "json").stdout)
+    namespace["metadata"]["labels"][MODE_LABEL] = "off"
+    run = lead("replace", "--raw", "/api/v1/namespaces/team-a/finalize", "-f", "-",
+               stdin=json.dumps(namespace), check=False)  # fmt: skip
+    assert run.returncode != 0, run.stdout
+    assert "needs the verb set-mode" in run.stderr
+    _, admin = cluster
+    labels = json.loads(admin("get", "namespace", "team-a", "-o", "json").stdout)["metadata"]
+    assert labels["labels"][MODE_LABEL] == "enforce"
 
 
 def test_the_tenant_may_still_change_other_labels(cluster: tuple[ControlPlane, Kubectl]) -> None:

@@ -101,7 +101,7 @@ def test_the_policy_file_is_in_force(client: httpx.Client) -> None:
     "review",
     [
         admission_review(service("NodePort"), operation="DELETE"),
-        admission_review(service("NodePort"), sub_resource="status"),
+        admission_review(service("NodePort"), operation="UPDATE", sub_resource="proxy"),
         admission_review({"kind": "ConfigMap", "metadata": {"name": "c"}}, kind="ConfigMap"),
         admission_review(service("NodePort", namespace="kube-system")),
     ],

@@ -443,3 +443,41 @@ def test_a_clusterip_service_that_only_loses_external_ips_is_not_converted() -> 
         "Service (203.0.113.7)"
     )
     assert "converted-from" not in decision.audit_annotations
+
+
+# --- writes through services/status ---------------------------------------------------------
+
+INTERNAL_LB = service("LoadBalancer", annotations=INTERNAL_AWS, allocateLoadBalancerNodePorts=False)
+PUBLIC_LB = service(
+    "LoadBalancer",
+    annotations={"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"},
+    allocateLoadBalancerNodePorts=False,
+)
+
+
+def status_write(old: Manifest, new: Manifest) -> ServiceChange:
+    return ServiceChange("UPDATE", "shop", "web", new, old, subresource="status")
+
+
+@pytest.mark.parametrize("mode", ["enforce", "mutate"])
+def test_a_status_write_that_makes_an_internal_balancer_public_is_denied(mode: Mode) -> None:
+    decision = decide(status_write(INTERNAL_LB, PUBLIC_LB), mode, ALLOW_INTERNAL, today=TODAY)
+    assert decision.verdict == "denied"
+    assert decision.patch == []  # a write through status cannot be converted
+    assert "Service shop/web (written through services/status) would be reachable" in (
+        decision.denial
+    )
+
+
+def test_a_status_write_that_keeps_existing_exposure_is_allowed_even_under_strict_updates() -> None:
+    # A load-balancer controller writing the status of a balancer that predates the label.
+    with_ingress = {**PUBLIC_LB, "status": {"loadBalancer": {"ingress": [{"ip": "10.1.2.3"}]}}}
+    decision = decide(status_write(PUBLIC_LB, with_ingress), "enforce", STRICT_UPDATES, today=TODAY)
+    assert decision.verdict == "warned"
+    assert decision.allowed
+
+
+def test_a_status_write_is_reported_in_audit() -> None:
+    decision = decide(status_write(INTERNAL_LB, PUBLIC_LB), "audit", ALLOW_INTERNAL, today=TODAY)
+    assert decision.verdict == "warned"
+    assert decision.allowed

@@ -92,7 +92,11 @@ def test_every_entry_is_safe_to_run_on_the_api_servers_path() -> None:
         assert webhook["sideEffects"] == "None"
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["timeoutSeconds"] == 5
-        assert webhook["rules"][0]["resources"] == ["services"]
+        # Validating entries see services/status too (annotations change through it).
+        resources = (
+            ["services"] if "reinvocationPolicy" in webhook else ["services", "services/status"]
+        )
+        assert webhook["rules"][0]["resources"] == resources
         assert webhook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
         assert webhook["matchConditions"] == [
             {"name": "exposed-service", "expression": EXPOSED_SERVICE_EXPRESSION}

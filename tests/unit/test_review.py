@@ -41,16 +41,28 @@ def test_a_generated_name_is_shown_as_a_glob() -> None:
     assert change.name == "web-*"
 
 
+def test_an_update_through_services_status_is_judged_as_one() -> None:
+    old = service("LoadBalancer")
+    review = admission_review(
+        service("LoadBalancer"), operation="UPDATE", old=old, sub_resource="status"
+    )
+    change = service_change_of(parse_review(_body(review)))
+    assert change is not None
+    assert (change.operation, change.subresource) == ("UPDATE", "status")
+    assert change.old_service == old
+
+
 @pytest.mark.parametrize(
     "review",
     [
         admission_review(service("NodePort"), operation="DELETE"),
-        admission_review(service("NodePort"), sub_resource="status"),
+        admission_review(service("NodePort"), sub_resource="status"),  # a CREATE: none exists
+        admission_review(service("NodePort"), operation="UPDATE", sub_resource="proxy"),
         admission_review({"kind": "ConfigMap"}, kind="ConfigMap"),
         admission_review(service("NodePort"), group="example.com"),
         admission_review(None, operation="CREATE"),
     ],
-    ids=["DELETE", "status subresource", "other kind", "other group", "no object"],
+    ids=["DELETE", "status CREATE", "other subresource", "other kind", "other group", "no object"],
 )
 def test_requests_that_are_not_service_changes_are_not_judged(review: dict[str, Any]) -> None:
     assert service_change_of(parse_review(_body(review))) is None

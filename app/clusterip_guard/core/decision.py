@@ -41,6 +41,12 @@ class ServiceChange:
     name: str  # for messages: `display_name` of the Service when the request has none
     service: Manifest
     old_service: Manifest | None = None
+    # "status": a write through services/status. The API server keeps the spec as it was, but
+    # labels and annotations change, and annotations decide what a cloud builds (an internal
+    # balancer turned internet-facing, a source range widened). Judged on what it adds, like
+    # any UPDATE; what it keeps is always allowed, since load-balancer controllers write the
+    # status of Services that were exposed before the namespace was governed.
+    subresource: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,8 @@ def decide(
     if change.operation == "UPDATE" and change.old_service is not None:
         # Judged on every piece it adds, like a CREATE; kept pieces are existing violations.
         added = reported(added_exposure(change.service, change.old_service, policy))
-        if not added and policy.allow_existing_violations:
+        keeps_existing = policy.allow_existing_violations or change.subresource == "status"
+        if not added and keeps_existing:
             return Decision(
                 verdict="warned",
                 violations=violations,
@@ -110,7 +117,9 @@ def decide(
         if added:
             violations = added
 
-    if mode == "enforce":
+    if mode == "enforce" or (mode == "mutate" and change.subresource):
+        # A write through a subresource cannot be converted (the API server keeps the spec,
+        # and a conversion is a change of spec): in mutate namespaces it is denied instead.
         return _deny(subject, change.namespace, violations, label_not_a_mode=label_not_a_mode)
     if mode == "mutate":
         return _convert(change.service, violations, policy)
@@ -124,7 +133,8 @@ def decide(
 
 
 def _subject(change: ServiceChange) -> str:
-    return f"Service {change.namespace}/{change.name}"
+    through = f" (written through services/{change.subresource})" if change.subresource else ""
+    return f"Service {change.namespace}/{change.name}{through}"
 
 
 def _joined(violations: tuple[Violation, ...]) -> str:

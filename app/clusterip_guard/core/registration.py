@@ -170,6 +170,14 @@ def never_judged_namespaces(
     )
 
 
+def entry_resources(entry: AdmissionEntry) -> list[str]:
+    """Services, and for a validating entry services/status too: through it annotations and
+    labels change (an internal balancer turned internet-facing) while no webhook on
+    `services` sees it. A mutating entry leaves it out: a patch of the spec through status is
+    thrown away, so the validating entries judge it (in mutate namespaces, the backstop)."""
+    return ["services"] if entry.configuration == "mutating" else ["services", "services/status"]
+
+
 def webhook_entry(
     entry: AdmissionEntry,
     *,
@@ -188,7 +196,7 @@ def webhook_entry(
                 "apiGroups": [""],
                 "apiVersions": ["v1"],
                 "operations": ["CREATE", "UPDATE"],
-                "resources": ["services"],
+                "resources": entry_resources(entry),
                 "scope": "Namespaced",
             }
         ],
@@ -289,7 +297,8 @@ def mode_label_policy(
                         "apiGroups": [""],
                         "apiVersions": ["v1"],
                         "operations": ["CREATE", "UPDATE"],
-                        "resources": ["namespaces"],
+                        # The status and finalize subresources change labels too.
+                        "resources": ["namespaces", "namespaces/status", "namespaces/finalize"],
                     }
                 ]
             },

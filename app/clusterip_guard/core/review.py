@@ -113,13 +113,16 @@ def parse_review(body: bytes) -> AdmissionRequest:
 
 
 def service_change_of(request: AdmissionRequest) -> ServiceChange | None:
-    """The Service change to judge, or None when the request is not ours to look at."""
+    """The Service change to judge, or None when the request is not ours to look at: a CREATE
+    or UPDATE of a Service, or an UPDATE through services/status (which changes annotations
+    and labels, core/decision.py says why that matters)."""
     if (
         request.group != ""
         or request.kind != "Service"
-        or request.sub_resource
         or request.operation not in _JUDGED_OPERATIONS
         or request.object is None
+        or request.sub_resource not in ("", "status")
+        or (request.sub_resource == "status" and request.operation != "UPDATE")
     ):
         return None
     return ServiceChange(
@@ -128,6 +131,7 @@ def service_change_of(request: AdmissionRequest) -> ServiceChange | None:
         name=request.name or display_name(request.object),
         service=request.object,
         old_service=request.old_object if request.operation == "UPDATE" else None,
+        subresource=request.sub_resource,
     )
 
 
