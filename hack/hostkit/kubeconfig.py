@@ -1,9 +1,11 @@
-"""Kubeconfigs for a cluster of ours: certificates embedded, one cluster, user and context."""
+"""How a client reaches a cluster of ours: kubeconfigs (certificates embedded, one cluster,
+user and context) and the TLS context of a client certificate."""
 
 from __future__ import annotations
 
 import base64
 import json
+import ssl
 from pathlib import Path
 
 
@@ -42,3 +44,10 @@ def write_kubeconfig(path: Path, config: dict[str, object]) -> Path:
     path.write_text(json.dumps(config, indent=2) + "\n")
     path.chmod(0o600)
     return path
+
+
+def client_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """TLS that trusts the cluster's CA only and presents this client certificate."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.load_cert_chain(str(cert_file), str(key_file))
+    return context

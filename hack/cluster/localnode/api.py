@@ -8,7 +8,7 @@ import ssl
 import urllib.request
 from pathlib import Path
 
-from hostkit.kubeconfig import kubeconfig, write_kubeconfig
+from hostkit.kubeconfig import client_context, kubeconfig, write_kubeconfig
 from localnode.base import APISERVER_PORT, LOOPBACK, NODE_IP, NODE_NAME, SERVICE_IP
 
 API_URL = f"https://{NODE_IP}:{APISERVER_PORT}"
@@ -60,9 +60,7 @@ def write_node_kubeconfig(path: Path, pki: Path, user: str) -> None:
 
 
 def admin_context(pki: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-    return context
+    return client_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
 
 
 def api_request(

@@ -37,6 +37,7 @@ import yaml
 
 from hostkit.flags import apiserver_flags as common_apiserver_flags
 from hostkit.flags import etcd_flags
+from hostkit.kubeconfig import client_context
 from hostkit.processes import (
     STOP_GRACE_SECONDS,
     Terminated,
@@ -137,9 +138,7 @@ class ControlPlane:
 
 
 def admin_context(credentials: Credentials) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(credentials.ca_file))
-    context.load_cert_chain(str(credentials.admin_cert), str(credentials.admin_key))
-    return context
+    return client_context(credentials.ca_file, credentials.admin_cert, credentials.admin_key)
 
 
 def user_kubeconfig(cluster: ControlPlane, user: str, groups: tuple[str, ...] = ()) -> Path:
