@@ -80,12 +80,18 @@ serialised() {
     "$@"
 }
 
-install_now() {
-    local missing=() package
-    # Checked again under the lock: a build running beside us may have installed them.
+missing_of() {
+    # The packages among "$@" that are not installed, one a line.
+    local package
     for package in "$@"; do
-        installed "$package" || missing+=("$package")
+        installed "$package" || echo "$package"
     done
+}
+
+install_now() {
+    local missing
+    # Checked again under the lock: a build running beside us may have installed them.
+    mapfile -t missing < <(missing_of "$@")
     ((${#missing[@]})) || return 0
     local updated=0
     if ! lists_fresh; then
@@ -108,10 +114,8 @@ install_now() {
 }
 
 install() {
-    local missing=() package
-    for package in "$@"; do
-        installed "$package" || missing+=("$package")
-    done
+    local missing
+    mapfile -t missing < <(missing_of "$@")
     ((${#missing[@]})) || return 0
     if [[ $(id -u) != 0 ]]; then
         say "need root to install: ${missing[*]}"

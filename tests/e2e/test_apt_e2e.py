@@ -58,7 +58,7 @@ def throwaway_packages() -> Iterator[tuple[str, ...]]:
         skip_or_fail("installing Debian packages needs root")
     present = [package for package in PACKAGES if installed(package)]
     if present:
-        pytest.skip(f"{', '.join(present)} installed already: this test would purge it")
+        skip_or_fail(f"{', '.join(present)} installed already: this test would purge it")
     record = RECORD.read_bytes() if RECORD.exists() else None
     try:
         yield PACKAGES

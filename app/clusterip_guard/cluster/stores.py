@@ -89,13 +89,6 @@ def _secret_data(values: dict[str, bytes]) -> dict[str, str]:
     return {k: base64.b64encode(v).decode("ascii") for k, v in values.items()}
 
 
-def _secret(manifest: Manifest) -> client.V1Secret:
-    secret = client.V1Secret.from_dict(manifest)
-    if secret is None:
-        raise ValueError("a Secret manifest gave no Secret")
-    return secret
-
-
 def _in_secret(secret: str) -> Callable[[str], str]:
     return lambda key: f"Secret {secret} key {key}"
 

@@ -93,14 +93,11 @@ def write_object(
             version = stored["metadata"]["resourceVersion"]
             api.replace({**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}})
             return "updated"
-        except ApiException as error:
-            if error.status != HTTP_CONFLICT:
+        except (ApiException, TransportError, OSError) as error:
+            if not (isinstance(error, ApiException) and error.status == HTTP_CONFLICT):
                 verb = "create" if stored is None else "update"
                 raise failure(error, verb, api.resource, api.namespace) from error
-        except (TransportError, OSError) as error:
-            verb = "create" if stored is None else "update"
-            raise failure(error, verb, api.resource, api.namespace) from error
-        stored = _read(api)
+        stored = _read(api)  # a conflict: what is stored now decides
     name = manifest["metadata"]["name"]
     raise ClusterRefused(
         f"cannot write {api.resource} {name}: it kept changing underneath "
