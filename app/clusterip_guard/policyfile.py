@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from clusterip_guard.core.cloud_providers import PROVIDERS, Provider
+from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS, Provider
 from clusterip_guard.core.policy import (
     Exemption,
     IPNetwork,
@@ -36,6 +36,7 @@ POLICY_KEYS = (
     "allowInternalLoadBalancers",
     "allowInternalLoadBalancerNodePorts",
     "internalLoadBalancerProviders",
+    "internalLoadBalancerClasses",
     "allowExistingViolations",
     "exemptions",
 )
@@ -81,6 +82,9 @@ def policy_from_mapping(document: object) -> PolicySettings:
             DEFAULTS.allow_internal_load_balancer_node_ports,
         ),
         internal_load_balancer_providers=providers,
+        internal_load_balancer_classes=_classes(
+            document.get("internalLoadBalancerClasses", {}), providers
+        ),
         allow_existing_violations=_boolean(
             document, "allowExistingViolations", DEFAULTS.allow_existing_violations
         ),
@@ -131,6 +135,39 @@ def _providers(value: object) -> tuple[Provider, ...]:
     return tuple(providers)
 
 
+def _classes(value: object, providers: tuple[Provider, ...]) -> tuple[tuple[str, Provider], ...]:
+    """internalLoadBalancerClasses: each loadBalancerClass the admin runs, with the provider
+    whose controller claims it; only providers with a cited reading of a class
+    (cloud_providers.CLASS_READERS), and only those the policy names."""
+    key = "internalLoadBalancerClasses"
+    if not isinstance(value, dict):
+        raise PolicyError(
+            f"policy file: {key}: expected a mapping of loadBalancerClass to provider, "
+            "like service.k8s.aws/nlb: aws"
+        )
+    classes: list[tuple[str, Provider]] = []
+    for name, item in value.items():
+        where = f"{key}.{name!s}"
+        if not isinstance(name, str) or not _CLASS_NAME.fullmatch(name):
+            raise PolicyError(
+                f"policy file: {where}: not a loadBalancerClass (a domain-prefixed name, like "
+                "service.k8s.aws/nlb)"
+            )
+        provider = next((p for p in CLASS_READERS if p == item), None)
+        if provider is None:
+            raise PolicyError(
+                f"policy file: {where}: {item!r}: a class can be read as internal only for "
+                f"{', '.join(CLASS_READERS)} (no other provider's controller reading of a class "
+                "is known); a balancer of any other class is exposed"
+            )
+        if provider not in providers:
+            raise PolicyError(
+                f"policy file: {where}: {provider} is not in internalLoadBalancerProviders"
+            )
+        classes.append((name, provider))
+    return tuple(classes)
+
+
 def _exemptions(value: object) -> tuple[Exemption, ...]:
     if not isinstance(value, list):
         raise PolicyError("policy file: exemptions: expected a list")
@@ -163,6 +200,8 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
 
 # What a namespace or Service name glob may hold: DNS label characters, and fnmatch's own.
 _NAME_GLOB = re.compile(r"[a-z0-9*?\[\]!-]+")
+# A loadBalancerClass, as the API server validates it: a qualified name with a domain prefix.
+_CLASS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 

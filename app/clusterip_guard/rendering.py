@@ -21,7 +21,10 @@ from clusterip_guard.core.admission import ADMISSION_ENTRIES, AdmissionEntry
 from clusterip_guard.core.names import NAMESPACE_NAME_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.registration import (
     MODE_STRENGTH,
+    binding_name,
+    entry_bindings,
     mode_label_policy,
+    service_range_policy,
     unknown_mode_warning,
     webhook_entry,
 )
@@ -149,6 +152,55 @@ def _policy_and_binding(
     )
 
 
+_SERVICE_RANGE_SUFFIX = "-service-range"
+_SERVES_SERVICE_CIDRS = (
+    '{{- if .Capabilities.APIVersions.Has "networking.k8s.io/v1/ServiceCIDR" }}\n'
+)
+
+
+def _service_range_policy() -> str:
+    """The policy refusing external IPs inside the Service range, and one binding per
+    validating entry (an entry of the cluster default only with that default)."""
+    name = _placeholder("fullname") + _SERVICE_RANGE_SUFFIX
+    policy = service_range_policy(name=name)
+    text = _metadata("ValidatingAdmissionPolicy", _SERVICE_RANGE_SUFFIX) + _spec(policy)
+    for entry in ADMISSION_ENTRIES:
+        bindings = entry_bindings(
+            name,
+            [entry],
+            never_judged=_placeholder("neverJudged"),
+            param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
+        )
+        if not bindings:
+            continue
+        suffix = binding_name(_SERVICE_RANGE_SUFFIX, entry)
+        binding = "---\n" + _metadata("ValidatingAdmissionPolicyBinding", suffix)
+        binding += _spec(bindings[0])
+        if entry.serves_default is not None:
+            binding = (
+                f'{{{{- if eq .Values.defaultMode "{entry.serves_default}" }}}}\n'
+                + binding
+                + "{{- end }}\n"
+            )
+        text += binding
+    return text
+
+
+def admission_policy_suffixes() -> list[str]:
+    """The name suffixes of every policy and binding the chart's bootstrap may write or
+    delete (its RBAC names each)."""
+    return [
+        "-mode-label",
+        "-unknown-mode",
+        _SERVICE_RANGE_SUFFIX,
+        *(
+            binding_name(_SERVICE_RANGE_SUFFIX, entry)
+            for entry in ADMISSION_ENTRIES
+            if entry.configuration == "validating"
+        ),
+    ]
+
+
 def _never_judged_helpers() -> str:
     system = ", ".join(f'"{name}"' for name in sorted(NEVER_JUDGED_NAMESPACES))
     return (
@@ -162,6 +214,12 @@ def _never_judged_helpers() -> str:
         + '{{- $never := include "clusterip-guard.systemNamespaces" . | fromJsonArray -}}\n'
         + "{{- concat $never (list .Release.Namespace) .Values.webhook.excludedNamespaces"
         + " | uniq | sortAlpha | toJson -}}\n"
+        + "{{- end -}}\n\n"
+        + "{{/* The name suffixes of the policies and bindings the bootstrap writes. */}}\n"
+        + '{{- define "clusterip-guard.admissionPolicySuffixes" -}}'
+        + "["
+        + ", ".join(f'"{suffix}"' for suffix in admission_policy_suffixes())
+        + "]"
         + "{{- end -}}\n"
     )
 
@@ -203,6 +261,17 @@ def chart_templates() -> dict[str, str]:
         ),
         "templates/validatingadmissionpolicybinding.yaml": (
             _CERT_MANAGER_ONLY + _HEADER + mode_label_binding + "{{- end }}\n"
+        ),
+        "templates/servicerangepolicy.yaml": (
+            _CERT_MANAGER_ONLY
+            + _SERVES_SERVICE_CIDRS
+            + _HEADER
+            + cert_manager_owned
+            + "# Refuses an external IP inside the cluster's Service range (read from the\n"
+            + "# ServiceCIDR objects), whatever allowedExternalIPCIDRs says: CVE-2020-8554.\n"
+            + _service_range_policy()
+            + "{{- end }}\n"
+            + "{{- end }}\n"
         ),
         "templates/unknownmodepolicy.yaml": (
             _CERT_MANAGER_ONLY

@@ -34,9 +34,14 @@ AWS_INTERNAL = {
     "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
 }
+# The README's old example allowed 10.0.0.0/8, which holds this cluster's Service range
+# (10.0.0.0/16) and the kubernetes Service's ClusterIP, 10.0.0.1.
 POLICY = """\
 allowInternalLoadBalancers: true
 internalLoadBalancerProviders: [aws]
+internalLoadBalancerClasses:
+  service.k8s.aws/nlb: aws
+allowedExternalIPCIDRs: [10.0.0.0/8]
 """
 
 
@@ -80,6 +85,7 @@ LEGACY = [
 @dataclass(frozen=True)
 class Tenant:
     kubeconfig: Path
+    registration: tuple[str, ...]  # the bootstrap's arguments that registered the webhook
 
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -97,8 +103,9 @@ def tenant(
     policy_file.parent.mkdir(parents=True, exist_ok=True)
     policy_file.write_text(POLICY)
     port = free_port()
-    registered = run_bootstrap(control_plane, "--url", f"https://127.0.0.1:{port}",
-                               "--cert-dir", str(files.folder), "--ip", "127.0.0.1")  # fmt: skip
+    registration = ("--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
+                    "--ip", "127.0.0.1")  # fmt: skip
+    registered = run_bootstrap(control_plane, *registration)
     assert registered.returncode == 0, registered.stderr
     webhook = WebhookProcess(files, port=port, policy_file=policy_file).start()
     kubectl("create", "namespace", NAMESPACE)
@@ -115,7 +122,7 @@ def tenant(
             "--resource=services/status")  # fmt: skip
     kubectl("-n", NAMESPACE, "create", "rolebinding", "service-status", "--role=service-status",
             f"--user={TENANT}")  # fmt: skip
-    yield Tenant(user_kubeconfig(control_plane, TENANT))
+    yield Tenant(user_kubeconfig(control_plane, TENANT), registration)
     webhook.stop()
     run_bootstrap(control_plane, "--url", f"https://127.0.0.1:{port}", "--uninstall")
 
@@ -336,3 +343,129 @@ def test_a_load_balancer_controller_may_still_write_the_status_of_a_legacy_balan
     assert "existing exposure kept" in run.stderr  # the warning, beside the write
     (ingress,) = live(tenant, "legacy-lb")["status"]["loadBalancer"]["ingress"]
     assert ingress["ip"] == "10.1.2.3"  # the API server adds ipMode: VIP
+
+
+# --- side doors: a load balancer class --------------------------------------------------------
+# The cloud controller skips every Service with a class; whatever implements the class never
+# reads AWS's annotations. Only a class the policy names, read as its controller reads it.
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param({"loadBalancerClass": "metallb.io/metallb"},
+                     id="a class the policy does not name"),
+        pytest.param({"loadBalancerClass": "metallb.io/metallb", "loadBalancerIP": "203.0.113.50"},
+                     id="a class the policy does not name, with a public loadBalancerIP"),
+    ],
+)  # fmt: skip
+def test_a_tenant_cannot_pass_off_a_classed_balancer_as_a_clouds_internal_one(
+    tenant: Tenant, spec: dict[str, Any]
+) -> None:
+    name = "classed-" + hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:8]
+    classed = service(name, "LoadBalancer", allocateLoadBalancerNodePorts=False,
+                      annotations=AWS_INTERNAL, **spec)  # fmt: skip
+    attempt = tenant.kubectl("create", "-f", "-", stdin=json.dumps(classed))
+    assert attempt.returncode != 0, attempt.stdout
+    assert "spec.loadBalancerClass: type LoadBalancer of class metallb.io/metallb exposes" in (
+        attempt.stderr
+    )
+
+
+def test_the_class_the_policy_names_is_read_as_its_controller_reads_it(tenant: Tenant) -> None:
+    scheme = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+    internal = service("nlb-internal", "LoadBalancer", allocateLoadBalancerNodePorts=False,
+                       loadBalancerClass="service.k8s.aws/nlb",
+                       annotations={scheme: "internal"})  # fmt: skip
+    created = tenant.kubectl("create", "-f", "-", stdin=json.dumps(internal))
+    assert created.returncode == 0, created.stderr
+    public = service("nlb-public", "LoadBalancer", allocateLoadBalancerNodePorts=False,
+                     loadBalancerClass="service.k8s.aws/nlb",
+                     annotations={scheme: "internet-facing",
+                                  "service.beta.kubernetes.io/aws-load-balancer-internal": "true"},
+                     )  # fmt: skip
+    attempt = tenant.kubectl("create", "-f", "-", stdin=json.dumps(public))
+    assert attempt.returncode != 0, attempt.stdout
+    assert "of class service.k8s.aws/nlb exposes" in attempt.stderr
+
+
+# --- external IPs inside the Service range (CVE-2020-8554) --------------------------------------
+
+
+def test_an_external_ip_inside_the_service_range_is_refused_whatever_the_allow_list_says(
+    tenant: Tenant,
+) -> None:
+    hijack = service("hijack", "ClusterIP", externalIPs=["10.0.0.1"])
+    attempt = tenant.kubectl("create", "-f", "-", stdin=json.dumps(hijack))
+    assert attempt.returncode != 0, attempt.stdout
+    assert f"ValidatingAdmissionPolicy '{CONFIGURATION}-service-range'" in attempt.stderr
+    assert (
+        "Service tenant-a/hijack: spec.externalIPs: 10.0.0.1 is inside the Service range "
+        "10.0.0.0/16 (ServiceCIDR kubernetes)"
+    ) in attempt.stderr
+    # Outside the Service range, the allow-list decides as before.
+    allowed = service("allowed-ip", "ClusterIP", externalIPs=["10.1.2.3"])
+    created = tenant.kubectl("create", "-f", "-", stdin=json.dumps(allowed))
+    assert created.returncode == 0, created.stderr
+
+
+@pytest.mark.parametrize(("mode", "denied"), [("mutate", True), ("audit", False), ("off", False)])
+def test_the_service_range_refusal_keeps_each_namespaces_mode(
+    control_plane: ControlPlane, kubectl: Kubectl, mode: str, denied: bool
+) -> None:
+    namespace = f"range-{mode}"
+    kubectl("create", "namespace", namespace)
+    kubectl("label", "namespace", namespace, f"clusterip-guard.io/mode={mode}")
+    hijack = service("hijack", "ClusterIP", externalIPs=["10.0.0.1"])
+    attempt = kubectl("-n", namespace, "create", "-f", "-", stdin=json.dumps(hijack), check=False)
+    assert (attempt.returncode != 0) is denied, attempt.stderr
+    warned = "10.0.0.1 is inside the Service range" in attempt.stderr
+    assert warned is (mode != "off"), attempt.stderr
+
+
+def test_a_re_registration_with_another_default_mode_drops_the_old_defaults_bindings(
+    tenant: Tenant, kubectl: Kubectl, control_plane: ControlPlane
+) -> None:
+    def bindings() -> set[str]:
+        listed = kubectl("get", "validatingadmissionpolicybindings", "-o", "name")
+        return {line.split("/", 1)[1] for line in listed.stdout.split()}
+
+    audit_default = f"{CONFIGURATION}-service-range-audit-default"
+    assert audit_default not in bindings()
+    try:
+        again = run_bootstrap(control_plane, *tenant.registration, "--default-mode", "audit")
+        assert again.returncode == 0, again.stderr
+        assert audit_default in bindings()
+    finally:
+        # (Without the flag, a re-run keeps the recorded default mode.)
+        back = run_bootstrap(control_plane, *tenant.registration, "--default-mode", "off")
+        assert back.returncode == 0, back.stderr
+    assert audit_default not in bindings(), back.stdout + back.stderr
+    assert f"deleted ValidatingAdmissionPolicyBinding {audit_default}" in back.stdout
+
+
+# --- the messages say what happened and what to do ---------------------------------------------
+
+
+def test_a_renamed_port_is_told_to_keep_its_name_not_to_remove_a_node_port_it_never_set(
+    tenant: Tenant,
+) -> None:
+    renamed = [{"op": "replace", "path": "/spec/ports/0/name", "value": "web"},
+               {"op": "remove", "path": "/spec/ports/0/nodePort"}]  # fmt: skip
+    attempt = tenant.kubectl("patch", "service", "legacy-np", "--type=json",
+                             "-p", json.dumps(renamed))  # fmt: skip
+    assert attempt.returncode != 0, attempt.stdout
+    kept = live(tenant, "legacy-np")["spec"]["ports"][0]
+    assert "was renamed from http to web, so the API server gave it node port" in attempt.stderr
+    assert f"for its node port {kept['nodePort']}" in attempt.stderr
+    assert f"keep the port's name http, or set nodePort: {kept['nodePort']}" in attempt.stderr
+
+
+def test_mutate_says_which_external_ips_it_dropped_and_which_it_kept(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "ips-mutate")
+    kubectl("label", "namespace", "ips-mutate", "clusterip-guard.io/mode=mutate")
+    mixed = service("mixed", "NodePort", externalIPs=["203.0.113.9", "10.1.2.3"])
+    created = kubectl("-n", "ips-mutate", "create", "-f", "-", stdin=json.dumps(mixed))
+    assert "removed 203.0.113.9 from spec.externalIPs (kept 10.1.2.3: inside " in created.stderr
+    stored = json.loads(kubectl("-n", "ips-mutate", "get", "service", "mixed", "-o", "json").stdout)
+    assert stored["spec"]["externalIPs"] == ["10.1.2.3"]

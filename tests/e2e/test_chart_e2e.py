@@ -24,7 +24,7 @@ from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.registration import ServiceTarget, webhook_configurations
 from clusterip_guard.policyfile import POLICY_KEYS, parse_policy, policy_from_mapping
 from localcluster import ControlPlane
-from tests.support.chart import CHART, Manifest, render, the
+from tests.support.chart import CHART, SERVES_SERVICE_CIDRS, Manifest, render, the
 from tests.support.kubectl import Kubectl
 from tests.support.tools import cert_manager_crds, helm
 
@@ -117,13 +117,16 @@ def test_the_bootstrap_job_registers_what_the_chart_renders(
     assert command.settings.wait_ready_seconds > 0  # registered once a replica answers
     registered = registrations_for(command.settings, b"")
     rendered = render(
-        "certificates.mode=certManager", *values, release=release, namespace=namespace
-    )
-    assert [r["kind"] for r in registered] == [
+        "certificates.mode=certManager", *values, release=release, namespace=namespace,
+        api_versions=SERVES_SERVICE_CIDRS,
+    )  # fmt: skip
+    assert [r["kind"] for r in registered][:7] == [
         "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
         "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy",  # the Service range's, then a binding per entry
     ]  # fmt: skip
+    assert {r["kind"] for r in registered[7:]} == {"ValidatingAdmissionPolicyBinding"}
     admission_kinds = {r["kind"] for r in registered}
     assert len([r for r in rendered if r["kind"] in admission_kinds]) == len(registered)
     for expected in registered:
@@ -132,6 +135,15 @@ def test_the_bootstrap_job_registers_what_the_chart_renders(
             assert found["webhooks"] == without_ca_bundle(expected["webhooks"])
         else:
             assert found["spec"] == expected["spec"]
+
+
+def test_without_service_cidrs_the_chart_renders_no_service_range_policy() -> None:
+    # An API server before 1.33: a policy whose parameter kind does not exist would fail
+    # closed on every Service with external IPs; the bootstrap skips it the same way.
+    older = render("certificates.mode=certManager")
+    assert not [d for d in older if "service-range" in d["metadata"]["name"]]
+    newer = render("certificates.mode=certManager", api_versions=SERVES_SERVICE_CIDRS)
+    assert the("ValidatingAdmissionPolicy", newer, "clusterip-guard-service-range")
 
 
 def test_the_renewal_registers_what_the_install_registered() -> None:

@@ -14,12 +14,21 @@ CHART = ROOT / "charts" / "clusterip-guard"
 Manifest = dict[str, Any]
 
 
+# What `helm install` learns from a cluster's discovery that serves ServiceCIDR (1.33+);
+# `helm template` alone assumes no such API.
+SERVES_SERVICE_CIDRS = ("networking.k8s.io/v1/ServiceCIDR",)
+
+
 def render(
-    *values: str, release: str = "clusterip-guard", namespace: str = "clusterip-guard"
+    *values: str,
+    release: str = "clusterip-guard",
+    namespace: str = "clusterip-guard",
+    api_versions: tuple[str, ...] = (),
 ) -> list[Manifest]:
     run = subprocess.run(
         [str(helm()), "template", release, str(CHART), "--namespace", namespace,
-         *(f"--set={value}" for value in values)],
+         *(f"--set={value}" for value in values),
+         *(f"--api-versions={version}" for version in api_versions)],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

@@ -438,11 +438,31 @@ def test_a_clusterip_service_that_only_loses_external_ips_is_not_converted() -> 
     assert decision.verdict == "mutated"
     (warning,) = decision.warnings
     assert "from ClusterIP to ClusterIP" not in warning
-    assert warning.startswith(
-        "clusterip-guard removed external IPs outside the allowed CIDRs from this ClusterIP "
-        "Service (203.0.113.7)"
+    assert warning == (
+        "clusterip-guard removed external IPs from this ClusterIP Service: removed 203.0.113.7 "
+        "from spec.externalIPs (kept 10.1.2.3: inside allowedExternalIPCIDRs)"
     )
     assert "converted-from" not in decision.audit_annotations
+
+
+def test_a_conversion_says_which_external_ips_it_dropped_and_which_it_kept() -> None:
+    exposed = service("NodePort", externalIPs=["203.0.113.7", "10.1.2.3", "198.51.100.1"])
+    policy = PolicySettings(allowed_external_ip_cidrs=(ipaddress.ip_network("10.0.0.0/8"),))
+    decision = decide(
+        ServiceChange("CREATE", "shop", "web", exposed), "mutate", policy, today=TODAY
+    )
+    assert (
+        "removed 203.0.113.7, 198.51.100.1 from spec.externalIPs "
+        "(kept 10.1.2.3: inside allowedExternalIPCIDRs)"
+    ) in decision.changes
+    assert "set spec.externalIPs" not in decision.warnings[0]
+    every_one = decide(
+        ServiceChange("CREATE", "shop", "web", service("NodePort", externalIPs=["203.0.113.7"])),
+        "mutate",
+        policy,
+        today=TODAY,
+    )
+    assert "removed 203.0.113.7 from spec.externalIPs" in every_one.changes
 
 
 # --- writes through services/status ---------------------------------------------------------

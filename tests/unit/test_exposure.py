@@ -172,6 +172,79 @@ def test_an_update_adding_nothing_adds_no_piece() -> None:
     assert added_exposure(lb, lb, PolicySettings()) == ()
 
 
+def test_a_port_renamed_into_a_new_node_port_says_to_keep_its_name() -> None:
+    old = node_port_service({**port(80, 30080), "name": "http"})
+    # The API server keeps node ports by port name: the renamed port got one it chose.
+    new = node_port_service({**port(80, 30441), "name": "web"})
+    (piece,) = added_exposure(new, old, PolicySettings())
+    assert piece.summary == (
+        "port TCP/80 was renamed from http to web, so the API server gave it node port 30441 "
+        "for its node port 30080"
+    )
+    assert piece.fix == "keep the port's name http, or set nodePort: 30080"
+    # A node port moved by the writer, under the same name, is a plain new node port.
+    moved = node_port_service({**port(80, 30441), "name": "http"})
+    (plain,) = added_exposure(moved, old, PolicySettings())
+    assert plain.summary == "port TCP/80 opens node port 30441 on every node"
+
+
+AWS_SCHEME_INTERNAL = {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}
+ALLOW_NLB_CLASS = policy_from_mapping(
+    {
+        "allowInternalLoadBalancers": True,
+        "internalLoadBalancerProviders": ["aws"],
+        "internalLoadBalancerClasses": {"service.k8s.aws/nlb": "aws"},
+    }
+)
+CLOSED_LB = {"allocateLoadBalancerNodePorts": False}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "spec", "policy", "internal"),
+    [
+        # Without a class, the cloud providers' readings (both AWS controllers must agree).
+        ({**INTERNAL_AWS, **AWS_SCHEME_INTERNAL}, {}, ALLOW_INTERNAL, True),
+        # Any class the policy does not name is exposed, whatever its annotations say.
+        ({**INTERNAL_AWS, **AWS_SCHEME_INTERNAL},
+         {"loadBalancerClass": "metallb.io/metallb"}, ALLOW_INTERNAL, False),
+        ({**INTERNAL_AWS, **AWS_SCHEME_INTERNAL},
+         {"loadBalancerClass": "metallb.io/metallb", "loadBalancerIP": "203.0.113.50"},
+         ALLOW_NLB_CLASS, False),
+        ({**INTERNAL_AWS, **AWS_SCHEME_INTERNAL},
+         {"loadBalancerClass": "service.k8s.aws/nlb"}, ALLOW_INTERNAL, False),
+        # The class the policy names, read as its controller (the AWS Load Balancer
+        # Controller) reads it: the scheme decides alone, the legacy key only without it.
+        (AWS_SCHEME_INTERNAL, {"loadBalancerClass": "service.k8s.aws/nlb"}, ALLOW_NLB_CLASS, True),
+        ({"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing", **INTERNAL_AWS},
+         {"loadBalancerClass": "service.k8s.aws/nlb"}, ALLOW_NLB_CLASS, False),
+        (INTERNAL_AWS, {"loadBalancerClass": "service.k8s.aws/nlb"}, ALLOW_NLB_CLASS, True),
+        ({}, {"loadBalancerClass": "service.k8s.aws/nlb"}, ALLOW_NLB_CLASS, False),
+        # Exactly the class named (Go ==): no prefix, no case folding.
+        (AWS_SCHEME_INTERNAL, {"loadBalancerClass": "service.k8s.aws/NLB"}, ALLOW_NLB_CLASS, False),
+    ],
+    ids=[
+        "no class: the cloud controllers",
+        "a class the policy does not name",
+        "a class the policy does not name, with a loadBalancerIP",
+        "the LBC's class, not named by the policy",
+        "the named class, scheme internal",
+        "the named class, scheme internet-facing wins over the legacy key",
+        "the named class, the legacy key alone",
+        "the named class, no annotation (left to an existing balancer)",
+        "another spelling of the named class",
+    ],
+)  # fmt: skip
+def test_a_load_balancer_class_is_internal_only_as_its_named_controller_reads_it(
+    annotations: dict[str, str], spec: dict[str, Any], policy: PolicySettings, internal: bool
+) -> None:
+    created = load_balancer(port(80), annotations=annotations, **CLOSED_LB, **spec)
+    pieces = exposure_of(created, policy)
+    assert (pieces == ()) is internal, pieces
+    if not internal and "loadBalancerClass" in spec:
+        assert pieces[0].field == "spec.loadBalancerClass"
+        assert spec["loadBalancerClass"] in pieces[0].summary
+
+
 @pytest.mark.parametrize(
     ("text", "address"),
     [

@@ -15,6 +15,8 @@ allowedExternalIPCIDRs: [10.0.0.0/8, "fd00::/8"]
 allowInternalLoadBalancers: true
 allowInternalLoadBalancerNodePorts: true
 internalLoadBalancerProviders: [aws, gcp]
+internalLoadBalancerClasses:
+  service.k8s.aws/nlb: aws
 allowExistingViolations: false
 exemptions:
   - namespace: shop
@@ -49,6 +51,7 @@ def test_every_key_is_read() -> None:
     assert policy.allow_internal_load_balancers is True
     assert policy.allow_internal_load_balancer_node_ports is True
     assert policy.internal_load_balancer_providers == ("aws", "gcp")
+    assert policy.internal_load_balancer_classes == (("service.k8s.aws/nlb", "aws"),)
     assert policy.allow_existing_violations is False
     assert [e.name for e in policy.exemptions] == ["legacy-*", "ingress"]
     assert policy.exemptions[0].expires == datetime.date(2027, 1, 31)
@@ -74,6 +77,17 @@ def test_an_exemption_applies_until_its_expiry_day_inclusive() -> None:
         ("internalLoadBalancerProviders: aws", "internalLoadBalancerProviders"),
         ("internalLoadBalancerProviders: [AWS]", "internalLoadBalancerProviders[0]"),
         ("allowInternalLoadBalancers: true", "internalLoadBalancerProviders"),
+        ("internalLoadBalancerClasses: [service.k8s.aws/nlb]", "internalLoadBalancerClasses"),
+        ("{allowInternalLoadBalancers: true, internalLoadBalancerProviders: [gcp], "
+         "internalLoadBalancerClasses: {networking.gke.io/l4-regional-internal: gcp}}",
+         "internalLoadBalancerClasses.networking.gke.io/l4-regional-internal: 'gcp': a class "
+         "can be read as internal only for aws"),
+        ("{internalLoadBalancerProviders: [gcp], internalLoadBalancerClasses: "
+         "{service.k8s.aws/nlb: aws}}",
+         "internalLoadBalancerClasses.service.k8s.aws/nlb: aws is not in "
+         "internalLoadBalancerProviders"),
+        ("{internalLoadBalancerProviders: [aws], internalLoadBalancerClasses: {nlb: aws}}",
+         "internalLoadBalancerClasses.nlb: not a loadBalancerClass"),
         ("exemptions: {}", "exemptions"),
         ("exemptions: [{namespace: a, name: b}]", "exemptions[0].reason"),
         ("exemptions: [{namespace: a, name: b, reason: c, until: x}]", "exemptions[0].until"),
@@ -108,3 +122,19 @@ def test_exemption_namespaces_are_globs_as_names_are() -> None:
     today = datetime.date(2026, 1, 1)
     assert policy.exemption_for("team-a", "web", today) is not None
     assert policy.exemption_for("shop", "web", today) is None
+
+
+def test_the_readmes_policy_example_is_a_valid_policy_that_allows_no_service_range() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## The policy file", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert example is not None
+    policy = parse_policy(example.group(1))
+    assert policy.internal_load_balancer_classes == (("service.k8s.aws/nlb", "aws"),)
+    # The README's example once allowed 10.0.0.0/8: the Service range of most clusters.
+    for service_range in ("10.0.0.0/16", "10.96.0.0/12", "172.20.0.0/16"):
+        network = ipaddress.ip_network(service_range)
+        assert not any(c.overlaps(network) for c in policy.allowed_external_ip_cidrs)

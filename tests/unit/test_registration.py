@@ -205,3 +205,49 @@ def test_the_default_mode_can_be_read_back_from_the_registered_entries(default_m
         default_mode=default_mode,  # type: ignore[arg-type]
     )  # fmt: skip
     assert default_mode_of({w["name"] for w in validating["webhooks"]}) == default_mode
+
+
+# --- the in-process policies bound per entry --------------------------------------------------
+
+
+@pytest.mark.parametrize("default_mode", ["off", "audit", "mutate", "enforce"])
+def test_the_service_range_policy_is_bound_as_the_validating_entries_judge(
+    default_mode: Mode,
+) -> None:
+    from clusterip_guard.core.admission import registered_entries
+    from clusterip_guard.core.registration import entry_bindings
+
+    registered = registered_entries(default_mode)
+    bindings = entry_bindings(
+        "p", registered, never_judged=["kube-system"], param_ref={"selector": {}}
+    )
+    webhooks = entries(default_mode)
+    validating = [e for e in registered if e.configuration == "validating"]
+    assert len(bindings) == len(validating)
+    assert len({b["metadata"]["name"] for b in bindings}) == len(bindings)
+    for binding, entry in zip(bindings, validating, strict=True):
+        spec = binding["spec"]
+        # The same namespaces as the webhook entry, and the same effect: deny where it guards.
+        selector = {"namespaceSelector": spec["matchResources"]["namespaceSelector"]}
+        assert selected(selector) == selected(webhooks[entry.name]), entry.name
+        assert spec["validationActions"] == (
+            ["Warn", "Audit"] if entry.judges_as == "audit" else ["Deny"]
+        )
+        assert spec["paramRef"] == {"selector": {}}
+    # A namespace judged by no entry (off, or never judged) is bound by no binding.
+    assert not any(
+        selects({"namespaceSelector": b["spec"]["matchResources"]["namespaceSelector"]},
+                "enforce", "kube-system")
+        for b in bindings
+    )  # fmt: skip
+
+
+def test_the_service_range_policy_reads_every_service_cidr_and_judges_only_added_ips() -> None:
+    from clusterip_guard.core.registration import service_range_policy
+
+    spec = service_range_policy(name="p")["spec"]
+    assert spec["paramKind"] == {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR"}
+    assert spec["failurePolicy"] == "Fail"
+    variables = {v["name"]: v["expression"] for v in spec["variables"]}
+    assert "oldObject.spec.externalIPs" in variables["added"]
+    assert "containsIP" in variables["inRange"]

@@ -53,7 +53,7 @@ def test_a_changed_template_is_reported_and_rewritten(tmp_path: Path) -> None:
 def test_the_values_schema_offers_exactly_the_cores_choices() -> None:
     import json
 
-    from clusterip_guard.core.cloud_providers import PROVIDERS
+    from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS
     from clusterip_guard.core.registration import (
         FAILURE_POLICIES,
         MAX_TIMEOUT_SECONDS,
@@ -70,3 +70,5 @@ def test_the_values_schema_offers_exactly_the_cores_choices() -> None:
     assert (timeout["minimum"], timeout["maximum"]) == (MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
     providers = json.dumps(schema["policy"])
     assert all(f'"{provider}"' in providers for provider in PROVIDERS)
+    classes = schema["policy"]["properties"]["internalLoadBalancerClasses"]
+    assert classes["additionalProperties"]["enum"] == list(CLASS_READERS)

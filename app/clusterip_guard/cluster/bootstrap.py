@@ -43,11 +43,16 @@ from clusterip_guard.cluster.stores import (
     write_files,
 )
 from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
+from clusterip_guard.core.admission import ADMISSION_ENTRIES, registered_entries
 from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
+    binding_name,
+    entry_bindings,
     mode_label_policy,
+    never_judged_namespaces,
+    service_range_policy,
     unknown_mode_warning,
     webhook_configurations,
 )
@@ -176,18 +181,51 @@ def read_record(api: client.ApiClient, configuration_name: str) -> dict[str, obj
     return record
 
 
+def _policy_names(configuration_name: str) -> list[str]:
+    return [
+        mode_label_policy_name(configuration_name),
+        unknown_mode_warning_name(configuration_name),
+        service_range_policy_name(configuration_name),
+    ]
+
+
+def _binding_names(configuration_name: str) -> list[str]:
+    """Every binding a registration may hold, whatever its default mode."""
+    service_range = service_range_policy_name(configuration_name)
+    return [
+        mode_label_policy_name(configuration_name),
+        unknown_mode_warning_name(configuration_name),
+        *(
+            binding_name(service_range, entry)
+            for entry in ADMISSION_ENTRIES
+            if entry.configuration == "validating"
+        ),
+    ]
+
+
 def remove_configurations(
-    api: client.ApiClient, name: str, report: RunLog, *, dry_run: bool = False
+    api: client.ApiClient,
+    name: str,
+    report: RunLog,
+    *,
+    dry_run: bool = False,
+    keep: Sequence[Manifest] = (),
 ) -> None:
-    """The webhook configurations first (fail-closed), then the policies."""
+    """The webhook configurations first (fail-closed), then the policies and their bindings;
+    but not the objects in `keep` (a bootstrap removes only what its registration no longer
+    holds: the bindings of another default mode's entries)."""
+    kept = {(manifest["kind"], manifest["metadata"]["name"]) for manifest in keep}
     for kind in _kinds(api):
         resource = _resource(kind.name)
-        names = (
-            [name]
-            if "Webhook" in kind.name
-            else [mode_label_policy_name(name), unknown_mode_warning_name(name)]
-        )
+        if "Webhook" in kind.name:
+            names = [name]
+        elif kind.name.endswith("Binding"):
+            names = _binding_names(name)
+        else:
+            names = _policy_names(name)
         for named in names:
+            if (kind.name, named) in kept:
+                continue
             if dry_run:
                 found = read_or_none("get", resource, None, functools.partial(kind.read, named))
                 report.say(
@@ -195,9 +233,10 @@ def remove_configurations(
                 )
                 continue
             deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, named))
-            report.say(
-                f"deleted {kind.name} {named}" if deleted is not None else f"no {kind.name} {named}"
-            )
+            if deleted is not None:
+                report.say(f"deleted {kind.name} {named}")
+            elif not keep:
+                report.say(f"no {kind.name} {named}")
 
 
 def mode_label_policy_name(configuration_name: str) -> str:
@@ -207,6 +246,22 @@ def mode_label_policy_name(configuration_name: str) -> str:
 
 def unknown_mode_warning_name(configuration_name: str) -> str:
     return f"{configuration_name}-unknown-mode"
+
+
+def service_range_policy_name(configuration_name: str) -> str:
+    return f"{configuration_name}-service-range"
+
+
+def serves_service_cidrs(api: client.ApiClient) -> bool:
+    """Whether the API server serves networking.k8s.io/v1 ServiceCIDR (Kubernetes 1.33 and
+    later), which the service-range policy reads as its parameter."""
+    resources = call(
+        "get",
+        "networking.k8s.io/v1 discovery",
+        None,
+        lambda: client.NetworkingV1Api(api).get_api_resources(),
+    )
+    return any(resource.name == "servicecidrs" for resource in resources.resources or ())
 
 
 # --- the bootstrap itself -----------------------------------------------------------------------
@@ -249,16 +304,31 @@ def _require_namespace(api: client.ApiClient, namespace: str) -> None:
         raise NamespaceMissing(f"namespace {namespace} does not exist; create it first")
 
 
-def registrations_for(settings: BootstrapSettings, ca_bundle: bytes) -> list[Manifest]:
+def registrations_for(
+    settings: BootstrapSettings, ca_bundle: bytes, *, service_cidrs: bool = True
+) -> list[Manifest]:
     """Everything these settings register: the webhook configurations, the policy that keeps
-    the mode label in the hands of cluster admins, and the one that names a label value that
-    is not a mode (the chart renders the same)."""
+    the mode label in the hands of cluster admins, the one that names a label value that is
+    not a mode, and (where the API server serves ServiceCIDR) the one that refuses external
+    IPs inside the Service range, bound per entry (the chart renders the same)."""
     policy = mode_label_policy(
         default_mode=settings.default_mode,
         name=mode_label_policy_name(settings.configuration_name),
     )
     warning = unknown_mode_warning(name=unknown_mode_warning_name(settings.configuration_name))
-    return [*configurations_for(settings, ca_bundle), *policy, *warning]
+    registrations = [*configurations_for(settings, ca_bundle), *policy, *warning]
+    if service_cidrs:
+        name = service_range_policy_name(settings.configuration_name)
+        registrations.append(service_range_policy(name=name))
+        registrations += entry_bindings(
+            name,
+            registered_entries(settings.default_mode),
+            never_judged=never_judged_namespaces(
+                None if settings.url_mode else settings.namespace, settings.excluded_namespaces
+            ),
+            param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
+        )
+    return registrations
 
 
 def configurations_for(settings: BootstrapSettings, ca_bundle: bytes) -> tuple[Manifest, Manifest]:
@@ -298,8 +368,16 @@ def bootstrap(
         margin=settings.renew_before,
         rotate_ca=settings.rotate_ca,
     )
+    service_cidrs = serves_service_cidrs(api)
+    if not service_cidrs:
+        report.say(
+            "this API server does not serve networking.k8s.io/v1 ServiceCIDR (Kubernetes 1.33 "
+            "has it): external IPs inside the Service range are refused only by "
+            "allowedExternalIPCIDRs, which must not cover it"
+        )
     configurations = with_record(
-        registrations_for(settings, plan.state.ca_bundle), record_of(settings)
+        registrations_for(settings, plan.state.ca_bundle, service_cidrs=service_cidrs),
+        record_of(settings),
     )
     if settings.certificates_only and current.ca is not None and current.serving is not None:
         # Renewal and rotation are the full bootstrap's: only it can publish a new CA first.
@@ -332,6 +410,9 @@ def bootstrap(
             # exposed Service write in the namespaces it selects until one does.
             _wait_for_ready_endpoint(api, settings, report, sleep)
         apply_configurations(api, configurations, report)
+    # What an earlier registration held and this one does not (another default mode's
+    # bindings) goes, so that no namespace stays judged by a mode it no longer has.
+    remove_configurations(api, settings.configuration_name, report, keep=configurations)
     return report
 
 

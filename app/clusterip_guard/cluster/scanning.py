@@ -9,6 +9,7 @@ that two scanners at once leave one consistent set.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import json
@@ -25,6 +26,7 @@ from kubernetes import client
 
 from clusterip_guard.cluster.client import call, read_or_none
 from clusterip_guard.cluster.errors import ClusterError
+from clusterip_guard.cluster.serviceranges import read_service_ranges
 from clusterip_guard.cluster.writing import ObjectAPI, write_object
 from clusterip_guard.core.admission import default_mode_of
 from clusterip_guard.core.names import CONFIGURATION_NAME, MANAGED_BY_LABEL
@@ -259,6 +261,8 @@ def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings
             chosen = {ns.name for ns in namespaces}
             services = [s for s in services if s["metadata"].get("namespace") in chosen]
     now = datetime.datetime.now(datetime.UTC)
+    # External IPs inside the Service range are judged as admission judges them.
+    policy = dataclasses.replace(policy, service_ranges=read_service_ranges(api))
     findings = scan(
         namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
         what_if=scope.what_if,

@@ -9,9 +9,15 @@ value the provider refuses, or leaves to a default, or to state we cannot see (a
 balancer, the controller's configuration), never counts as internal. Pure: annotations in, a
 yes or no out.
 
-Only annotations are read. Provider behaviour that hangs on other fields (AWS and GKE
-`spec.loadBalancerClass`, OpenStack IPv6 `spec.ipFamilies`) or on cluster configuration
-(OpenStack `internal-lb`) is left to the caller.
+Only annotations are read here, and `spec.loadBalancerClass` where a provider's controller is
+known to claim a class (`CLASS_READERS`). Provider behaviour that hangs on other fields
+(OpenStack IPv6 `spec.ipFamilies`) or on cluster configuration (OpenStack `internal-lb`) is
+left to the caller.
+
+A Service with a class is never the cloud controller manager's: the service controller of
+k8s.io/cloud-provider (controllers/service/controller.go, wantsLoadBalancer) skips every
+Service whose spec.loadBalancerClass is set, so no annotation reading above applies to it.
+Only the controller that claims that class builds its balancer, and it reads what it reads.
 """
 
 from __future__ import annotations
@@ -189,6 +195,30 @@ INTERNAL_READERS: Mapping[Provider, Callable[[Mapping[str, str]], bool]] = Mappi
         "openstack": openstack_internal,
     }
 )
+
+
+# Providers with a controller known to claim a loadBalancerClass, and how that controller reads
+# "internal". The AWS Load Balancer Controller claims exactly the class it is configured with
+# (--load-balancer-class, default "service.k8s.aws/nlb": pkg/service/service_utils.go
+# (commit 043f39b947683a), IsServiceSupported, Go `==`) and reads the scheme as
+# aws_load_balancer_controller_internal does. For the others no controller's reading of a
+# class is cited here, so a policy cannot name a class for them.
+CLASS_READERS: Mapping[Provider, Callable[[Mapping[str, str]], bool]] = MappingProxyType(
+    {"aws": aws_load_balancer_controller_internal}
+)
+
+
+def is_internal_with_class(
+    annotations: Mapping[str, str],
+    load_balancer_class: str,
+    classes: Mapping[str, Provider],
+) -> bool:
+    """Internal as the controller of `load_balancer_class` reads it, when the policy names that
+    class (`classes`: class to provider). Any other class is a balancer nobody here can read:
+    not internal, whatever its annotations say."""
+    provider = classes.get(load_balancer_class)
+    reader = CLASS_READERS.get(provider) if provider is not None else None
+    return reader is not None and reader(annotations)
 
 
 def internal_load_balancer_providers(annotations: Mapping[str, str]) -> frozenset[Provider]:

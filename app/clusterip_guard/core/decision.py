@@ -171,14 +171,10 @@ def _convert(
     if is_allowed_internal_load_balancer(service, policy):
         what = "clusterip-guard kept this internal LoadBalancer off the nodes"
     elif not type_changed:  # a ClusterIP Service with external IPs: not "converted"
-        removed = [ip for ip in external_ips(service) if not policy.external_ip_allowed(ip)]
-        what = (
-            f"clusterip-guard removed external IPs outside the allowed CIDRs from this "
-            f"{old_type} Service ({', '.join(removed)})"
-        )
+        what = f"clusterip-guard removed external IPs from this {old_type} Service"
     else:
         what = f"clusterip-guard converted this Service from {old_type} to ClusterIP"
-    changes = [_describe(op) for op in patch if not _is_own_annotation(op)]
+    changes = [_describe(op, service, policy) for op in patch if not _is_own_annotation(op)]
     audit = {AUDIT_CONVERTED_FROM: old_type} if type_changed else {}
     return Decision(
         verdict="mutated",
@@ -208,8 +204,24 @@ def _is_own_annotation(operation: PatchOperation) -> bool:
     )
 
 
-def _describe(operation: PatchOperation) -> str:
+_EXTERNAL_IPS_POINTER = pointer_to("spec", "externalIPs")
+
+
+def _external_ips_change(service: Mapping[str, Any], policy: PolicySettings) -> str:
+    """Which external IPs the conversion dropped, and which it kept (the allowed ones)."""
+    ips = external_ips(service)
+    dropped = [ip for ip in ips if not policy.external_ip_allowed(ip)]
+    kept = [ip for ip in ips if policy.external_ip_allowed(ip)]
+    text = f"removed {', '.join(dropped)} from spec.externalIPs"
+    if kept:
+        text += f" (kept {', '.join(kept)}: inside allowedExternalIPCIDRs)"
+    return text
+
+
+def _describe(operation: PatchOperation, service: Mapping[str, Any], policy: PolicySettings) -> str:
     verb = _PATCH_VERBS.get(str(operation.get("op")), "changed")
+    if operation.get("path") == _EXTERNAL_IPS_POINTER:
+        return _external_ips_change(service, policy)
     path = field_path(str(operation.get("path", "")))
     value = operation.get("value")
     if verb == "set" and isinstance(value, str | bool | int):

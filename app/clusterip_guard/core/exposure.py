@@ -14,13 +14,14 @@ covered piece alone when only it is new (a port added to a kept NodePort Service
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clusterip_guard.core.cloud_providers import is_internal_for
+from clusterip_guard.core.cloud_providers import is_internal_for, is_internal_with_class
 from clusterip_guard.core.names import SOURCE_RANGES_ANNOTATION
 from clusterip_guard.core.policy import IPNetwork, PolicySettings, parse_ip_sloppy
 from clusterip_guard.core.services import (
@@ -60,6 +61,7 @@ class Violation:
     covered_by: str = ""
     node_port: int | None = None
     source_range: IPNetwork | None = None
+    port_name: str = ""  # the Service port's name, for a node-port piece
 
     @property
     def message(self) -> str:
@@ -104,9 +106,21 @@ _LOAD_BALANCER_TYPE_PIECE = Violation(
 )
 
 
+def load_balancer_class(service: Mapping[str, Any]) -> str | None:
+    """spec.loadBalancerClass; None when it is not set (the cloud controller's balancer)."""
+    value = spec_of(service).get("loadBalancerClass")
+    return value if isinstance(value, str) and value else None
+
+
 def is_internal_load_balancer(service: Mapping[str, Any], policy: PolicySettings) -> bool:
-    """Internal as one of the cloud providers the policy names reads its annotations."""
+    """Internal as the controller that builds this balancer reads it: the cloud providers the
+    policy names for a Service without a class, the class's own controller (named by the
+    policy) for one with a class."""
     annotations = {k: v for k, v in annotations_of(service).items() if isinstance(k, str)}
+    claimed_by = load_balancer_class(service)
+    if claimed_by is not None:
+        classes = dict(policy.internal_load_balancer_classes)
+        return is_internal_with_class(annotations, claimed_by, classes)
     return is_internal_for(annotations, policy.internal_load_balancer_providers)
 
 
@@ -149,11 +163,18 @@ def exposure_of(service: Mapping[str, Any], policy: PolicySettings) -> tuple[Vio
         if policy.external_ip_allowed(ip):
             continue
         address = parse_ip_sloppy(ip)
+        service_range = policy.service_range_of(ip)
+        summary = (
+            f"external IP {ip} is inside the Service range {service_range}: it would take over "
+            "the traffic of a ClusterIP (CVE-2020-8554), whatever allowedExternalIPCIDRs says"
+            if service_range is not None
+            else f"external IP {ip} is outside the allowed CIDRs"
+        )
         pieces.append(
             Violation(
                 key=f"external-ip:{address if address is not None else ip}",
                 field="spec.externalIPs",
-                summary=f"external IP {ip} is outside the allowed CIDRs",
+                summary=summary,
                 fix="remove it from spec.externalIPs",
             )
         )
@@ -171,7 +192,39 @@ def added_exposure(
 ) -> tuple[Violation, ...]:
     """The pieces of `service` that `old_service` did not have."""
     before = exposure_of(old_service, policy)
-    return tuple(piece for piece in exposure_of(service, policy) if not piece.kept_from(before))
+    return tuple(
+        _renamed(piece, before)
+        for piece in exposure_of(service, policy)
+        if not piece.kept_from(before)
+    )
+
+
+def _renamed(piece: Violation, before: Iterable[Violation]) -> Violation:
+    """A node port that moved only because its port was renamed says so: the API server keeps
+    a port's node port by the port's name (pkg/registry/core/service/storage/storage.go,
+    patchAllocatedValues), so a renamed port with no nodePort gets a new one it chose. The fix
+    is the old name (or the old node port), not removing a number the writer never wrote."""
+    for old in before:
+        if (
+            old.key == piece.key
+            and old.node_port is not None
+            and piece.node_port is not None
+            and old.port_name != piece.port_name
+        ):
+            return dataclasses.replace(
+                piece,
+                summary=(
+                    f"port {piece.key.removeprefix('node-port:')} was renamed from "
+                    f"{old.port_name or '(no name)'} to {piece.port_name or '(no name)'}, so the "
+                    f"API server gave it node port {piece.node_port} for its node port "
+                    f"{old.node_port}"
+                ),
+                fix=(
+                    f"keep the port's name {old.port_name or '(no name)'}, or set "
+                    f"nodePort: {old.node_port}"
+                ),
+            )
+    return piece
 
 
 def _ports(service: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
@@ -205,6 +258,7 @@ def _node_ports(
                 fix=fix,
                 covered_by=covered_by,
                 node_port=explicit,
+                port_name=name if isinstance(name := port.get("name"), str) else "",
             )
         )
     return pieces
@@ -261,9 +315,28 @@ def _source_range_piece(network: IPNetwork) -> Violation:
     )
 
 
+def _classed_load_balancer_piece(claimed_by: str) -> Violation:
+    return Violation(
+        key=LOAD_BALANCER_PIECE,
+        field="spec.loadBalancerClass",
+        summary=(
+            f"type LoadBalancer of class {claimed_by} exposes the Service outside the cluster "
+            "(the policy does not name that class as internal; a cloud's internal annotations "
+            "do not apply to a classed balancer)"
+        ),
+        fix="use type ClusterIP",
+    )
+
+
 def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) -> list[Violation]:
     if not is_allowed_internal_load_balancer(service, policy):
-        pieces = [_LOAD_BALANCER_TYPE_PIECE]
+        # Where internal balancers are accepted, a classed one says why it is not one.
+        claimed_by = load_balancer_class(service) if policy.allow_internal_load_balancers else None
+        pieces = [
+            _classed_load_balancer_piece(claimed_by)
+            if claimed_by is not None
+            else _LOAD_BALANCER_TYPE_PIECE
+        ]
         pieces += _node_ports(
             service,
             covered_by=LOAD_BALANCER_PIECE,

@@ -65,13 +65,29 @@ class PolicySettings:
     # Whose reading of "internal" counts: the providers this cluster runs on (none by default,
     # so an annotation for a cloud the cluster is not on buys nothing).
     internal_load_balancer_providers: tuple[Provider, ...] = ()
+    # A balancer with a spec.loadBalancerClass is internal only when its class is named here,
+    # with the provider whose controller claims it (class, provider): every other class is an
+    # exposed load balancer, whatever its annotations say.
+    internal_load_balancer_classes: tuple[tuple[str, Provider], ...] = ()
     # Legacy objects keep working while they are reported.
     allow_existing_violations: bool = True
     exemptions: tuple[Exemption, ...] = ()
+    # The cluster's Service ranges (its ServiceCIDR objects), where the caller can read them
+    # (scan); not a key of the policy file. An external IP inside one is never allowed: it
+    # would take over a ClusterIP's traffic (CVE-2020-8554). Admission has the API server
+    # read them itself (core/registration.service_range_policy).
+    service_ranges: tuple[IPNetwork, ...] = ()
+
+    def service_range_of(self, ip: str) -> IPNetwork | None:
+        """The Service range this external IP falls in, if any."""
+        address = parse_ip_sloppy(ip)
+        if address is None:
+            return None
+        return next((network for network in self.service_ranges if address in network), None)
 
     def external_ip_allowed(self, ip: str) -> bool:
         address = parse_ip_sloppy(ip)
-        if address is None:
+        if address is None or self.service_range_of(ip) is not None:
             return False
         return any(address in network for network in self.allowed_external_ip_cidrs)
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from clusterip_guard.core.admission import (
@@ -25,6 +25,7 @@ from clusterip_guard.core.admission import (
 from clusterip_guard.core.names import (
     CONFIG_HASH_ANNOTATION,
     CONFIGURATION_NAME,
+    DOMAIN,
     EXPOSED_SERVICE_MATCH_CONDITION,
     MANAGED_BY_BOOTSTRAP,
     MANAGED_BY_LABEL,
@@ -347,6 +348,125 @@ def mode_label_policy(
         },
     }
     return _with_hash(policy), _binding(name, ["Deny"])
+
+
+# What the service-range policy reads: the cluster's Service ranges, as the API server itself
+# allocates ClusterIPs from them (networking.k8s.io/v1 ServiceCIDR; the default one mirrors
+# kube-apiserver's --service-cluster-ip-range).
+SERVICE_CIDR_PARAM: Final = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR"}
+
+# The new external IPs of a write that fall in one of the ServiceCIDR's ranges. Kept ones (in
+# the old object, same spelling) are judged as existing exposure is: allowed.
+_ADDED_EXTERNAL_IPS = (
+    "object.spec.externalIPs.filter(a, oldObject == null || !has(oldObject.spec.externalIPs)"
+    " || !(a in oldObject.spec.externalIPs))"
+)
+_IN_SERVICE_RANGE = (
+    "variables.added.filter(a, isIP(a)"
+    " && params.spec.cidrs.exists(c, isCIDR(c) && cidr(c).containsIP(a)))"
+)
+
+
+def binding_name(policy_name: str, entry: AdmissionEntry) -> str:
+    """The binding of a policy for one validating entry of the table."""
+    return f"{policy_name}-{entry.name.removesuffix('.' + DOMAIN)}"
+
+
+def entry_bindings(
+    policy_name: str,
+    entries: Collection[AdmissionEntry],
+    *,
+    never_judged: Collection[str] | str,
+    param_ref: dict[str, Any] | None = None,
+) -> list[Manifest]:
+    """One ValidatingAdmissionPolicyBinding per validating entry: the same namespaces as the
+    entry selects, Deny where the entry guards (enforce, the mutate backstop, a value that is
+    not a mode), Warn and Audit where it reports (audit). So an in-process policy keeps the
+    modes exactly as the webhook's entries do. (`never_judged` may be a Helm expression.)"""
+    bindings: list[Manifest] = []
+    for entry in entries:
+        if entry.configuration != "validating":
+            continue
+        selector = namespace_selector(entry, ())
+        selector["matchExpressions"][-1]["values"] = (
+            never_judged if isinstance(never_judged, str) else sorted(never_judged)
+        )
+        spec: dict[str, Any] = {
+            "policyName": policy_name,
+            "validationActions": ["Deny"] if entry.failure_role == "guard" else ["Warn", "Audit"],
+            "matchResources": {"namespaceSelector": selector},
+        }
+        if param_ref is not None:
+            spec["paramRef"] = param_ref
+        bindings.append(
+            _with_hash(
+                {
+                    **_registered(
+                        "ValidatingAdmissionPolicyBinding", binding_name(policy_name, entry)
+                    ),
+                    "spec": spec,
+                }
+            )
+        )
+    return bindings
+
+
+def service_range_policy(*, name: str) -> Manifest:
+    """The ValidatingAdmissionPolicy that refuses an external IP inside the cluster's own
+    Service range (docs/design.md, "What counts as exposed"), whatever allowedExternalIPCIDRs
+    says: such an address takes over the traffic of a ClusterIP (CVE-2020-8554).
+
+    The API server evaluates it in-process against each ServiceCIDR object (paramRef selects
+    them all), so the ranges are always the cluster's current ones and the webhook needs no
+    cluster access; `entry_bindings` gives it the modes. No ServiceCIDR at all (an API server
+    older than 1.33, or one without the API) evaluates nothing: the bootstrap says so.
+    """
+    policy: Manifest = {
+        **_registered("ValidatingAdmissionPolicy", name),
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": dict(SERVICE_CIDR_PARAM),
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        # services/status cannot change the spec.
+                        "resources": ["services"],
+                    }
+                ]
+            },
+            "matchConditions": [
+                {
+                    "name": "has-external-ips",
+                    "expression": (
+                        "has(object.spec.externalIPs) && size(object.spec.externalIPs) > 0"
+                    ),
+                }
+            ],
+            "variables": [
+                {"name": "added", "expression": _ADDED_EXTERNAL_IPS},
+                {"name": "inRange", "expression": _IN_SERVICE_RANGE},
+            ],
+            "validations": [
+                {
+                    "expression": "size(variables.inRange) == 0",
+                    "messageExpression": (
+                        "'Service ' + object.metadata.namespace + '/' + object.metadata.name"
+                        " + ': spec.externalIPs: ' + variables.inRange.join(', ')"
+                        " + (size(variables.inRange) == 1 ? ' is' : ' are')"
+                        " + ' inside the Service range ' + params.spec.cidrs.join(', ')"
+                        " + ' (ServiceCIDR ' + params.metadata.name + '): an external IP there"
+                        " takes over the traffic of a ClusterIP (CVE-2020-8554), whatever"
+                        " allowedExternalIPCIDRs says; remove it from spec.externalIPs'"
+                    ),
+                    "reason": "Forbidden",
+                }
+            ],
+        },
+    }
+    return _with_hash(policy)
 
 
 def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:

@@ -7,3 +7,6 @@
 {{- $never := include "clusterip-guard.systemNamespaces" . | fromJsonArray -}}
 {{- concat $never (list .Release.Namespace) .Values.webhook.excludedNamespaces | uniq | sortAlpha | toJson -}}
 {{- end -}}
+
+{{/* The name suffixes of the policies and bindings the bootstrap writes. */}}
+{{- define "clusterip-guard.admissionPolicySuffixes" -}}["-mode-label", "-unknown-mode", "-service-range", "-service-range-enforce", "-service-range-mutate-backstop", "-service-range-unknown-mode", "-service-range-audit", "-service-range-mutate-backstop-default", "-service-range-enforce-default", "-service-range-audit-default"]{{- end -}}
