@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench bench-scan fuzz image clean cluster cluster-down chart
+.PHONY: setup controlplane lint unit test up down demo bench bench-scan fuzz image clean cluster cluster-down chart differential
 
 # The virtualenv is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -72,6 +72,11 @@ bench: setup controlplane
 # scan and report writing on 10,000 Services (figures in docs/benchmarks.md).
 bench-scan: setup controlplane
 	$(BIN)/python benchmarks/scan_services.py
+
+# The native engine against the webhook at length: 2,000 seeded Services and updates through
+# both, side by side on the local control plane (`make test` runs 60; docs/design.md, "Engines").
+differential: setup controlplane
+	CLUSTERIP_GUARD_NATIVE_CASES=2000 $(BIN)/pytest tests/e2e/test_native_e2e.py
 
 # A long fuzzing run over HTTPS (100,000 inputs; the tests make a short one).
 fuzz: setup

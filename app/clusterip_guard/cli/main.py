@@ -19,7 +19,7 @@ from typing import NoReturn, TextIO
 
 from clusterip_guard import __version__
 from clusterip_guard.certs.issuing import CertificateError
-from clusterip_guard.cli import bootstrap, check, scan, serve
+from clusterip_guard.cli import bootstrap, check, render, scan, serve
 from clusterip_guard.cli.options import UsageError
 from clusterip_guard.cluster.errors import ClusterError, ClusterRefused, ClusterUnreachable
 from clusterip_guard.cluster.settings import RecordError
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_parser(commands)
     bootstrap.add_parser(commands)
     scan.add_parser(commands)
+    render.add_parser(commands)
     return parser
 
 

@@ -56,19 +56,19 @@ ANNOTATIONS_READ: Mapping[Provider, tuple[str, ...]] = MappingProxyType(
 )
 
 # Go's strconv.ParseBool: these exact spellings, nothing else (no trimming, no "yes").
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 # aws-load-balancer-type values the AWS cloud controller manager leaves to the AWS Load
 # Balancer Controller (isLBExternal: it returns cloudprovider.ImplementedElsewhere).
-_AWS_TYPES_FOR_THE_LOAD_BALANCER_CONTROLLER = frozenset({"external", "nlb-ip"})
+AWS_TYPES_FOR_THE_LOAD_BALANCER_CONTROLLER = frozenset({"external", "nlb-ip"})
 
 
 def go_parse_bool(text: str) -> bool | None:
     """Go's strconv.ParseBool: the boolean, or None where Go returns an error."""
-    if text in _GO_TRUE:
+    if text in GO_TRUE:
         return True
-    if text in _GO_FALSE:
+    if text in GO_FALSE:
         return False
     return None
 
@@ -126,7 +126,7 @@ def aws_internal(annotations: Mapping[str, str]) -> bool:
     which an admission webhook cannot count on seeing. So both readings must say internal.
     """
     for_the_controller = aws_load_balancer_controller_internal(annotations)
-    if _value(annotations, AWS_LOAD_BALANCER_TYPE) in _AWS_TYPES_FOR_THE_LOAD_BALANCER_CONTROLLER:
+    if _value(annotations, AWS_LOAD_BALANCER_TYPE) in AWS_TYPES_FOR_THE_LOAD_BALANCER_CONTROLLER:
         return for_the_controller
     return for_the_controller and aws_cloud_controller_internal(annotations)
 

@@ -237,7 +237,7 @@ def _client_config(
 def _configuration(
     kind: str, name: str, labels: dict[str, str], webhooks: list[dict[str, Any]]
 ) -> Manifest:
-    return _with_hash(
+    return with_config_hash(
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": kind,
@@ -247,7 +247,7 @@ def _configuration(
     )
 
 
-def _with_hash(manifest: Manifest) -> Manifest:
+def with_config_hash(manifest: Manifest) -> Manifest:
     # A digest of what we asked for, so a second bootstrap can tell "already so" without
     # comparing against the fields the API server defaults.
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
@@ -289,7 +289,7 @@ def mode_label_policy(
         f".name(object.metadata.name).check('{MODE_ADMIN_VERB}').allowed()"
     )
     policy: Manifest = {
-        **_registered("ValidatingAdmissionPolicy", name),
+        **registered_object("ValidatingAdmissionPolicy", name),
         "spec": {
             "failurePolicy": "Fail",
             "matchConstraints": {
@@ -347,7 +347,7 @@ def mode_label_policy(
             ],
         },
     }
-    return _with_hash(policy), _binding(name, ["Deny"])
+    return with_config_hash(policy), _binding(name, ["Deny"])
 
 
 # What the service-range policy reads: the cluster's Service ranges, as the API server itself
@@ -399,9 +399,9 @@ def entry_bindings(
         if param_ref is not None:
             spec["paramRef"] = param_ref
         bindings.append(
-            _with_hash(
+            with_config_hash(
                 {
-                    **_registered(
+                    **registered_object(
                         "ValidatingAdmissionPolicyBinding", binding_name(policy_name, entry)
                     ),
                     "spec": spec,
@@ -422,7 +422,7 @@ def service_range_policy(*, name: str) -> Manifest:
     older than 1.33, or one without the API) evaluates nothing: the bootstrap says so.
     """
     policy: Manifest = {
-        **_registered("ValidatingAdmissionPolicy", name),
+        **registered_object("ValidatingAdmissionPolicy", name),
         "spec": {
             "failurePolicy": "Fail",
             "paramKind": dict(SERVICE_CIDR_PARAM),
@@ -466,7 +466,7 @@ def service_range_policy(*, name: str) -> Manifest:
             ],
         },
     }
-    return _with_hash(policy)
+    return with_config_hash(policy)
 
 
 def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
@@ -479,7 +479,7 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
     """
     modes = ", ".join(f"'{mode}'" for mode in MODES)
     policy: Manifest = {
-        **_registered("ValidatingAdmissionPolicy", name),
+        **registered_object("ValidatingAdmissionPolicy", name),
         "spec": {
             # A warning must never block a write.
             "failurePolicy": "Ignore",
@@ -510,10 +510,10 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
             ],
         },
     }
-    return _with_hash(policy), _binding(name, ["Warn"])
+    return with_config_hash(policy), _binding(name, ["Warn"])
 
 
-def _registered(kind: str, name: str) -> Manifest:
+def registered_object(kind: str, name: str) -> Manifest:
     """apiVersion, kind and metadata of an admission object the bootstrap registers."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -527,7 +527,7 @@ def _registered(kind: str, name: str) -> Manifest:
 
 def _binding(policy_name: str, actions: list[str]) -> Manifest:
     binding: Manifest = {
-        **_registered("ValidatingAdmissionPolicyBinding", policy_name),
+        **registered_object("ValidatingAdmissionPolicyBinding", policy_name),
         "spec": {"policyName": policy_name, "validationActions": actions},
     }
-    return _with_hash(binding)
+    return with_config_hash(binding)

@@ -1,0 +1,141 @@
+"""`clusterip-guard render`: the admission objects of either engine, as YAML for
+`kubectl apply -f -` (docs/design.md, "Engines"). Needs no cluster."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from clusterip_guard.cli import options
+from clusterip_guard.core.admission import registered_entries
+from clusterip_guard.core.names import CONFIGURATION_NAME
+from clusterip_guard.core.native import NativeUnsupported, native_objects
+from clusterip_guard.core.registration import (
+    ServiceTarget,
+    entry_bindings,
+    mode_label_policy,
+    never_judged_namespaces,
+    service_range_policy,
+    unknown_mode_warning,
+    webhook_configurations,
+)
+from clusterip_guard.core.types import MODES, Manifest, Mode
+from clusterip_guard.policyfile import PolicyError, read_policy_file
+from clusterip_guard.yamltext import dump_yaml_documents
+
+EXIT_OK = 0
+
+Engine = Literal["webhook", "native"]
+ENGINES: tuple[Engine, ...] = ("webhook", "native")
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    engine: Engine = "native"
+    policy_file: Path | None = None
+    default_mode: Mode = "off"
+    name: str = CONFIGURATION_NAME
+    namespace: str = "clusterip-guard"  # the webhook's (and never judged)
+    excluded_namespaces: tuple[str, ...] = ()
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "render",
+        help="print the admission objects of an engine as YAML (kubectl apply -f -)",
+        description=(
+            "Print what an engine registers. native: ValidatingAdmissionPolicies and a "
+            "MutatingAdmissionPolicy the API server runs itself, compiled from the policy "
+            "file (no webhook); webhook: the webhook configurations (caBundle left to "
+            "cainjector or the bootstrap) and the in-process policies beside them."
+        ),
+    )
+    parser.add_argument("--engine", choices=ENGINES, default="native", help="default: %(default)s")
+    parser.add_argument("--policy-file", type=Path, help="policy YAML (native: compiled in)")
+    parser.add_argument(
+        "--default-mode",
+        choices=list(MODES),
+        default="off",
+        help="mode of namespaces without the clusterip-guard.io/mode label (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--name",
+        type=options.dns_name,
+        default=CONFIGURATION_NAME,
+        help="prefix of every object's name (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--namespace",
+        type=options.dns_label,
+        default=RenderSettings.namespace,
+        help="the installation's namespace, never judged (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exclude-namespace",
+        action="append",
+        type=options.dns_label,
+        metavar="NS",
+        default=[],
+        help="never judge this namespace too (repeat)",
+    )
+    parser.set_defaults(invoke=invoke)
+
+
+def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    settings = RenderSettings(
+        engine=args.engine,
+        policy_file=args.policy_file,
+        default_mode=args.default_mode,
+        name=args.name,
+        namespace=args.namespace,
+        excluded_namespaces=tuple(args.exclude_namespace),
+    )
+    stdout.write(render_objects(settings))
+    return EXIT_OK
+
+
+def objects_for(settings: RenderSettings) -> list[Manifest]:
+    never_judged = never_judged_namespaces(settings.namespace, settings.excluded_namespaces)
+    policy = read_policy_file(settings.policy_file)
+    if settings.engine == "native":
+        try:
+            return native_objects(
+                policy,
+                name=settings.name,
+                default_mode=settings.default_mode,
+                never_judged=never_judged,
+            )
+        except NativeUnsupported as error:
+            where = f"policy file {settings.policy_file}" if settings.policy_file else "policy"
+            raise PolicyError(f"{where}: {error}") from None
+    mutating, validating = webhook_configurations(
+        target=ServiceTarget(settings.namespace, settings.name),
+        ca_bundle=b"",
+        default_mode=settings.default_mode,
+        own_namespace=settings.namespace,
+        excluded_namespaces=settings.excluded_namespaces,
+        name=settings.name,
+    )
+    for configuration in (mutating, validating):
+        for webhook in configuration["webhooks"]:
+            webhook["clientConfig"].pop("caBundle", None)
+    service_range = settings.name + "-service-range"
+    return [
+        mutating,
+        validating,
+        *mode_label_policy(default_mode=settings.default_mode, name=settings.name + "-mode-label"),
+        *unknown_mode_warning(name=settings.name + "-unknown-mode"),
+        service_range_policy(name=service_range),
+        *entry_bindings(
+            service_range,
+            registered_entries(settings.default_mode),
+            never_judged=never_judged,
+            param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
+        ),
+    ]
+
+
+def render_objects(settings: RenderSettings) -> str:
+    return dump_yaml_documents(objects_for(settings))

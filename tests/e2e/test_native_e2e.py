@@ -1,0 +1,396 @@
+"""The native engine against the webhook, side by side on the real API server (docs/design.md,
+"Engines"): the same seeded Services and updates, written in namespaces of each mode under
+each engine in turn, must get the same verdict, the same denial message and the same stored
+object. What the platform cannot do the same way is asserted as a difference, so that it
+stays visible (a MutatingAdmissionPolicy cannot warn; a validating policy warns with the API
+server's own prefix, once per policy rather than once per piece).
+
+`CLUSTERIP_GUARD_NATIVE_CASES` sets how many generated Services (the default is CI-sized;
+`make differential` runs 2,000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from clusterip_guard.core.native import native_objects
+from clusterip_guard.core.registration import never_judged_namespaces
+from clusterip_guard.policyfile import parse_policy
+from clusterip_guard.yamltext import dump_yaml_documents
+from localcluster import ControlPlane
+from tests.support.kubectl import Kubectl
+from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
+
+pytestmark = pytest.mark.e2e
+
+SEED = 20261204
+CASES = int(os.environ.get("CLUSTERIP_GUARD_NATIVE_CASES", "60"))
+MODES = ("enforce", "mutate", "audit")
+POLICY = """\
+allowInternalLoadBalancers: true
+internalLoadBalancerProviders: [aws, gcp, azure, oci, openstack]
+internalLoadBalancerClasses:
+  service.k8s.aws/nlb: aws
+allowedExternalIPCIDRs: [192.0.2.0/24]
+exemptions:
+  - {namespace: "*", name: "exempt-*", reason: a vendor appliance}
+"""
+NODE_PORTS_A_MODE = 28
+WEBHOOK_NAME = "differential-webhook"
+NATIVE_NAME = "differential-native"
+
+ANNOTATION_POOL: list[dict[str, str]] = [
+    {},
+    {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"},
+    {"service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
+    {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+     "service.beta.kubernetes.io/aws-load-balancer-internal": "true"},
+    {"service.beta.kubernetes.io/aws-load-balancer-type": "external",
+     "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
+    {"networking.gke.io/load-balancer-type": "Internal"},
+    {"networking.gke.io/load-balancer-type": "External",
+     "cloud.google.com/load-balancer-type": "Internal"},
+    {"service.beta.kubernetes.io/azure-load-balancer-internal": "True"},
+    {"service.beta.kubernetes.io/azure-load-balancer-internal": "true"},
+    {"oci.oraclecloud.com/load-balancer-type": "NLB",
+     "oci-network-load-balancer.oraclecloud.com/internal": "t"},
+    {"service.beta.kubernetes.io/openstack-internal-load-balancer": "true"},
+    {"service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8, 192.168.1.0/24"},
+]  # fmt: skip
+
+
+# --- the seeded Services and updates ------------------------------------------------------------
+
+
+def _ports(rng: random.Random, node_ports: Iterator[int], exposed: bool) -> list[dict[str, Any]]:
+    ports = []
+    count = rng.choice((1, 1, 2))
+    for index in range(count):
+        port: dict[str, Any] = {
+            # A name is optional only on a Service's only port.
+            "name": ("http", "dns")[index] if count > 1 or rng.random() < 0.7 else "",
+            "port": rng.choice((80, 443, 53)) + index * 1000,
+            "protocol": rng.choice(("TCP", "TCP", "UDP")),
+            "targetPort": 8080,
+        }
+        if not port["name"]:
+            del port["name"]
+        explicit = next(node_ports, None) if exposed and rng.random() < 0.3 else None
+        if explicit is not None:
+            port["nodePort"] = explicit
+        ports.append(port)
+    return ports
+
+
+def generated_service(rng: random.Random, name: str, node_ports: Iterator[int]) -> dict[str, Any]:
+    kind = rng.choice(("ClusterIP", "NodePort", "LoadBalancer", "LoadBalancer"))
+    spec: dict[str, Any] = {"type": kind, "selector": {"app": name}}
+    spec["ports"] = _ports(rng, node_ports, kind != "ClusterIP")
+    annotations: dict[str, str] = {}
+    if kind == "LoadBalancer":
+        annotations = dict(rng.choice(ANNOTATION_POOL))
+        if rng.random() < 0.2:
+            spec["loadBalancerClass"] = rng.choice(("metallb.io/metallb", "service.k8s.aws/nlb"))
+        if rng.random() < 0.4:
+            spec["allocateLoadBalancerNodePorts"] = rng.random() < 0.5
+        if rng.random() < 0.3:
+            spec["loadBalancerSourceRanges"] = rng.choice(
+                (["10.0.0.0/8"], ["0.0.0.0/0"], ["192.168.0.0/16", "10.1.0.0/16"])
+            )
+    if kind != "ClusterIP" and rng.random() < 0.2:
+        spec["externalTrafficPolicy"] = "Local"
+    if rng.random() < 0.25:
+        spec["externalIPs"] = rng.sample(["192.0.2.7", "203.0.113.9", "198.51.100.3"], k=2)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": spec,
+    }
+
+
+def changed(rng: random.Random, old: dict[str, Any], node_ports: Iterator[int]) -> dict[str, Any]:
+    new: dict[str, Any] = json.loads(json.dumps(old))
+    spec = new["spec"]
+    change = rng.choice(("port", "type", "annotation", "local", "rename", "ip", "label"))
+    if change == "port" and len(spec["ports"]) == 1:
+        spec["ports"][0].setdefault("name", "http")
+        spec["ports"].append({"name": "extra", "port": 9443, "targetPort": 9443})
+    elif change == "type":
+        spec["type"] = rng.choice(("NodePort", "LoadBalancer", "ClusterIP"))
+        if spec["type"] != "LoadBalancer":
+            for key in ("loadBalancerClass", "allocateLoadBalancerNodePorts",
+                        "loadBalancerSourceRanges"):  # fmt: skip
+                spec.pop(key, None)
+        if spec["type"] == "ClusterIP":
+            spec.pop("externalTrafficPolicy", None)
+            for port in spec["ports"]:
+                port.pop("nodePort", None)
+    elif change == "annotation":
+        new["metadata"]["annotations"] = dict(rng.choice(ANNOTATION_POOL))
+    elif change == "local" and spec["type"] != "ClusterIP":
+        spec["externalTrafficPolicy"] = "Local"
+    elif change == "rename" and spec["type"] != "ClusterIP":
+        spec["ports"][0]["name"] = "renamed"
+        spec["ports"][0].pop("nodePort", None)
+    elif change == "ip":
+        spec["externalIPs"] = [*spec.get("externalIPs", []), "203.0.113.77"]
+    else:
+        new["metadata"]["labels"] = {"team": "payments"}
+    del node_ports  # updates take no new explicit node port
+    return new
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    service: dict[str, Any]
+    old: dict[str, Any] | None = None  # an UPDATE of a Service that existed before governance
+
+
+def cases() -> list[Case]:
+    rng = random.Random(SEED)
+    # Explicit node ports come from the static band (the lowest 86 of 30000-32767), which
+    # the API server's random allocation leaves alone while the rest has room: 28 a mode.
+    node_ports = iter(range(30000, 30000 + NODE_PORTS_A_MODE))
+    found = []
+    for index in range(CASES):
+        name = f"exempt-{index}" if index % 17 == 16 else f"s{index}"
+        service = generated_service(rng, name, node_ports)
+        if rng.random() < 0.4:
+            found.append(Case(name, changed(rng, service, node_ports), old=service))
+        else:
+            found.append(Case(name, service))
+    return found
+
+
+# --- writing through an engine, and what came back ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    allowed: bool
+    message: str  # the refusal, after the engine's own prefix; namespace as NS
+    warnings: tuple[str, ...]
+    stored: dict[str, Any] | None  # spec and annotations, allocated values blanked
+
+
+def _headers_warnings(headers: Any) -> tuple[str, ...]:
+    raw = headers.get("Warning") if headers is not None else None
+    return tuple(part.strip() for part in raw.split(", 299 ")) if raw else ()
+
+
+def _normalized(stored: dict[str, Any]) -> dict[str, Any]:
+    """What must be equal: spec and annotations, with what the API server allocates blanked."""
+    spec = dict(stored["spec"])
+    for key in ("clusterIP", "clusterIPs"):
+        spec.pop(key, None)
+    if "healthCheckNodePort" in spec:
+        spec["healthCheckNodePort"] = "allocated"
+    spec["ports"] = [
+        {**port, "nodePort": "set"} if "nodePort" in port else port for port in spec["ports"]
+    ]
+    return {"spec": spec, "annotations": stored["metadata"].get("annotations") or {}}
+
+
+def _call(
+    api: client.ApiClient, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any], Any]:
+    """One request, raw: its status, its JSON body and its headers (the client would raise on
+    a refusal and drop the warnings)."""
+    response = api.call_api(
+        method, api.configuration.host + path, body=body,
+        header_params={"Content-Type": "application/json", "Accept": "application/json"},
+    )  # fmt: skip
+    document: dict[str, Any] = json.loads(response.read() or b"{}")  # type: ignore[no-untyped-call]
+    return response.status, document, response.headers
+
+
+# Node ports the API server picked at random (above the static band): blanked in messages.
+RANDOM_NODE_PORT = re.compile(r"\b(3008[6-9]|3009\d|30[1-9]\d\d|3[12]\d{3})\b")
+
+
+def _said(text: str, namespace: str) -> str:
+    return RANDOM_NODE_PORT.sub("<allocated>", text.replace(namespace, "NS"))
+
+
+def write(api: client.ApiClient, namespace: str, case: Case) -> Outcome:
+    body = json.loads(json.dumps(case.service))
+    path = f"/api/v1/namespaces/{namespace}/services"
+    method = "POST"
+    if case.old is not None:
+        path += f"/{case.name}"
+        method = "PUT"
+        _, current, _ = _call(api, "GET", path)
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    status, document, headers = _call(api, method, path, body)
+    warnings = tuple(_said(w, namespace) for w in _headers_warnings(headers))
+    if status >= 300:
+        reason = str(document.get("message", ""))
+        for prefix in ("denied the request: ", "denied request: "):
+            if prefix in reason:
+                reason = reason.split(prefix, 1)[1]
+        return Outcome(False, _said(reason, namespace), warnings, None)
+    return Outcome(True, "", warnings, _normalized(document))
+
+
+def shifted(case: Case, by: int) -> Case:
+    """The case with its explicit node ports moved by `by`: node ports are cluster-wide, and
+    each mode's namespace writes every case."""
+
+    def moved(service: dict[str, Any]) -> dict[str, Any]:
+        copy: dict[str, Any] = json.loads(json.dumps(service))
+        for port in copy["spec"].get("ports", []):
+            if "nodePort" in port:
+                port["nodePort"] += by
+        return copy
+
+    return Case(case.name, moved(case.service), moved(case.old) if case.old else None)
+
+
+def run_all(api: client.ApiClient, kubectl: Kubectl, prefix: str) -> dict[tuple[str, str], Outcome]:
+    namespaces = {mode: f"{prefix}-{mode}" for mode in MODES}
+    by_mode = {
+        mode: [shifted(c, NODE_PORTS_A_MODE * i) for c in cases()] for i, mode in enumerate(MODES)
+    }
+    for mode, namespace in namespaces.items():
+        all_cases = by_mode[mode]
+        kubectl("create", "namespace", namespace)
+        for case in all_cases:
+            if case.old is not None:  # exposed before the namespace was governed
+                status, created, _ = _call(
+                    api, "POST", f"/api/v1/namespaces/{namespace}/services", case.old
+                )
+                assert status == 201, created.get("message")
+        kubectl("label", "namespace", namespace, f"clusterip-guard.io/mode={mode}")
+    wait_until_each_mode_is_in_force(api, namespaces)
+    outcomes = {}
+    for mode, namespace in namespaces.items():
+        for case in by_mode[mode]:
+            outcomes[(mode, case.name)] = write(api, namespace, case)
+        # Their node ports go back, for the other engine's turn.
+        kubectl("-n", namespace, "delete", "services", "--all", "--wait=false")
+    return outcomes
+
+
+PROBE = Case("probe", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "probe"},
+                       "spec": {"type": "NodePort", "ports": [{"port": 80}]}})  # fmt: skip
+
+
+def wait_until_each_mode_is_in_force(api: client.ApiClient, namespaces: dict[str, str]) -> None:
+    """A new policy or label reaches the API server's admission a moment later: probe each
+    namespace until its mode shows (enforce denies, mutate converts, audit warns)."""
+    deadline = time.monotonic() + 60
+    for mode, namespace in namespaces.items():
+        while True:
+            outcome = write(api, namespace, PROBE)
+            if outcome.allowed:
+                client.CoreV1Api(api).delete_namespaced_service("probe", namespace)
+            shown = {
+                "enforce": not outcome.allowed,
+                "mutate": outcome.stored is not None
+                and outcome.stored["spec"]["type"] == "ClusterIP",
+                "audit": outcome.allowed and bool(outcome.warnings),
+            }[mode]
+            if shown:
+                break
+            assert time.monotonic() < deadline, f"{mode} never came into force in {namespace}"
+            time.sleep(0.5)
+
+
+# --- the two engines ----------------------------------------------------------------------------
+
+
+def bootstrap(cluster: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", "--name", WEBHOOK_NAME,
+         *args],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    control_plane: ControlPlane,
+    api_client: client.ApiClient,
+    kubectl: Kubectl,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, dict[tuple[str, str], Outcome]]:
+    # The webhook engine first ...
+    files = CertificateFiles(tmp_path_factory.mktemp("differential-certs"))
+    policy_file = files.folder / "policy.yaml"
+    policy_file.parent.mkdir(parents=True, exist_ok=True)
+    policy_file.write_text(POLICY)
+    port = free_port()
+    registration = ("--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
+                    "--ip", "127.0.0.1")  # fmt: skip
+    registered = bootstrap(control_plane, *registration)
+    assert registered.returncode == 0, registered.stderr
+    webhook = WebhookProcess(files, port=port, policy_file=policy_file).start()
+    try:
+        by_webhook = run_all(api_client, kubectl, "webhook")
+    finally:
+        webhook.stop()
+        bootstrap(control_plane, *registration, "--uninstall")
+    # ... then the native one, with no webhook registered.
+    objects = native_objects(
+        parse_policy(POLICY), name=NATIVE_NAME, never_judged=never_judged_namespaces()
+    )
+    kubectl("apply", "-f", "-", stdin=dump_yaml_documents(objects))
+    try:
+        by_native = run_all(api_client, kubectl, "native")
+    finally:
+        kubectl("delete", "-f", "-", stdin=dump_yaml_documents(objects), check=False)
+    return {"webhook": by_webhook, "native": by_native}
+
+
+def test_both_engines_give_the_same_verdict_message_and_stored_object(
+    outcomes: dict[str, dict[tuple[str, str], Outcome]],
+) -> None:
+    by_webhook, by_native = outcomes["webhook"], outcomes["native"]
+    assert by_webhook.keys() == by_native.keys()
+    differences = []
+    for key, webhook in by_webhook.items():
+        native = by_native[key]
+        if (webhook.allowed, webhook.message, webhook.stored) != (
+            native.allowed, native.message, native.stored,
+        ):  # fmt: skip
+            differences.append(f"{key}: webhook {webhook} != native {native}")
+    assert not differences, "\n".join(differences[:5]) + f"\n({len(differences)} in all)"
+    verdicts = {(o.allowed, bool(o.warnings)) for o in by_webhook.values()}
+    assert len(verdicts) >= 3  # the cases reach denials, warnings and plain allowances
+
+
+def test_the_warnings_differ_only_where_the_platform_cannot_warn_the_same(
+    outcomes: dict[str, dict[tuple[str, str], Outcome]],
+) -> None:
+    for (mode, name), webhook in outcomes["webhook"].items():
+        native = outcomes["native"][(mode, name)]
+        if not webhook.allowed:
+            continue
+        if mode == "mutate" and webhook.stored != native.stored:
+            continue  # reported by the test above
+        said = ("clusterip-guard converted", "clusterip-guard removed", "clusterip-guard kept")
+        if mode == "mutate" and any(w.startswith(said) for w in webhook.warnings):
+            # A MutatingAdmissionPolicy has no way to warn: what it changed goes unsaid.
+            assert not [w for w in native.warnings if "clusterip-guard" in w], native.warnings
+            continue
+        if mode == "audit" and any(w.startswith("audit: ") for w in webhook.warnings):
+            # A validating policy warns once, with the API server's prefix and the denial's text.
+            assert any("Validation failed for ValidatingAdmissionPolicy" in w
+                       for w in native.warnings), (name, native.warnings)  # fmt: skip
+            continue

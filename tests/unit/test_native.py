@@ -1,0 +1,50 @@
+"""The native engine's pure parts: name globs as RE2 patterns, and refusing what CEL cannot
+say (docs/design.md, "Engines"). Equality with the webhook is shown on the real API server,
+tests/e2e/test_native_e2e.py."""
+
+from __future__ import annotations
+
+import re
+from fnmatch import fnmatchcase
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clusterip_guard.core.admission import registered_entries
+from clusterip_guard.core.native import NativeUnsupported, _glob_regex, native_objects
+from clusterip_guard.policyfile import parse_policy
+
+GLOB_CHARACTERS = st.text(alphabet="ab-1*?[]!", max_size=8)
+NAMES = st.text(alphabet="ab-1", max_size=8)
+
+
+@given(glob=GLOB_CHARACTERS, name=NAMES)
+def test_a_glob_matches_as_fnmatchcase_does(glob: str, name: str) -> None:
+    # RE2's end of text, \\z, is Python's \\Z: the only spelling the two differ in here.
+    pattern = re.compile(_glob_regex(glob).replace("\\z", "\\Z"))
+    assert bool(pattern.search(name)) == fnmatchcase(name, glob), (glob, _glob_regex(glob))
+
+
+def test_an_exemption_with_an_end_is_refused_naming_the_key() -> None:
+    policy = parse_policy("exemptions: [{namespace: a, name: b, reason: c, expires: 2030-01-01}]")
+    with pytest.raises(NativeUnsupported, match=r"^exemptions\[0\]\.expires: "):
+        native_objects(policy, name="n")
+
+
+@pytest.mark.parametrize("default_mode", ["off", "audit", "mutate", "enforce"])
+def test_every_entry_of_the_table_is_bound(default_mode: str) -> None:
+    objects = native_objects(parse_policy(""), name="n", default_mode=default_mode)  # type: ignore[arg-type]
+    entries = registered_entries(default_mode)  # type: ignore[arg-type]
+    mutating = [o for o in objects if o["kind"] == "MutatingAdmissionPolicyBinding"]
+    assert len(mutating) == len([e for e in entries if e.configuration == "mutating"])
+    exposure = [
+        o
+        for o in objects
+        if o["kind"] == "ValidatingAdmissionPolicyBinding"
+        and o["spec"]["policyName"] == "n-exposure"
+    ]
+    assert len(exposure) == len([e for e in entries if e.configuration == "validating"])
+    # Scope lives in each binding (Kyverno once lost it converting a policy).
+    assert all(b["spec"]["matchResources"]["namespaceSelector"] for b in [*mutating, *exposure])
+    assert not [o for o in objects if "Webhook" in o["kind"]]
