@@ -394,3 +394,65 @@ def test_the_warnings_differ_only_where_the_platform_cannot_warn_the_same(
             assert any("Validation failed for ValidatingAdmissionPolicy" in w
                        for w in native.warnings), (name, native.warnings)  # fmt: skip
             continue
+
+
+# --- bootstrap --engine: one engine at a time, switched without a gap ---------------------------
+
+
+def test_bootstrap_switches_between_the_engines_and_leaves_only_one(
+    control_plane: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    name = "switching-guard"
+    folder = tmp_path_factory.mktemp("switching")
+    policy_file = folder / "policy.yaml"
+    policy_file.write_text(POLICY)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", "--name", name,
+             *args],
+            env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    def ours(kind: str) -> set[str]:
+        listed = kubectl("get", kind, "-o", "name").stdout.split()
+        return {line.split("/", 1)[1] for line in listed if line.split("/", 1)[1].startswith(name)}
+
+    run("--url", "https://127.0.0.1:1", "--cert-dir", str(folder / "certs"), "--ip", "127.0.0.1")
+    assert ours("mutatingwebhookconfigurations") == {name}
+    assert not ours("mutatingadmissionpolicies")
+
+    switched = run("--engine", "native", "--policy-file", str(policy_file))
+    assert ours("mutatingadmissionpolicies") == {f"{name}-conversion"}
+    assert not ours("mutatingwebhookconfigurations")
+    assert not ours("validatingwebhookconfigurations")
+    lines = switched.stdout.splitlines()
+    # Registered before the webhook's configurations went: never a moment unguarded.
+    assert lines.index(f"created MutatingAdmissionPolicy {name}-conversion") < lines.index(
+        f"deleted ValidatingWebhookConfiguration {name}"
+    )
+    kubectl("create", "namespace", "switched")
+    kubectl("label", "namespace", "switched", "clusterip-guard.io/mode=enforce")
+    deadline = time.monotonic() + 60
+    while True:  # the new policy and label reach admission a moment later
+        attempt = kubectl("-n", "switched", "create", "service", "nodeport", "web",
+                          "--tcp=80:8080", check=False)  # fmt: skip
+        if attempt.returncode != 0:
+            break
+        kubectl("-n", "switched", "delete", "service", "web")
+        assert time.monotonic() < deadline, "the native engine never denied"
+        time.sleep(0.5)
+    assert f"ValidatingAdmissionPolicy '{name}-exposure'" in attempt.stderr
+    assert "type NodePort opens a port on every node; use type ClusterIP" in attempt.stderr
+
+    back = run("--engine", "webhook")  # the rest is kept from the record
+    assert ours("mutatingwebhookconfigurations") == {name}
+    assert not ours("mutatingadmissionpolicies")
+    assert not [n for n in ours("validatingadmissionpolicies") if n.endswith("-exposure")]
+    assert f"deleted MutatingAdmissionPolicy {name}-conversion" in back.stdout
+    run("--uninstall")
+    assert not ours("validatingadmissionpolicies")
+    assert not ours("mutatingwebhookconfigurations")

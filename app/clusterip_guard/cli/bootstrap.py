@@ -19,7 +19,7 @@ from clusterip_guard.core.registration import (
     MAX_TIMEOUT_SECONDS,
     MIN_TIMEOUT_SECONDS,
 )
-from clusterip_guard.core.types import MODES, as_mode
+from clusterip_guard.core.types import ENGINES, MODES, as_mode
 
 EXIT_OK = 0
 
@@ -144,6 +144,20 @@ def add_parser(commands: Any) -> None:
         help=kept("never judge this namespace too (repeat)"),
     )
     parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help=kept(
+            "webhook, or native: admission policies the API server runs itself, compiled from "
+            "--policy-file (Kubernetes 1.36+); the other engine's objects are removed",
+            "engine",
+        ),
+    )
+    parser.add_argument(
+        "--policy-file",
+        type=Path,
+        help="native engine: the policy to compile (default: the default policy)",
+    )
+    parser.add_argument(
         "--wait-ready-seconds",
         type=options.non_negative_seconds,
         default=default("wait_ready_seconds"),
@@ -225,6 +239,7 @@ def command_from(args: argparse.Namespace) -> BootstrapCommand:
             None if args.exclude_namespace is None else tuple(args.exclude_namespace),
         ),
         ("client_cert_dir", args.client_cert_dir),
+        ("engine", args.engine),
     ):
         if value is not None:
             given[name] = value
@@ -234,6 +249,7 @@ def command_from(args: argparse.Namespace) -> BootstrapCommand:
         wait_ready_seconds=args.wait_ready_seconds,
         certificates_only=args.certificates_only,
         trust_propagation_seconds=args.trust_propagation_seconds,
+        policy_file=args.policy_file,
         **given,
     )
     return BootstrapCommand(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from clusterip_guard.cli import options
 from clusterip_guard.core.admission import registered_entries
@@ -21,14 +21,11 @@ from clusterip_guard.core.registration import (
     unknown_mode_warning,
     webhook_configurations,
 )
-from clusterip_guard.core.types import MODES, Manifest, Mode
+from clusterip_guard.core.types import ENGINES, MODES, Engine, Manifest, Mode
 from clusterip_guard.policyfile import PolicyError, read_policy_file
 from clusterip_guard.yamltext import dump_yaml_documents
 
 EXIT_OK = 0
-
-Engine = Literal["webhook", "native"]
-ENGINES: tuple[Engine, ...] = ("webhook", "native")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from clusterip_guard.certs.issuing import (
 from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
 from clusterip_guard.cluster.client import RunLog, call, read_or_none
 from clusterip_guard.cluster.errors import (
+    ApiMissing,
     ClusterError,
     ClusterRefused,
     NamespaceMissing,
@@ -45,6 +46,12 @@ from clusterip_guard.cluster.stores import (
 from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
 from clusterip_guard.core.admission import ADMISSION_ENTRIES, registered_entries
 from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
+from clusterip_guard.core.native import (
+    CONVERSION_SUFFIX,
+    EXPOSURE_SUFFIX,
+    NativeUnsupported,
+    native_objects,
+)
 from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
@@ -57,6 +64,7 @@ from clusterip_guard.core.registration import (
     webhook_configurations,
 )
 from clusterip_guard.core.types import Manifest
+from clusterip_guard.policyfile import PolicyError, read_policy_file
 
 # Set by the EndpointSlice controller on every slice of a Service.
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -89,6 +97,20 @@ def _kinds(api: client.ApiClient) -> list[_Kind]:
             admission.create_validating_webhook_configuration,
             admission.replace_validating_webhook_configuration,
             admission.delete_validating_webhook_configuration,
+        ),
+        _Kind(
+            "MutatingAdmissionPolicy",
+            admission.read_mutating_admission_policy,
+            admission.create_mutating_admission_policy,
+            admission.replace_mutating_admission_policy,
+            admission.delete_mutating_admission_policy,
+        ),
+        _Kind(
+            "MutatingAdmissionPolicyBinding",
+            admission.read_mutating_admission_policy_binding,
+            admission.create_mutating_admission_policy_binding,
+            admission.replace_mutating_admission_policy_binding,
+            admission.delete_mutating_admission_policy_binding,
         ),
         _Kind(
             "ValidatingAdmissionPolicy",
@@ -140,12 +162,18 @@ def _plain(api: client.ApiClient, read: Callable[[str], Any], name: str) -> Mani
 WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
 
 
+# Where a registration records its settings: the webhook engine's configurations, the native
+# engine's MutatingAdmissionPolicy.
+RECORD_KINDS = (*WEBHOOK_KINDS, "MutatingAdmissionPolicy")
+
+
 def with_record(configurations: Sequence[Manifest], record: dict[str, object]) -> list[Manifest]:
-    """The webhook configurations carrying the settings they were registered with."""
+    """The webhook configurations (or the native engine's mutating policy) carrying the
+    settings they were registered with."""
     text = json.dumps(record, sort_keys=True, separators=(",", ":"))
     recorded: list[Manifest] = []
     for manifest in configurations:
-        if manifest["kind"] not in WEBHOOK_KINDS:
+        if manifest["kind"] not in RECORD_KINDS:
             recorded.append(manifest)
             continue
         metadata = manifest["metadata"]
@@ -158,6 +186,7 @@ def read_record(api: client.ApiClient, configuration_name: str) -> dict[str, obj
     """The settings the last bootstrap recorded; None when there is none we may read (the
     chart's Jobs may not read, and give every flag)."""
     admission = client.AdmissionregistrationV1Api(api)
+    found: Any
     try:
         found = read_or_none(
             "get",
@@ -165,6 +194,16 @@ def read_record(api: client.ApiClient, configuration_name: str) -> dict[str, obj
             None,
             functools.partial(admission.read_mutating_webhook_configuration, configuration_name),
         )
+        if found is None and serves_native_policies(api) is None:
+            found = read_or_none(
+                "get",
+                "mutatingadmissionpolicies",
+                None,
+                functools.partial(
+                    admission.read_mutating_admission_policy,
+                    configuration_name + CONVERSION_SUFFIX,
+                ),
+            )
     except ClusterRefused:
         return None
     metadata = found.metadata if found is not None else None
@@ -181,22 +220,37 @@ def read_record(api: client.ApiClient, configuration_name: str) -> dict[str, obj
     return record
 
 
-def _policy_names(configuration_name: str) -> list[str]:
-    return [
-        mode_label_policy_name(configuration_name),
-        unknown_mode_warning_name(configuration_name),
+def _names_of(kind: str, configuration_name: str) -> list[str]:
+    """Every object of `kind` a registration of either engine may hold, whatever its default
+    mode: what an uninstall removes, and what a bootstrap removes when its registration no
+    longer holds it (another engine's, another default mode's bindings)."""
+    if "Webhook" in kind:
+        return [configuration_name]
+    conversion = configuration_name + CONVERSION_SUFFIX
+    if kind == "MutatingAdmissionPolicy":
+        return [conversion]
+    if kind == "MutatingAdmissionPolicyBinding":
+        return [
+            binding_name(conversion, entry)
+            for entry in ADMISSION_ENTRIES
+            if entry.configuration == "mutating"
+        ]
+    per_entry = [
         service_range_policy_name(configuration_name),
+        configuration_name + EXPOSURE_SUFFIX,
     ]
-
-
-def _binding_names(configuration_name: str) -> list[str]:
-    """Every binding a registration may hold, whatever its default mode."""
-    service_range = service_range_policy_name(configuration_name)
+    if kind == "ValidatingAdmissionPolicy":
+        return [
+            mode_label_policy_name(configuration_name),
+            unknown_mode_warning_name(configuration_name),
+            *per_entry,
+        ]
     return [
         mode_label_policy_name(configuration_name),
         unknown_mode_warning_name(configuration_name),
         *(
-            binding_name(service_range, entry)
+            binding_name(policy, entry)
+            for policy in per_entry
             for entry in ADMISSION_ENTRIES
             if entry.configuration == "validating"
         ),
@@ -217,13 +271,7 @@ def remove_configurations(
     kept = {(manifest["kind"], manifest["metadata"]["name"]) for manifest in keep}
     for kind in _kinds(api):
         resource = _resource(kind.name)
-        if "Webhook" in kind.name:
-            names = [name]
-        elif kind.name.endswith("Binding"):
-            names = _binding_names(name)
-        else:
-            names = _policy_names(name)
-        for named in names:
+        for named in _names_of(kind.name, name):
             if (kind.name, named) in kept:
                 continue
             if dry_run:
@@ -250,6 +298,73 @@ def unknown_mode_warning_name(configuration_name: str) -> str:
 
 def service_range_policy_name(configuration_name: str) -> str:
     return f"{configuration_name}-service-range"
+
+
+# What the native engine needs, and the release that serves it as v1.
+NATIVE_APIS = {"validatingadmissionpolicies": "1.30", "mutatingadmissionpolicies": "1.36"}
+
+
+def serves_native_policies(api: client.ApiClient) -> str | None:
+    """None when the API server serves every admission-policy API the native engine needs as
+    admissionregistration.k8s.io/v1; else one line naming the first missing one."""
+    resources = call(
+        "get",
+        "admissionregistration.k8s.io/v1 discovery",
+        None,
+        lambda: client.AdmissionregistrationV1Api(api).get_api_resources(),
+    )
+    served = {resource.name for resource in resources.resources or ()}
+    for name, release in NATIVE_APIS.items():
+        if name not in served:
+            return (
+                f"this API server does not serve admissionregistration.k8s.io/v1 {name} "
+                f"(Kubernetes {release} has it), which the native engine needs; "
+                "use --engine webhook"
+            )
+    return None
+
+
+def native_registrations(
+    api: client.ApiClient, settings: BootstrapSettings, report: RunLog
+) -> list[Manifest]:
+    """What `--engine native` registers: the policy compiled (docs/design.md, "Engines"),
+    the Service-range policy only where ServiceCIDR is served."""
+    missing = serves_native_policies(api)
+    if missing is not None:
+        raise ApiMissing(missing)
+    try:
+        objects = native_objects(
+            read_policy_file(settings.policy_file),
+            name=settings.configuration_name,
+            default_mode=settings.default_mode,
+            never_judged=never_judged_namespaces(
+                None if settings.url_mode else settings.namespace, settings.excluded_namespaces
+            ),
+        )
+    except NativeUnsupported as error:
+        where = f"policy file {settings.policy_file}" if settings.policy_file else "policy"
+        raise PolicyError(f"{where}: {error}") from None
+    if not serves_service_cidrs(api):
+        report.say("no ServiceCIDR on this API server: no Service-range policy")
+        service_range = service_range_policy_name(settings.configuration_name)
+        objects = [o for o in objects if not o["metadata"]["name"].startswith(service_range)]
+    return objects
+
+
+def bootstrap_native(
+    api: client.ApiClient, settings: BootstrapSettings, *, dry_run: bool = False
+) -> RunLog:
+    """Register the native engine's policies, then remove the webhook engine's objects (and
+    anything else of ours the new registration does not hold): no moment without a guard.
+    Certificates are left as they are (the native engine uses none)."""
+    report = RunLog()
+    objects = with_record(native_registrations(api, settings, report), record_of(settings))
+    if dry_run:
+        report.objects = objects
+        return report
+    apply_configurations(api, objects, report)
+    remove_configurations(api, settings.configuration_name, report, keep=objects)
+    return report
 
 
 def serves_service_cidrs(api: client.ApiClient) -> bool:
@@ -354,7 +469,10 @@ def bootstrap(
     dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunLog:
-    """Make or renew the certificates and register the webhooks; a second run changes nothing."""
+    """Make or renew the certificates and register the webhooks; a second run changes nothing.
+    With `--engine native`, register the compiled policies instead (`bootstrap_native`)."""
+    if settings.engine == "native" and not settings.certificates_only:
+        return bootstrap_native(api, settings, dry_run=dry_run)
     report = RunLog()
     if not settings.url_mode:
         _require_namespace(api, settings.namespace)

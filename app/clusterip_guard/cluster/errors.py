@@ -32,3 +32,7 @@ class NoReadyEndpoint(ClusterError):
 
 class CertificateFilesError(ClusterError):
     """The certificate folder of url mode cannot be read or written."""
+
+
+class ApiMissing(ClusterError):
+    """The API server does not serve an API this needs (an older Kubernetes)."""

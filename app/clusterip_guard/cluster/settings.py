@@ -15,7 +15,7 @@ from clusterip_guard.certs.issuing import service_dns_names
 from clusterip_guard.certs.rotation import DEFAULT_RENEWAL_MARGIN
 from clusterip_guard.core import names
 from clusterip_guard.core.registration import DEFAULT_TIMEOUT_SECONDS, FailurePolicy
-from clusterip_guard.core.types import Mode
+from clusterip_guard.core.types import ENGINES, Engine, Mode
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ class BootstrapSettings:
     # After a new CA is published, how long the API server gets to load the new caBundle
     # into its webhook clients (an informer, so not instant) before anything signs with it.
     trust_propagation_seconds: float = 5.0
+    # Which engine enforces the policy (docs/design.md, "Engines"): the webhook, or admission
+    # policies the API server runs itself, compiled from `policy_file` (native only).
+    engine: Engine = "webhook"
+    policy_file: Path | None = None
 
     @property
     def url_mode(self) -> bool:
@@ -85,6 +89,7 @@ REMEMBERED: dict[str, str] = {
     "audit_failure_policy": "--audit-failure-policy",
     "excluded_namespaces": "--exclude-namespace",
     "client_cert_dir": "--client-cert-dir",
+    "engine": "--engine",
 }
 # Giving one of these without --url means service mode: a recorded URL is then dropped.
 SERVICE_TARGET = frozenset({"namespace", "service_name", "service_port"})
@@ -115,7 +120,10 @@ def _typed(name: str, value: object) -> object:
     default = getattr(BootstrapSettings(), name)
     if name == "renew_before" and isinstance(value, int) and not isinstance(value, bool):
         return datetime.timedelta(days=value)
-    if name in ("cert_dir", "client_cert_dir", "url"):
+    if name == "engine":
+        if value in ENGINES:
+            return value
+    elif name in ("cert_dir", "client_cert_dir", "url"):
         if value is None or isinstance(value, str):
             return Path(value) if value is not None and name != "url" else value
     elif isinstance(default, tuple):

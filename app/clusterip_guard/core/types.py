@@ -44,3 +44,8 @@ class AdmissionReviewResponse(TypedDict):
     apiVersion: str
     kind: str
     response: AdmissionResponse
+
+
+# How the policy is enforced (docs/design.md, "Engines").
+Engine = Literal["webhook", "native"]
+ENGINES: tuple[Engine, ...] = ("webhook", "native")
