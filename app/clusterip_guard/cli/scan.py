@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
+EXIT_CLUSTER = 3  # as cli.main maps a cluster that refused us
 
 Output = Literal["table", "json", "yaml"]
 FORMAT_CHOICES = ("wgpolicyk8s", "openreports", "both")
@@ -200,6 +201,15 @@ def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
         stdout.write(render(outcome, settings.output))
         for line in outcome.written:
             print(line, file=stderr)
+        if outcome.failed:
+            # Everything else was written; the cluster refused these (exit 3, as any refusal).
+            noun = "report was" if len(outcome.failed) == 1 else "reports were"
+            print(
+                f"clusterip-guard: {len(outcome.failed)} {noun} not written (first: "
+                f"{outcome.failed[0]})",
+                file=stderr,
+            )
+            return EXIT_CLUSTER
         return EXIT_FINDINGS if outcome.fails else EXIT_OK
 
 

@@ -127,14 +127,43 @@ class WriteSummary:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "<report>: <why>", after its retries
 
     def lines(self) -> list[str]:
         return [
             *(f"created {name}" for name in self.created),
             *(f"updated {name}" for name in self.updated),
             *(f"pruned {name}" for name in self.pruned),
+            *(f"failed {line}" for line in self.failed),
             f"{len(self.unchanged)} reports unchanged",
         ]
+
+
+# A write refused for a passing reason (a conflict the writer could not settle, a timeout, an
+# API server restarting) is tried again, this many times, after these pauses.
+WRITE_RETRY_PAUSES: tuple[float, ...] = (0.2, 1.0)
+
+
+def attempt(
+    what: str,
+    write: Callable[[], None],
+    summary: WriteSummary,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """One report's write, retried; a failure after the retries is recorded and logged in one
+    line, never raised: one report must not stop the others."""
+    for pause in (*WRITE_RETRY_PAUSES, None):
+        try:
+            write()
+            return
+        except ClusterError as error:
+            if pause is None:
+                summary.failed.append(f"{what}: {error}")
+                log.warning("report not written after %d tries: %s: %s",
+                            len(WRITE_RETRY_PAUSES) + 1, what, error)  # fmt: skip
+                return
+            sleep(pause)
 
 
 def _where(manifest: Manifest) -> str:
@@ -239,6 +268,7 @@ class ScanScope:
 class ScanOutcome:
     findings: list[Finding]
     written: list[str]  # one line per report written, updated, pruned or left unchanged
+    failed: list[str] = field(default_factory=list)  # reports not written, one line each
 
     @property
     def fails(self) -> int:
@@ -268,13 +298,16 @@ def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings
         what_if=scope.what_if,
     )  # fmt: skip
     written: list[str] = []
+    failed: list[str] = []
     if scope.write_reports:
         whole_cluster = scope.namespace is None and not scope.selector
         pruned_in = None if whole_cluster else {ns.name for ns in namespaces}
         for report_format in scope.report_formats:
             reports = build_reports(findings, report_format=report_format, now=now)
-            written += write_reports(api, reports, report_format, scope=pruned_in).lines()
-    return ScanOutcome(findings, written)
+            summary = write_reports(api, reports, report_format, scope=pruned_in)
+            written += summary.lines()
+            failed += summary.failed
+    return ScanOutcome(findings, written, failed)
 
 
 def scan_and_record(
@@ -293,6 +326,7 @@ def scan_and_record(
         (f.namespace.namespace, f.namespace.mode, f.result) for f in outcome.findings if f.exposed
     )
     metrics.record(dict(exposed), ended=time.time(), seconds=time.monotonic() - started)
+    metrics.report_write_failures.inc(len(outcome.failed))
     changes = [line for line in outcome.written if not line.endswith("unchanged")]
     log.info(
         "scanned %d Services: %d fail%s",
@@ -308,6 +342,7 @@ def write_reports(
     report_format: ReportFormat,
     *,
     scope: set[str] | None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> WriteSummary:
     """Make the cluster's reports of this format what `reports` say. `scope`: the namespaces
     scanned (None: all); reports of other namespaces are left alone, and the cluster-scoped
@@ -325,13 +360,27 @@ def write_reports(
         key = (metadata.get("namespace", ""), metadata["name"])
         wanted_keys.add((is_cluster, key))
         existing = (cluster if is_cluster else namespaced).get(key)
-        writer.write(report, existing, summary)
-    for key, existing in sorted(namespaced.items()):
-        if (False, key) not in wanted_keys and (scope is None or key[0] in scope):
-            writer.delete(existing, summary)
-    for key, existing in sorted(cluster.items()):
-        if (True, key) not in wanted_keys:
-            writer.delete(existing, summary)
+        attempt(
+            _where(report),
+            functools.partial(writer.write, report, existing, summary),
+            summary,
+            sleep=sleep,
+        )
+    stale = [
+        existing
+        for key, existing in sorted(namespaced.items())
+        if (False, key) not in wanted_keys and (scope is None or key[0] in scope)
+    ]
+    stale += [
+        existing for key, existing in sorted(cluster.items()) if (True, key) not in wanted_keys
+    ]
+    for existing in stale:
+        attempt(
+            f"prune {_where(existing)}",
+            functools.partial(writer.delete, existing, summary),
+            summary,
+            sleep=sleep,
+        )
     return summary
 
 

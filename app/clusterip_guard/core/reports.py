@@ -7,6 +7,13 @@ Report and ClusterReport (their successor). Per namespace one report with one re
 Service, pass and fail alike, so that a fixed Service is seen to pass; one cluster-scoped
 report with one result per namespace.
 
+A report holds at most `MAX_RESULTS` results and `MAX_REPORT_BYTES` of them: a namespace with
+more Services gets as many reports as it needs (`clusterip-guard`, `clusterip-guard-2`, ...,
+Services in name order), each well under what etcd stores in one object (1.5 MiB by default;
+at about 700 bytes a result, one report broke near 2,200 Services). Reports, rather than one
+object per Service as Kubewarden moved to: 5,000 Services make 10 objects, not 5,000, for the
+API server to keep and every report reader to watch.
+
 A result keeps the timestamp of the report it replaces while it says the same thing, so the
 timestamp says since when, and a scan that finds nothing new changes nothing.
 """
@@ -162,12 +169,54 @@ def _report(
     return report
 
 
+# A report's share of etcd's 1.5 MiB object limit: a third, leaving room for what the API
+# server adds (managedFields) and for results that grow.
+MAX_RESULTS = 1000
+MAX_REPORT_BYTES = 512 * 1024
+
+
+def report_name(part: int) -> str:
+    """The name of a namespace's `part`-th report (0: the first)."""
+    return REPORT_NAME if part == 0 else f"{REPORT_NAME}-{part + 1}"
+
+
+def split_results(
+    results: Sequence[Manifest],
+    *,
+    max_results: int = MAX_RESULTS,
+    max_bytes: int = MAX_REPORT_BYTES,
+) -> list[list[Manifest]]:
+    """`results` in order, cut into parts of at most `max_results` results and `max_bytes` of
+    JSON each (a part holds at least one result); one empty part when there are none."""
+    parts: list[list[Manifest]] = [[]]
+    size = 0
+    for result in results:
+        length = len(json.dumps(result, separators=(",", ":")))
+        if parts[-1] and (len(parts[-1]) >= max_results or size + length > max_bytes):
+            parts.append([])
+            size = 0
+        parts[-1].append(result)
+        size += length
+    return parts
+
+
+def _reports(
+    kind: ReportKind, cluster: bool, namespace: str | None, results: list[Manifest]
+) -> list[Manifest]:
+    reports = []
+    for part, results_of_part in enumerate(split_results(results)):
+        report = _report(kind, cluster, namespace, results_of_part)
+        report["metadata"]["name"] = report_name(part)
+        reports.append(report)
+    return reports
+
+
 def build_reports(
     findings: Sequence[Finding], *, report_format: ReportFormat, now: datetime.datetime
 ) -> list[Manifest]:
-    """One report per namespace that has Services (results sorted by Service name), then the
-    cluster-scoped one (one result per namespace that has Services, in the mode its findings
-    carry)."""
+    """The reports of each namespace that has Services (results sorted by Service name, split
+    into parts that each fit in etcd), then the cluster-scoped ones (one result per namespace
+    that has Services, in the mode its findings carry)."""
     kind = REPORT_KINDS[report_format]
     by_namespace: dict[str, list[Finding]] = {}
     for finding in findings:
@@ -177,9 +226,9 @@ def build_reports(
     for namespace in sorted(by_namespace):
         found = sorted(by_namespace[namespace], key=lambda f: f.name)
         results = [service_result(f, now) for f in found]
-        reports.append(_report(kind, False, namespace, results))
+        reports += _reports(kind, False, namespace, results)
         cluster_results.append(namespace_result(found[0].namespace, found, now))
-    reports.append(_report(kind, True, None, cluster_results))
+    reports += _reports(kind, True, None, cluster_results)
     return reports
 
 

@@ -112,6 +112,12 @@ class ScanMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.report_write_failures = Counter(
+            "clusterip_guard_report_write_failures",
+            "Report writes (or prunes) that failed after their retries; the others were "
+            "written, and the next scan tries these again.",
+            registry=self.registry,
+        )
         standard_collectors(self.registry)
 
     def record(
