@@ -146,6 +146,42 @@ def test_without_service_cidrs_the_chart_renders_no_service_range_policy() -> No
     assert the("ValidatingAdmissionPolicy", newer, "clusterip-guard-service-range")
 
 
+def test_the_network_policy_admits_only_the_api_server_and_the_metrics_scraper(
+    kubectl: Kubectl,
+) -> None:
+    documents = render(
+        "networkPolicy.enabled=true", "networkPolicy.apiServer[0].ipBlock.cidr=10.0.0.0/24"
+    )
+    policy = the("NetworkPolicy", documents)
+    pods = the("Deployment", documents)["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pods.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    admitted = {
+        rule["ports"][0]["port"]: rule["from"] for rule in policy["spec"]["ingress"]
+    }  # fmt: skip
+    assert admitted == {
+        8443: [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
+        9090: [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "monitoring"}}}],
+    }  # fmt: skip
+    # A NetworkPolicy the API server takes as it is.
+    kubectl("create", "namespace", "netpol-check", check=False)
+    applied = kubectl("-n", "netpol-check", "apply", "--dry-run=server", "-f", "-",
+                      stdin=json.dumps(policy))  # fmt: skip
+    assert "created (server dry run)" in applied.stdout
+    assert not [d for d in render() if d["kind"] == "NetworkPolicy"]  # off unless asked
+
+
+def test_a_network_policy_that_would_shut_the_api_server_out_is_refused() -> None:
+    run = subprocess.run(
+        [str(helm()), "template", "x", str(CHART), "--set", "networkPolicy.enabled=true"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert "networkPolicy.apiServer: name where the API server connects from" in run.stderr
+
+
 def test_the_renewal_registers_what_the_install_registered() -> None:
     documents = render("defaultMode=audit")
     install = the("Job", documents, "clusterip-guard-bootstrap")

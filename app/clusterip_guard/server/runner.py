@@ -10,6 +10,7 @@ import signal
 import socket
 import ssl
 import threading
+from asyncio import sslproto
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -90,6 +91,14 @@ def bound_handshakes(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
     loop.create_server = with_handshake_timeout  # type: ignore[method-assign]
 
 
+def bound_tls_buffers(read_buffer_bytes: int) -> None:
+    """Each TLS connection asyncio makes allocates its read buffer when it is accepted, before
+    any handshake: 256 KiB by default (`SSLProtocol.max_size`), so a few thousand connections
+    that never say hello took 900 MiB. A TLS record holds at most 16 KiB of data, so a buffer
+    past that only saves read calls on large bodies; `serve` is the only user of this loop."""
+    sslproto.SSLProtocol.max_size = read_buffer_bytes
+
+
 def limits_of(settings: ServeSettings) -> ConnectionLimits:
     return ConnectionLimits(
         header_timeout_seconds=settings.header_timeout_seconds,
@@ -134,15 +143,17 @@ def serve_forever(
 
     limits = limits_of(settings)
 
-    def capped(listener: socket.socket, port: str) -> socket.socket:
-        count = ConnectionCount(
-            total=settings.max_connections, per_client=settings.max_connections_per_client
+    counts = {
+        port: ConnectionCount(
+            total=settings.max_connections,
+            per_client=settings.max_connections_per_client,
+            handshaking=settings.max_handshaking,
         )
-        return guard_accepts(listener, count, lambda: counted(port)("connections"))
-
-    webhook_socket = capped(webhook_socket, "webhook")
+        for port in ("webhook", "metrics")
+    }
+    webhook_socket = guard_accepts(webhook_socket, counts["webhook"], counted("webhook"))
     if health_socket is not None:
-        health_socket = capped(health_socket, "metrics")
+        health_socket = guard_accepts(health_socket, counts["metrics"], counted("metrics"))
     common = {
         "log_config": None,
         "server_header": False,
@@ -154,7 +165,7 @@ def serve_forever(
         health = CompanionServer(
             uvicorn.Config(
                 health_app,
-                http=guarded_protocol(limits, counted("metrics")),
+                http=guarded_protocol(limits, counted("metrics"), counts["metrics"].established),
                 access_log=False,
                 lifespan="off",
                 **common,  # type: ignore[arg-type]
@@ -167,7 +178,7 @@ def serve_forever(
             ssl_keyfile=str(settings.key_file),
             # Our own context, so a reloaded certificate reaches the next handshake.
             ssl_context_factory=lambda _config, _default: context,
-            http=guarded_protocol(limits, counted("webhook")),
+            http=guarded_protocol(limits, counted("webhook"), counts["webhook"].established),
             access_log=settings.access_log,
             # The API server calls us directly: no proxy's X-Forwarded-* headers to trust,
             # and one middleware less on every review.
@@ -186,6 +197,7 @@ def serve_forever(
 
     async def both() -> None:
         bound_handshakes(asyncio.get_running_loop(), settings.handshake_timeout_seconds)
+        bound_tls_buffers(settings.tls_read_buffer_bytes)
         servers = [the_webhook()]
         if health is not None and health_socket is not None:
             servers.append(health.serve(sockets=[health_socket]))

@@ -39,15 +39,23 @@ class ServeSettings:
     # is over in milliseconds, so this only bounds a stuck client.
     drain_timeout_seconds: int = 10
     # Open connections per port, and per client address: API servers hold a few each, so one
-    # client that opens thousands is cut off long before anyone else is.
-    max_connections: int = 4096
+    # client that opens thousands is cut off long before anyone else is. Sized for memory: an
+    # idle TLS connection costs about 43 KiB, one still in its handshake about 67 KiB, so a
+    # port full of them stays near 150 MiB, under the chart's 256 MiB limit
+    # (docs/security.md, "Hostile clients: the limits").
+    max_connections: int = 2048
     max_connections_per_client: int = 64
+    # Of them, still in their TLS handshake: the cheapest to open from many addresses.
+    max_handshaking: int = 256
     # From a connection's start (or a request's first byte) to the end of its headers: the
     # API server sends a head in microseconds, a slow or endless one is cut.
     header_timeout_seconds: float = 10.0
     # For a TLS handshake to finish: the API server needs milliseconds; a connection that never
     # says hello holds a few hundred KiB until then (asyncio's default is 60 s).
     handshake_timeout_seconds: float = 5.0
+    # asyncio's TLS read buffer, allocated per connection when it is accepted (256 KiB by
+    # default): a TLS record carries at most 16 KiB.
+    tls_read_buffer_bytes: int = 16 * 1024
     # An AdmissionReview's head is well under 1 KiB.
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
