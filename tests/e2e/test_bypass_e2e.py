@@ -469,3 +469,31 @@ def test_mutate_says_which_external_ips_it_dropped_and_which_it_kept(kubectl: Ku
     assert "removed 203.0.113.9 from spec.externalIPs (kept 10.1.2.3: inside " in created.stderr
     stored = json.loads(kubectl("-n", "ips-mutate", "get", "service", "mixed", "-o", "json").stdout)
     assert stored["spec"]["externalIPs"] == ["10.1.2.3"]
+
+
+def test_scan_judges_an_external_ip_inside_the_service_range_as_admission_does(
+    control_plane: ControlPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # Created before the namespace was governed; scan reads the cluster's ServiceCIDRs.
+    kubectl("create", "namespace", "range-scan")
+    hijack = service("old-hijack", "ClusterIP", externalIPs=["10.0.0.1"])
+    kubectl("-n", "range-scan", "create", "-f", "-", stdin=json.dumps(hijack))
+    allowed = service("old-allowed", "ClusterIP", externalIPs=["10.1.2.3"])
+    kubectl("-n", "range-scan", "create", "-f", "-", stdin=json.dumps(allowed))
+    kubectl("label", "namespace", "range-scan", "clusterip-guard.io/mode=audit")
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(POLICY)
+    run = subprocess.run(
+        [sys.executable, "-m", "clusterip_guard.cli.main", "scan", "-n", "range-scan",
+         "--policy-file", str(policy_file), "-o", "json"],
+        env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr  # a finding
+    found = {f["name"]: f for f in json.loads(run.stdout)}
+    assert found["old-hijack"]["result"] == "fail"
+    assert (
+        "external IP 10.0.0.1 is inside the Service range 10.0.0.0/16"
+        in (found["old-hijack"]["message"])
+    )
+    assert found["old-allowed"]["result"] == "pass"
