@@ -11,6 +11,7 @@ server's own prefix, once per policy rather than once per piece).
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +32,9 @@ from clusterip_guard.core.registration import never_judged_namespaces
 from clusterip_guard.policyfile import parse_policy
 from clusterip_guard.yamltext import dump_yaml_documents
 from localcluster import ControlPlane
+from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
+from tests.support.polling import until
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -456,3 +460,75 @@ def test_bootstrap_switches_between_the_engines_and_leaves_only_one(
     run("--uninstall")
     assert not ours("validatingadmissionpolicies")
     assert not ours("mutatingwebhookconfigurations")
+
+
+# --- sync: the policy's ConfigMap reaches the native objects by itself --------------------------
+
+
+def test_sync_follows_the_policy_configmap_in_place_and_ends_exemptions_by_date(
+    control_plane: ControlPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    name = "synced-guard"
+    today = datetime.datetime.now(datetime.UTC).date()
+    policy = {
+        "allowedExternalIPCIDRs": ["192.0.2.0/24"],
+        "exemptions": [
+            {"namespace": "*", "name": "ended-*", "reason": "over",
+             "expires": str(today - datetime.timedelta(days=1))},
+            {"namespace": "*", "name": "vendor-*", "reason": "until tomorrow",
+             "expires": str(today + datetime.timedelta(days=1))},
+        ],
+    }  # fmt: skip
+
+    def configmap(text: str) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": "policy", "namespace": "guard-sync"},
+                           "data": {"policy.yaml": text}})  # fmt: skip
+
+    kubectl("create", "namespace", "guard-sync")
+    kubectl("apply", "-f", "-", stdin=configmap(json.dumps(policy)))
+    kubectl("create", "namespace", "synced")
+    kubectl("label", "namespace", "synced", "clusterip-guard.io/mode=enforce")
+    log = tmp_path / "sync.log"
+    command = [sys.executable, "-m", "clusterip_guard.cli.main", "sync", "--name", name,
+               "--policy-configmap", "guard-sync/policy",
+               "--lease-namespace", "default"]  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)}
+    with log.open("w") as out:
+        syncing = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+
+    def verdict(service_name: str, *ips: str) -> bool:
+        """Whether a NodePort (or, with addresses, a ClusterIP with those external IPs) is
+        admitted; a server dry run, so nothing stays."""
+        spec: dict[str, Any] = {"ports": [{"port": 80}]}
+        spec.update({"externalIPs": list(ips)} if ips else {"type": "NodePort"})
+        manifest = {"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": service_name}, "spec": spec}  # fmt: skip
+        run = kubectl("-n", "synced", "create", "--dry-run=server", "-f", "-",
+                      stdin=json.dumps(manifest), check=False)  # fmt: skip
+        return run.returncode == 0
+
+    try:
+        assert until(lambda: not verdict("web"), timeout=60), log.read_text()
+        assert verdict("vendor-a")  # in force until tomorrow
+        assert not verdict("ended-a")  # ended yesterday: not rendered
+        assert verdict("ips", "192.0.2.9")
+        assert not verdict("ips", "198.51.100.5")
+        uid = kubectl("get", "validatingadmissionpolicy", f"{name}-exposure", "-o",
+                      "jsonpath={.metadata.uid}").stdout  # fmt: skip
+        # A change of the ConfigMap reaches admission within seconds, in place.
+        policy["allowedExternalIPCIDRs"] = ["192.0.2.0/24", "198.51.100.0/24"]
+        kubectl("apply", "-f", "-", stdin=configmap(json.dumps(policy)))
+        assert until(lambda: verdict("ips", "198.51.100.5"), timeout=30), log.read_text()
+        assert kubectl("get", "validatingadmissionpolicy", f"{name}-exposure", "-o",
+                       "jsonpath={.metadata.uid}").stdout == uid  # fmt: skip
+        # A broken policy is never applied: the last good rendering stays in force.
+        kubectl("apply", "-f", "-", stdin=configmap("allowedExternalIPCIDRs: banana\n"))
+        assert until(lambda: "policy not applied" in log.read_text(), timeout=30)
+        assert verdict("ips", "198.51.100.5")
+        assert not verdict("web")
+        assert syncing.poll() is None
+    finally:
+        syncing.terminate()
+        syncing.wait(timeout=10)
+        clusterip_guard(control_plane.kubeconfig, "bootstrap", "--name", name, "--uninstall")

@@ -4,6 +4,7 @@ tests/e2e/test_native_e2e.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from fnmatch import fnmatchcase
 
@@ -48,3 +49,23 @@ def test_every_entry_of_the_table_is_bound(default_mode: str) -> None:
     # Scope lives in each binding (Kyverno once lost it converting a policy).
     assert all(b["spec"]["matchResources"]["namespaceSelector"] for b in [*mutating, *exposure])
     assert not [o for o in objects if "Webhook" in o["kind"]]
+
+
+def test_a_rendering_is_due_again_the_day_after_an_exemption_ends() -> None:
+    import datetime
+
+    from clusterip_guard.core.native import next_rendering
+
+    policy = parse_policy(
+        "exemptions: [{namespace: a, name: b, reason: c, expires: 2027-01-31},"
+        " {namespace: a, name: d, reason: c, expires: 2027-03-01},"
+        " {namespace: a, name: e, reason: c}]"
+    )
+    assert next_rendering(policy, datetime.date(2027, 1, 1)) == datetime.date(2027, 2, 1)
+    assert next_rendering(policy, datetime.date(2027, 1, 31)) == datetime.date(2027, 2, 1)
+    assert next_rendering(policy, datetime.date(2027, 2, 1)) == datetime.date(2027, 3, 2)
+    assert next_rendering(policy, datetime.date(2027, 3, 2)) is None
+    # Rendered on a day, only the exemptions in force that day are compiled in.
+    rendered = json.dumps(native_objects(policy, name="n", today=datetime.date(2027, 2, 1)))
+    assert "(?s:b)" not in rendered
+    assert "(?s:d)" in rendered

@@ -19,7 +19,7 @@ from typing import NoReturn, TextIO
 
 from clusterip_guard import __version__
 from clusterip_guard.certs.issuing import CertificateError
-from clusterip_guard.cli import bootstrap, check, render, scan, serve
+from clusterip_guard.cli import bootstrap, check, render, scan, serve, sync
 from clusterip_guard.cli.options import UsageError
 from clusterip_guard.cluster.errors import ClusterError, ClusterRefused, ClusterUnreachable
 from clusterip_guard.cluster.settings import RecordError
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     bootstrap.add_parser(commands)
     scan.add_parser(commands)
     render.add_parser(commands)
+    sync.add_parser(commands)
     return parser
 
 

@@ -52,6 +52,7 @@ from clusterip_guard.core.native import (
     NativeUnsupported,
     native_objects,
 )
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
@@ -325,21 +326,28 @@ def serves_native_policies(api: client.ApiClient) -> str | None:
 
 
 def native_registrations(
-    api: client.ApiClient, settings: BootstrapSettings, report: RunLog
+    api: client.ApiClient,
+    settings: BootstrapSettings,
+    report: RunLog,
+    *,
+    policy: PolicySettings | None = None,
+    today: datetime.date | None = None,
 ) -> list[Manifest]:
     """What `--engine native` registers: the policy compiled (docs/design.md, "Engines"),
-    the Service-range policy only where ServiceCIDR is served."""
+    the Service-range policy only where ServiceCIDR is served. `policy`: given (the sync
+    component's), else read from `settings.policy_file`; `today`: see native_objects."""
     missing = serves_native_policies(api)
     if missing is not None:
         raise ApiMissing(missing)
     try:
         objects = native_objects(
-            read_policy_file(settings.policy_file),
+            policy if policy is not None else read_policy_file(settings.policy_file),
             name=settings.configuration_name,
             default_mode=settings.default_mode,
             never_judged=never_judged_namespaces(
                 None if settings.url_mode else settings.namespace, settings.excluded_namespaces
             ),
+            today=today,
         )
     except NativeUnsupported as error:
         where = f"policy file {settings.policy_file}" if settings.policy_file else "policy"
@@ -352,13 +360,20 @@ def native_registrations(
 
 
 def bootstrap_native(
-    api: client.ApiClient, settings: BootstrapSettings, *, dry_run: bool = False
+    api: client.ApiClient,
+    settings: BootstrapSettings,
+    *,
+    dry_run: bool = False,
+    policy: PolicySettings | None = None,
+    today: datetime.date | None = None,
 ) -> RunLog:
     """Register the native engine's policies, then remove the webhook engine's objects (and
     anything else of ours the new registration does not hold): no moment without a guard.
-    Certificates are left as they are (the native engine uses none)."""
+    Certificates are left as they are (the native engine uses none). An object that already
+    says the same is not written."""
     report = RunLog()
-    objects = with_record(native_registrations(api, settings, report), record_of(settings))
+    registered = native_registrations(api, settings, report, policy=policy, today=today)
+    objects = with_record(registered, record_of(settings))
     if dry_run:
         report.objects = objects
         return report

@@ -34,7 +34,7 @@ RENEW_DEADLINE_SECONDS = 10
 RETRY_PERIOD_SECONDS = 2
 
 
-def _watch_forever(
+def watch_forever(
     list_call: Callable[..., Any], what: str, changed: threading.Event, stop: threading.Event
 ) -> None:
     """Set `changed` on every change of `what`, from now on, until `stop`."""
@@ -77,7 +77,7 @@ def keep_current(
         (core.list_namespace, "namespaces"),
     ):
         threading.Thread(
-            target=_watch_forever, args=(list_call, what, changed, stop), daemon=True,
+            target=watch_forever, args=(list_call, what, changed, stop), daemon=True,
             name=f"watch-{what}",
         ).start()  # fmt: skip
     while not stop.is_set():

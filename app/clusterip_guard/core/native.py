@@ -16,6 +16,7 @@ difference. Pure: plain dicts out.
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import json
 from collections.abc import Collection, Iterable
@@ -418,15 +419,20 @@ def _glob_regex(glob: str) -> str:
     return "^" + fnmatch.translate(glob).replace("(?>", "(?:").replace("\\Z", "\\z")
 
 
-def _exempt(policy: PolicySettings) -> str:
+def _exempt(policy: PolicySettings, today: datetime.date | None) -> str:
+    """The exemptions in force, as one CEL condition. CEL has no clock: with `today` (the sync
+    component, which renders again when one ends), only those in force today; without it, an
+    exemption that ends is refused."""
     terms = []
     for index, exemption in enumerate(policy.exemptions):
-        if exemption.expires is not None:
+        if exemption.expires is not None and today is None:
             raise NativeUnsupported(
-                f"exemptions[{index}].expires: the native engine cannot end an exemption by "
-                "itself (CEL has no clock, and the component that re-renders at expiry is not "
-                "built yet): drop expires, or use the webhook engine"
+                f"exemptions[{index}].expires: a rendering cannot end an exemption by itself "
+                "(CEL has no clock): run `clusterip-guard sync`, which renders again when it "
+                "ends, drop expires, or use the webhook engine"
             )
+        if exemption.expires is not None and today is not None and today > exemption.expires:
+            continue  # ended
         terms.append(
             f"(namespaceObject.metadata.name.matches({_text(_glob_regex(exemption.namespace))})"
             f" && variables.name.matches({_text(_glob_regex(exemption.name))}))"
@@ -442,7 +448,9 @@ def _mode_of_namespace(default_mode: Mode) -> str:
     )
 
 
-def judging_variables(policy: PolicySettings, *, default_mode: Mode) -> list[dict[str, str]]:
+def judging_variables(
+    policy: PolicySettings, *, default_mode: Mode, today: datetime.date | None = None
+) -> list[dict[str, str]]:
     """The variables that decide, shared by the validating and the mutating policy:
     `judged` holds the pieces a write is refused (or converted) for, empty when it passes."""
     keeps_existing = (
@@ -477,7 +485,7 @@ def judging_variables(policy: PolicySettings, *, default_mode: Mode) -> list[dic
         {
             "name": "judged",
             "expression": (
-                f"size(variables.reported) == 0 || ({_exempt(policy)}) ? [] : "
+                f"size(variables.reported) == 0 || ({_exempt(policy, today)}) ? [] : "
                 "oldObject == null ? variables.reported : "
                 f"size(variables.added) > 0 ? variables.added : "
                 f"({keeps_existing}) ? [] : variables.reported"
@@ -506,7 +514,13 @@ def _denial() -> str:
     )
 
 
-def exposure_policy(policy: PolicySettings, *, name: str, default_mode: Mode) -> Manifest:
+def exposure_policy(
+    policy: PolicySettings,
+    *,
+    name: str,
+    default_mode: Mode,
+    today: datetime.date | None = None,
+) -> Manifest:
     """The ValidatingAdmissionPolicy that judges as the validating entries do: bound with Deny
     for enforce, the mutate backstop and a label that is not a mode, Warn and Audit for audit."""
     body: Manifest = {
@@ -523,7 +537,7 @@ def exposure_policy(policy: PolicySettings, *, name: str, default_mode: Mode) ->
                     }
                 ]
             },
-            "variables": judging_variables(policy, default_mode=default_mode),
+            "variables": judging_variables(policy, default_mode=default_mode, today=today),
             "validations": [
                 {
                     "expression": "size(variables.judged) == 0",
@@ -612,12 +626,18 @@ def _internal_conversion(policy: PolicySettings) -> str:
     )
 
 
-def conversion_policy(policy: PolicySettings, *, name: str, default_mode: Mode) -> Manifest:
+def conversion_policy(
+    policy: PolicySettings,
+    *,
+    name: str,
+    default_mode: Mode,
+    today: datetime.date | None = None,
+) -> Manifest:
     """The MutatingAdmissionPolicy that converts as the mutating entries do: only what the
     validating policy would refuse (the same `judged`), the whole Service at once."""
     cidrs = _texts(str(network) for network in policy.allowed_external_ip_cidrs)
     variables = [
-        *judging_variables(policy, default_mode=default_mode),
+        *judging_variables(policy, default_mode=default_mode, today=today),
         {
             "name": "allowedIPs",
             "expression": (
@@ -691,16 +711,18 @@ def native_objects(
     name: str,
     default_mode: Mode = "off",
     never_judged: Collection[str] = (),
+    today: datetime.date | None = None,
 ) -> list[Manifest]:
-    """Everything the native engine registers for this policy."""
+    """Everything the native engine registers for this policy; with `today`, the exemptions
+    in force that day (see `_exempt`)."""
     entries = registered_entries(default_mode)
     exposure = name + EXPOSURE_SUFFIX
     service_range = name + "-service-range"
     conversion = name + CONVERSION_SUFFIX
     objects: list[Manifest] = [
-        conversion_policy(policy, name=conversion, default_mode=default_mode),
+        conversion_policy(policy, name=conversion, default_mode=default_mode, today=today),
         *mutating_bindings(conversion, entries, never_judged=never_judged),
-        exposure_policy(policy, name=exposure, default_mode=default_mode),
+        exposure_policy(policy, name=exposure, default_mode=default_mode, today=today),
         *entry_bindings(exposure, entries, never_judged=never_judged),
         *mode_label_policy(default_mode=default_mode, name=name + "-mode-label"),
         *unknown_mode_warning(name=name + "-unknown-mode"),
@@ -713,3 +735,10 @@ def native_objects(
         ),
     ]
     return objects
+
+
+def next_rendering(policy: PolicySettings, today: datetime.date) -> datetime.date | None:
+    """The first day on which a rendering made `today` is out of date: the day after the
+    soonest last day of an exemption still in force (None: no exemption ends)."""
+    ends = [e.expires for e in policy.exemptions if e.expires is not None and e.expires >= today]
+    return min(ends) + datetime.timedelta(days=1) if ends else None
