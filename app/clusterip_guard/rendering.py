@@ -19,6 +19,7 @@ from typing import Any
 
 from clusterip_guard.core.admission import ADMISSION_ENTRIES, AdmissionEntry
 from clusterip_guard.core.names import NAMESPACE_NAME_LABEL, NEVER_JUDGED_NAMESPACES
+from clusterip_guard.core.native import CONVERSION_SUFFIX, EXPOSURE_SUFFIX
 from clusterip_guard.core.registration import (
     MODE_STRENGTH,
     binding_name,
@@ -64,7 +65,9 @@ _HEADER = (
     "# and core/registration.py, the table and builders the bootstrap registers with: edit\n"
     "# those, not this file.\n"
 )
-_CERT_MANAGER_ONLY = '{{- if eq .Values.certificates.mode "certManager" }}\n'
+_CERT_MANAGER_ONLY = (
+    '{{- if and (eq .Values.engine "webhook") (eq .Values.certificates.mode "certManager") }}\n'
+)
 
 
 def _metadata(kind: str, suffix: str = "", cert_manager: bool = False) -> str:
@@ -186,19 +189,31 @@ def _service_range_policy() -> str:
     return text
 
 
-def admission_policy_suffixes() -> list[str]:
-    """The name suffixes of every policy and binding the chart's bootstrap may write or
-    delete (its RBAC names each)."""
-    return [
+def admission_policy_suffixes(*, native: bool = False) -> list[str]:
+    """The name suffixes of every policy and binding the chart's bootstrap (or, `native`, its
+    sync component) may write or delete: its RBAC names each."""
+    per_entry = [_SERVICE_RANGE_SUFFIX, *([EXPOSURE_SUFFIX] if native else [])]
+    suffixes = [
         "-mode-label",
         "-unknown-mode",
-        _SERVICE_RANGE_SUFFIX,
+        *per_entry,
         *(
-            binding_name(_SERVICE_RANGE_SUFFIX, entry)
+            binding_name(policy, entry)
+            for policy in per_entry
             for entry in ADMISSION_ENTRIES
             if entry.configuration == "validating"
         ),
     ]
+    if native:
+        suffixes += [
+            CONVERSION_SUFFIX,
+            *(
+                binding_name(CONVERSION_SUFFIX, entry)
+                for entry in ADMISSION_ENTRIES
+                if entry.configuration == "mutating"
+            ),
+        ]
+    return suffixes
 
 
 def _never_judged_helpers() -> str:
@@ -219,6 +234,12 @@ def _never_judged_helpers() -> str:
         + '{{- define "clusterip-guard.admissionPolicySuffixes" -}}'
         + "["
         + ", ".join(f'"{suffix}"' for suffix in admission_policy_suffixes())
+        + "]"
+        + "{{- end -}}\n\n"
+        + "{{/* ... and of the native engine's, which its sync component writes. */}}\n"
+        + '{{- define "clusterip-guard.nativePolicySuffixes" -}}'
+        + "["
+        + ", ".join(f'"{suffix}"' for suffix in admission_policy_suffixes(native=True))
         + "]"
         + "{{- end -}}\n"
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from clusterip_guard.cli.main import build_parser
 from clusterip_guard.cluster.bootstrap import registrations_for
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.registration import ServiceTarget, webhook_configurations
+from clusterip_guard.core.types import MODES
 from clusterip_guard.policyfile import POLICY_KEYS, parse_policy, policy_from_mapping
 from localcluster import ControlPlane
 from tests.support.chart import CHART, SERVES_SERVICE_CIDRS, Manifest, render, the
@@ -180,6 +183,93 @@ def test_a_network_policy_that_would_shut_the_api_server_out_is_refused() -> Non
     )  # fmt: skip
     assert run.returncode != 0
     assert "networkPolicy.apiServer: name where the API server connects from" in run.stderr
+
+
+SERVES_NATIVE = ("admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",)
+
+
+def native_chart(*values: str, namespace: str = "clusterip-guard") -> list[Manifest]:
+    return render("engine=native", *values, namespace=namespace, api_versions=SERVES_NATIVE)
+
+
+def test_the_native_engine_runs_no_admission_server_and_a_sync_component() -> None:
+    from clusterip_guard.core.native import native_objects
+
+    documents = native_chart("defaultMode=enforce", "webhook.excludedNamespaces={ingress}")
+    kinds = {d["kind"] for d in documents}
+    assert not kinds & {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+                        "Service", "Job", "CronJob", "PodDisruptionBudget"}  # fmt: skip
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    assert deployment["metadata"]["name"] == "clusterip-guard-sync"
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == "sync"
+    assert parsed.policy_configmap == "clusterip-guard/clusterip-guard-policy"
+    assert (parsed.default_mode, parsed.exclude_namespace) == ("enforce", ["ingress"])
+    # Its rights name every object the native engine registers, for every default mode.
+    role = the("ClusterRole", documents, "clusterip-guard-sync-clusterip-guard")
+    named = {n for rule in role["rules"] for n in rule.get("resourceNames", [])}
+    for mode in MODES:
+        registered = native_objects(policy_from_mapping({}), name="clusterip-guard",
+                                    default_mode=mode)  # fmt: skip
+        assert {o["metadata"]["name"] for o in registered} <= named
+
+
+def test_the_native_engine_is_refused_where_the_api_server_lacks_it() -> None:
+    run = subprocess.run(
+        [str(helm()), "template", "x", str(CHART), "--set", "engine=native"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode != 0
+    assert (
+        "engine native: this API server does not serve admissionregistration.k8s.io/v1 "
+        "MutatingAdmissionPolicy (Kubernetes 1.36 has it)"
+    ) in run.stderr
+
+
+def test_the_sync_component_needs_no_more_than_its_rights(
+    kubectl: Kubectl, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    namespace = "native-chart"
+    documents = native_chart(namespace=namespace)
+    kubectl("create", "namespace", namespace)
+    for document in documents:
+        if document["kind"] != "Deployment":
+            kubectl("apply", "-f", "-", stdin=json.dumps(document))
+    token = kubectl("-n", namespace, "create", "token", "clusterip-guard-sync").stdout.strip()
+    admin = yaml.safe_load(control_plane.kubeconfig.read_text())
+    config = {
+        **admin,
+        "users": [{"name": "sync", "user": {"token": token}}],
+        "contexts": [{"name": "sync", "context": {
+            "cluster": admin["clusters"][0]["name"], "user": "sync"}}],
+        "current-context": "sync",
+    }  # fmt: skip
+    kubeconfig = tmp_path / "sync-kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    deployment = the("Deployment", documents)
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    run = subprocess.run(
+        [sys.executable, "-m", "clusterip_guard.cli.main", *args, "--once"],
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    try:
+        assert run.returncode == 0, run.stderr
+        assert (
+            kubectl("get", "mutatingadmissionpolicy", "clusterip-guard-conversion").returncode == 0
+        )
+        assert (
+            kubectl("get", "validatingadmissionpolicy", "clusterip-guard-exposure").returncode == 0
+        )
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", "--name",
+             "clusterip-guard", "--uninstall", "--keep-certificates", "--url",
+             "https://127.0.0.1:1", "--cert-dir", str(tmp_path)],
+            env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
 
 
 def test_the_renewal_registers_what_the_install_registered() -> None:

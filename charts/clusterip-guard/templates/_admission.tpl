@@ -10,3 +10,6 @@
 
 {{/* The name suffixes of the policies and bindings the bootstrap writes. */}}
 {{- define "clusterip-guard.admissionPolicySuffixes" -}}["-mode-label", "-unknown-mode", "-service-range", "-service-range-enforce", "-service-range-mutate-backstop", "-service-range-unknown-mode", "-service-range-audit", "-service-range-mutate-backstop-default", "-service-range-enforce-default", "-service-range-audit-default"]{{- end -}}
+
+{{/* ... and of the native engine's, which its sync component writes. */}}
+{{- define "clusterip-guard.nativePolicySuffixes" -}}["-mode-label", "-unknown-mode", "-service-range", "-exposure", "-service-range-enforce", "-service-range-mutate-backstop", "-service-range-unknown-mode", "-service-range-audit", "-service-range-mutate-backstop-default", "-service-range-enforce-default", "-service-range-audit-default", "-exposure-enforce", "-exposure-mutate-backstop", "-exposure-unknown-mode", "-exposure-audit", "-exposure-mutate-backstop-default", "-exposure-enforce-default", "-exposure-audit-default", "-conversion", "-conversion-mutate", "-conversion-mutate-default"]{{- end -}}
