@@ -9,6 +9,8 @@ as the enforce entry is) shows what any webhook costs. Beside the client's laten
 server's own mean time per webhook call (apiserver_admission_webhook_admission_duration_seconds)
 is recorded for each run. Setups are interleaved (their order rotates every round) so that
 drift hits all alike; each figure is the median of the rounds, with the spread.
+The native engine (the default policy compiled by `render --engine native`) runs beside them
+in namespaces selected by a label of its own, and is compared with the hand-written baselines.
 Usage: python benchmarks/apiserver_admission.py [--rounds 3 --requests 300]
 """
 
@@ -31,6 +33,8 @@ sys.path[:0] = [str(ROOT / "hack"), str(ROOT / "hack" / "controlplane")]
 
 from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
 from benchmarks.review_throughput import Floor, build  # noqa: E402
+from clusterip_guard.core.native import native_objects  # noqa: E402
+from clusterip_guard.core.policy import PolicySettings  # noqa: E402
 from localcluster import ControlPlane, start  # noqa: E402
 from tests.support.cli import clusterip_guard  # noqa: E402
 from tests.support.kubectl import Kubectl  # noqa: E402
@@ -38,6 +42,7 @@ from tests.support.webhook_process import CertificateFiles, WebhookProcess, free
 
 MODE = "clusterip-guard.io/mode"
 BASELINE_MODE = "clusterip-guard-baseline.io/mode"
+NATIVE_MODE = "clusterip-guard-native.io/mode"
 FLOOR_LABEL = "bench.clusterip-guard.io/floor"
 # setup -> (namespace label, its in-process counterpart)
 SETUPS: dict[str, tuple[str | None, str | None]] = {
@@ -50,6 +55,10 @@ SETUPS: dict[str, tuple[str | None, str | None]] = {
     "enforce": (f"{MODE}=enforce", "VAP"),
     "mutate": (f"{MODE}=mutate", "MAP"),
     "audit": (f"{MODE}=audit", None),
+    # The native engine: the same policy compiled into admission policies (`render --engine
+    # native`), selecting namespaces by a label of its own so that it runs beside the webhook.
+    "native enforce": (f"{NATIVE_MODE}=enforce", "VAP"),
+    "native mutate": (f"{NATIVE_MODE}=mutate", "MAP"),
 }
 SERVICES = {"exposed": "NodePort", "compliant": "ClusterIP"}
 RESULTS = ROOT / ".dev" / "bench" / "apiserver.json"
@@ -94,6 +103,13 @@ def register_floor(kubectl: Kubectl, url: str) -> None:
     kubectl("apply", "-f", "-", stdin=json.dumps(configuration))
 
 
+def native_engine() -> str:
+    """The native engine's objects for the default policy, selecting by NATIVE_MODE."""
+    rendered = json.dumps(native_objects(PolicySettings(), name="bench-native"))
+    documents = json.loads(rendered.replace(MODE, NATIVE_MODE))
+    return "\n".join(json.dumps(document) for document in documents)
+
+
 def wait_until_policies_act(kubectl: Kubectl) -> None:
     """The in-process policies and the webhook configurations take effect a moment after
     they are created."""
@@ -109,10 +125,18 @@ def wait_until_policies_act(kubectl: Kubectl) -> None:
                           "-f", "-", stdin=manifest, check=False)  # fmt: skip
         floored = kubectl("-n", namespace_of("webhook floor"), "create", "--dry-run=server",
                           "-f", "-", stdin=manifest, check=False)  # fmt: skip
+        native_denied = kubectl("-n", namespace_of("native enforce"), "create",
+                                "--dry-run=server", "-f", "-", stdin=manifest,
+                                check=False)  # fmt: skip
+        native_mutated = kubectl("-n", namespace_of("native mutate"), "create",
+                                 "--dry-run=server", "-o", "json", "-f", "-", stdin=manifest,
+                                 check=False)  # fmt: skip
         if (
             denied.returncode != 0
             and '"type": "ClusterIP"' in mutated.stdout
             and "denied by the floor" in floored.stderr
+            and native_denied.returncode != 0
+            and '"type": "ClusterIP"' in native_mutated.stdout
         ):
             return
         time.sleep(0.5)
@@ -136,6 +160,7 @@ def main() -> int:
             client = Client(client_binary, cluster)
             for policy in sorted((ROOT / "tests" / "data").glob("*admission-policy.yaml")):
                 kubectl("apply", "-f", str(policy))
+            kubectl("apply", "-f", "-", stdin=native_engine())
             files = CertificateFiles(folder / "certs")
             port = free_port()
             registered = clusterip_guard(
