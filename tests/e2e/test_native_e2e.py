@@ -31,7 +31,7 @@ from clusterip_guard.core.native import native_objects
 from clusterip_guard.core.registration import never_judged_namespaces
 from clusterip_guard.policyfile import parse_policy
 from clusterip_guard.yamltext import dump_yaml_documents
-from localcluster import ControlPlane
+from localcluster import ControlPlane, start
 from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
 from tests.support.polling import until
@@ -532,3 +532,34 @@ def test_sync_follows_the_policy_configmap_in_place_and_ends_exemptions_by_date(
         syncing.terminate()
         syncing.wait(timeout=10)
         clusterip_guard(control_plane.kubeconfig, "bootstrap", "--name", name, "--uninstall")
+
+
+# --- an older API server ------------------------------------------------------------------------
+
+# Kubernetes 1.35 and older: no MutatingAdmissionPolicy as v1. (ServiceCIDR cannot be turned
+# off the same way: the API server's own ClusterIP allocator needs it since 1.33.)
+OLDER = (
+    "--runtime-config=admissionregistration.k8s.io/v1/mutatingadmissionpolicies=false,"
+    "admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings=false",
+    # Its admission plugin waits for the API it reads, so it goes too, as on an older server.
+    "--disable-admission-plugins=MutatingAdmissionPolicy",
+)
+
+
+def test_an_api_server_without_the_apis_is_refused_in_one_line_and_render_works_anyway(
+    tmp_path: Path,
+) -> None:
+    with start(tmp_path / "older", audit_log=False, extra_flags=OLDER) as older:
+        native = clusterip_guard(older.kubeconfig, "bootstrap", "--engine", "native")
+        assert native.returncode == 2, native.stderr
+        assert native.stderr.strip() == (
+            "clusterip-guard: this API server does not serve admissionregistration.k8s.io/v1 "
+            "mutatingadmissionpolicies (Kubernetes 1.36 has it), which the native engine "
+            "needs; use --engine webhook"
+        )
+        kubectl = Kubectl(older.kubeconfig)
+        assert not kubectl("get", "validatingadmissionpolicies", "-o", "name").stdout
+    # Rendering needs no cluster at all.
+    rendered = clusterip_guard(None, "render", "--engine", "native")
+    assert rendered.returncode == 0, rendered.stderr
+    assert "kind: MutatingAdmissionPolicy" in rendered.stdout

@@ -156,13 +156,15 @@ def start(
     audit_log: bool = True,
     webhook_client: tuple[Path, Path] | None = None,
     timeout: float = READY_TIMEOUT_SECONDS,
+    extra_flags: tuple[str, ...] = (),
 ) -> ControlPlane:
     """Start etcd and kube-apiserver on free loopback ports; ready when this returns.
 
     Ready means /readyz answers ok and the `default` namespace exists. On any failure, or an
     interrupt, what was already started is stopped before the error propagates.
     `webhook_client` (certificate, key): the API server presents it to every admission
-    webhook, by an AdmissionConfiguration.
+    webhook, by an AdmissionConfiguration. `extra_flags`: kube-apiserver's, after ours (an
+    older API server's missing APIs, by --runtime-config).
     """
     assets = assets or assets_dir()
     for binary in ("etcd", "kube-apiserver"):
@@ -201,6 +203,7 @@ def start(
         if webhook_client is not None:
             configuration = admission_configuration(workdir, *webhook_client)
             flags.append(f"--admission-control-config-file={configuration}")
+        flags += extra_flags
         api_log = workdir / "kube-apiserver.log"
         apiserver = spawn([str(assets / "kube-apiserver"), *flags], api_log)
         cluster.processes.append(apiserver)
