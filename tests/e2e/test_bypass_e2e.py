@@ -23,6 +23,7 @@ import pytest
 
 from localcluster import ControlPlane, user_kubeconfig
 from tests.support.kubectl import Kubectl
+from tests.support.polling import until
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -45,10 +46,11 @@ allowedExternalIPCIDRs: [10.0.0.0/8]
 """
 
 
-def run_bootstrap(cluster: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+def run_bootstrap(
+    cluster: ControlPlane, *args: str, name: str = CONFIGURATION
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", "--name", CONFIGURATION,
-         *args],
+        [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", "--name", name, *args],
         env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -85,46 +87,93 @@ LEGACY = [
 @dataclass(frozen=True)
 class Tenant:
     kubeconfig: Path
-    registration: tuple[str, ...]  # the bootstrap's arguments that registered the webhook
+    registration: tuple[str, ...]  # the bootstrap's arguments that registered the engine
+    engine: str = "webhook"
+    namespace: str = NAMESPACE
+    configuration: str = CONFIGURATION
 
     def kubectl(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["kubectl", f"--kubeconfig={self.kubeconfig}", "-n", NAMESPACE, *args],
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", "-n", self.namespace, *args],
             input=stdin, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
 
+    def bootstrap(self, cluster: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_bootstrap(cluster, *self.registration, *args, name=self.configuration)
 
-@pytest.fixture(scope="module")
+    def named(self, name: str) -> str:
+        """A namespace of this engine's own: the two engines' runs share the control plane."""
+        return f"{name}-{self.engine}"
+
+    @property
+    def denied_by(self) -> str:
+        """How the API server names what refused an enforce namespace's write."""
+        if self.engine == "webhook":
+            return 'admission webhook "enforce.clusterip-guard.io" denied the request'
+        return (
+            f"ValidatingAdmissionPolicy '{self.configuration}-exposure' with binding "
+            f"'{self.configuration}-exposure-enforce' denied request"
+        )
+
+
+def wait_until_guarded(kubectl: Kubectl, namespace: str) -> None:
+    """A new registration, policy or label reaches admission a moment later."""
+    probe = json.dumps(service("probe", "NodePort"))
+
+    def guarded() -> bool:
+        run = kubectl("-n", namespace, "create", "--dry-run=server", "-f", "-", stdin=probe,
+                      check=False)  # fmt: skip
+        return run.returncode != 0
+
+    assert until(guarded, timeout=60), f"{namespace} was never guarded"
+
+
+@pytest.fixture(scope="module", params=["webhook", "native"])
 def tenant(
-    control_plane: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    kubectl: Kubectl,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Tenant]:
+    """The same tenant, the same legacy Services, under each engine in turn."""
+    engine: str = request.param
     files = CertificateFiles(tmp_path_factory.mktemp("bypass-certs"))
     policy_file = files.folder / "policy.yaml"
     policy_file.parent.mkdir(parents=True, exist_ok=True)
     policy_file.write_text(POLICY)
     port = free_port()
-    registration = ("--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
-                    "--ip", "127.0.0.1")  # fmt: skip
-    registered = run_bootstrap(control_plane, *registration)
+    webhook = None
+    if engine == "webhook":
+        registration: tuple[str, ...] = ("--url", f"https://127.0.0.1:{port}", "--cert-dir",
+                                         str(files.folder), "--ip", "127.0.0.1")  # fmt: skip
+        configuration, namespace = CONFIGURATION, NAMESPACE
+    else:
+        registration = ("--engine", "native", "--policy-file", str(policy_file))
+        configuration, namespace = f"{CONFIGURATION}-native", "tenant-n"
+    registered = run_bootstrap(control_plane, *registration, name=configuration)
     assert registered.returncode == 0, registered.stderr
-    webhook = WebhookProcess(files, port=port, policy_file=policy_file).start()
-    kubectl("create", "namespace", NAMESPACE)
+    if engine == "webhook":
+        webhook = WebhookProcess(files, port=port, policy_file=policy_file).start()
+    kubectl("create", "namespace", namespace)
     for manifest in LEGACY:
-        kubectl("-n", NAMESPACE, "create", "-f", "-", stdin=json.dumps(manifest))
-    kubectl("label", "namespace", NAMESPACE, "clusterip-guard.io/mode=enforce")
+        kubectl("-n", namespace, "create", "-f", "-", stdin=json.dumps(manifest))
+    kubectl("label", "namespace", namespace, "clusterip-guard.io/mode=enforce")
     # A namespace editor for Services, and nothing else.
-    kubectl("-n", NAMESPACE, "create", "role", "service-editor", "--verb=*",
+    kubectl("-n", namespace, "create", "role", "service-editor", "--verb=*",
             "--resource=services")  # fmt: skip
-    kubectl("-n", NAMESPACE, "create", "rolebinding", "service-editor", "--role=service-editor",
+    kubectl("-n", namespace, "create", "rolebinding", "service-editor", "--role=service-editor",
             f"--user={TENANT}")  # fmt: skip
     # ... who also holds services/status, as operators and load-balancer controllers do.
-    kubectl("-n", NAMESPACE, "create", "role", "service-status", "--verb=get,patch,update",
+    kubectl("-n", namespace, "create", "role", "service-status", "--verb=get,patch,update",
             "--resource=services/status")  # fmt: skip
-    kubectl("-n", NAMESPACE, "create", "rolebinding", "service-status", "--role=service-status",
+    kubectl("-n", namespace, "create", "rolebinding", "service-status", "--role=service-status",
             f"--user={TENANT}")  # fmt: skip
-    yield Tenant(user_kubeconfig(control_plane, TENANT), registration)
-    webhook.stop()
-    run_bootstrap(control_plane, "--url", f"https://127.0.0.1:{port}", "--uninstall")
+    wait_until_guarded(kubectl, namespace)
+    yield Tenant(user_kubeconfig(control_plane, TENANT), registration, engine, namespace,
+                 configuration)  # fmt: skip
+    if webhook is not None:
+        webhook.stop()
+    run_bootstrap(control_plane, *registration, "--uninstall", name=configuration)
 
 
 def live(tenant: Tenant, name: str) -> dict[str, Any]:
@@ -207,7 +256,7 @@ def test_a_tenant_cannot_add_exposure_by_patching(
 ) -> None:
     attempt = tenant.kubectl(*arguments)
     assert attempt.returncode != 0, f"got through: {attempt.stdout}"
-    assert 'admission webhook "enforce.clusterip-guard.io" denied the request' in attempt.stderr
+    assert tenant.denied_by in attempt.stderr
     assert names in attempt.stderr
 
 
@@ -292,7 +341,10 @@ def test_harmless_changes_to_legacy_services_still_go_through_with_a_warning(
 ) -> None:
     changed = tenant.kubectl(*arguments)
     assert changed.returncode == 0, changed.stderr
-    assert "existing exposure kept (allowExistingViolations)" in changed.stderr
+    warned = "existing exposure kept (allowExistingViolations)" in changed.stderr
+    # An admission policy that passes says nothing: only the webhook warns (docs/design.md,
+    # "Engines", what the platform says differently).
+    assert warned is (tenant.engine == "webhook"), changed.stderr
 
 
 # --- side doors: services/status ---------------------------------------------------------------
@@ -315,9 +367,10 @@ def test_a_status_writer_cannot_turn_an_internal_load_balancer_internet_facing(
     }}}  # fmt: skip
     run = status_patch(tenant, "internal-lb", public)
     assert run.returncode != 0, run.stdout
-    assert "Service tenant-a/internal-lb (written through services/status) would be reachable" in (
-        run.stderr
-    )
+    assert (
+        f"Service {tenant.namespace}/internal-lb (written through services/status) would be "
+        "reachable"
+    ) in run.stderr
     annotations = live(tenant, "internal-lb")["metadata"]["annotations"]
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
 
@@ -340,7 +393,8 @@ def test_a_load_balancer_controller_may_still_write_the_status_of_a_legacy_balan
         tenant, "legacy-lb", {"status": {"loadBalancer": {"ingress": [{"ip": "10.1.2.3"}]}}}
     )
     assert run.returncode == 0, run.stderr
-    assert "existing exposure kept" in run.stderr  # the warning, beside the write
+    # The webhook's warning beside the write; an admission policy that passes says nothing.
+    assert ("existing exposure kept" in run.stderr) is (tenant.engine == "webhook")
     (ingress,) = live(tenant, "legacy-lb")["status"]["loadBalancer"]["ingress"]
     assert ingress["ip"] == "10.1.2.3"  # the API server adds ipMode: VIP
 
@@ -398,10 +452,10 @@ def test_an_external_ip_inside_the_service_range_is_refused_whatever_the_allow_l
     hijack = service("hijack", "ClusterIP", externalIPs=["10.0.0.1"])
     attempt = tenant.kubectl("create", "-f", "-", stdin=json.dumps(hijack))
     assert attempt.returncode != 0, attempt.stdout
-    assert f"ValidatingAdmissionPolicy '{CONFIGURATION}-service-range'" in attempt.stderr
+    assert f"ValidatingAdmissionPolicy '{tenant.configuration}-service-range'" in attempt.stderr
     assert (
-        "Service tenant-a/hijack: spec.externalIPs: 10.0.0.1 is inside the Service range "
-        "10.0.0.0/16 (ServiceCIDR kubernetes)"
+        f"Service {tenant.namespace}/hijack: spec.externalIPs: 10.0.0.1 is inside the Service "
+        "range 10.0.0.0/16 (ServiceCIDR kubernetes)"
     ) in attempt.stderr
     # Outside the Service range, the allow-list decides as before.
     allowed = service("allowed-ip", "ClusterIP", externalIPs=["10.1.2.3"])
@@ -411,13 +465,22 @@ def test_an_external_ip_inside_the_service_range_is_refused_whatever_the_allow_l
 
 @pytest.mark.parametrize(("mode", "denied"), [("mutate", True), ("audit", False), ("off", False)])
 def test_the_service_range_refusal_keeps_each_namespaces_mode(
-    control_plane: ControlPlane, kubectl: Kubectl, mode: str, denied: bool
+    tenant: Tenant, kubectl: Kubectl, mode: str, denied: bool
 ) -> None:
-    namespace = f"range-{mode}"
+    namespace = tenant.named(f"range-{mode}")
     kubectl("create", "namespace", namespace)
     kubectl("label", "namespace", namespace, f"clusterip-guard.io/mode={mode}")
-    hijack = service("hijack", "ClusterIP", externalIPs=["10.0.0.1"])
-    attempt = kubectl("-n", namespace, "create", "-f", "-", stdin=json.dumps(hijack), check=False)
+    hijack = json.dumps(service("hijack", "ClusterIP", externalIPs=["10.0.0.1"]))
+
+    def create(*dry_run: str) -> subprocess.CompletedProcess[str]:
+        return kubectl("-n", namespace, "create", *dry_run, "-f", "-", stdin=hijack,
+                       check=False)  # fmt: skip
+
+    def judged() -> bool:  # the label reaches admission a moment later
+        return mode == "off" or "is inside the Service range" in create("--dry-run=server").stderr
+
+    assert until(judged, timeout=30)
+    attempt = create()
     assert (attempt.returncode != 0) is denied, attempt.stderr
     warned = "10.0.0.1 is inside the Service range" in attempt.stderr
     assert warned is (mode != "off"), attempt.stderr
@@ -430,15 +493,15 @@ def test_a_re_registration_with_another_default_mode_drops_the_old_defaults_bind
         listed = kubectl("get", "validatingadmissionpolicybindings", "-o", "name")
         return {line.split("/", 1)[1] for line in listed.stdout.split()}
 
-    audit_default = f"{CONFIGURATION}-service-range-audit-default"
+    audit_default = f"{tenant.configuration}-service-range-audit-default"
     assert audit_default not in bindings()
     try:
-        again = run_bootstrap(control_plane, *tenant.registration, "--default-mode", "audit")
+        again = tenant.bootstrap(control_plane, "--default-mode", "audit")
         assert again.returncode == 0, again.stderr
         assert audit_default in bindings()
     finally:
         # (Without the flag, a re-run keeps the recorded default mode.)
-        back = run_bootstrap(control_plane, *tenant.registration, "--default-mode", "off")
+        back = tenant.bootstrap(control_plane, "--default-mode", "off")
         assert back.returncode == 0, back.stderr
     assert audit_default not in bindings(), back.stdout + back.stderr
     assert f"deleted ValidatingAdmissionPolicyBinding {audit_default}" in back.stdout
@@ -461,13 +524,25 @@ def test_a_renamed_port_is_told_to_keep_its_name_not_to_remove_a_node_port_it_ne
     assert f"keep the port's name http, or set nodePort: {kept['nodePort']}" in attempt.stderr
 
 
-def test_mutate_says_which_external_ips_it_dropped_and_which_it_kept(kubectl: Kubectl) -> None:
-    kubectl("create", "namespace", "ips-mutate")
-    kubectl("label", "namespace", "ips-mutate", "clusterip-guard.io/mode=mutate")
-    mixed = service("mixed", "NodePort", externalIPs=["203.0.113.9", "10.1.2.3"])
-    created = kubectl("-n", "ips-mutate", "create", "-f", "-", stdin=json.dumps(mixed))
-    assert "removed 203.0.113.9 from spec.externalIPs (kept 10.1.2.3: inside " in created.stderr
-    stored = json.loads(kubectl("-n", "ips-mutate", "get", "service", "mixed", "-o", "json").stdout)
+def test_mutate_says_which_external_ips_it_dropped_and_which_it_kept(
+    tenant: Tenant, kubectl: Kubectl
+) -> None:
+    namespace = tenant.named("ips-mutate")
+    kubectl("create", "namespace", namespace)
+    kubectl("label", "namespace", namespace, "clusterip-guard.io/mode=mutate")
+    mixed = json.dumps(service("mixed", "NodePort", externalIPs=["203.0.113.9", "10.1.2.3"]))
+
+    def converted() -> bool:  # the label reaches admission a moment later
+        run = kubectl("-n", namespace, "create", "--dry-run=server", "-o", "json", "-f", "-",
+                      stdin=mixed, check=False)  # fmt: skip
+        return run.returncode == 0 and '"type": "ClusterIP"' in run.stdout
+
+    assert until(converted, timeout=30)
+    created = kubectl("-n", namespace, "create", "-f", "-", stdin=mixed)
+    said = "removed 203.0.113.9 from spec.externalIPs (kept 10.1.2.3: inside " in created.stderr
+    # A MutatingAdmissionPolicy cannot warn: the native engine converts the same, silently.
+    assert said is (tenant.engine == "webhook"), created.stderr
+    stored = json.loads(kubectl("-n", namespace, "get", "service", "mixed", "-o", "json").stdout)
     assert stored["spec"]["externalIPs"] == ["10.1.2.3"]
 
 
