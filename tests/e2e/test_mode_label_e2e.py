@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -28,8 +29,18 @@ LEAD = "team-lead"
 CREATOR = "namespace-creator"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlane, Kubectl]]:
+class Cluster(NamedTuple):
+    control_plane: ControlPlane
+    admin: Kubectl
+    engine: str
+
+
+@pytest.fixture(scope="module", params=["webhook", "native"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """A control plane with each engine in turn: the mode-label policies are the same."""
+    engine: str = request.param
     with start(tmp_path_factory.mktemp("modes")) as control_plane:
         admin = Kubectl(control_plane.kubeconfig)
         # Labelled before clusterip-guard was installed: a typo nobody caught.
@@ -37,15 +48,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlP
         admin("label", "namespace", "typo", f"{MODE_LABEL}=Enforce")
         files = CertificateFiles(tmp_path_factory.mktemp("mode-certs"))
         port = free_port()
+        registration = (
+            ["--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
+             "--ip", "127.0.0.1"] if engine == "webhook" else ["--engine", "native"]
+        )  # fmt: skip
         registered = subprocess.run(
-            [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap",
-             "--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
-             "--ip", "127.0.0.1", "--default-mode", "enforce"],
+            [sys.executable, "-m", "clusterip_guard.cli.main", "bootstrap", *registration,
+             "--default-mode", "enforce"],
             env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert registered.returncode == 0, registered.stderr
-        webhook = WebhookProcess(files, port=port).start()
+        webhook = WebhookProcess(files, port=port).start() if engine == "webhook" else None
         admin("create", "namespace", "team-a")
         admin("label", "namespace", "team-a", f"{MODE_LABEL}=enforce")
         # A team lead who may edit their own namespace object, and nothing else.
@@ -69,12 +83,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlP
                  "--dry-run=server")  # fmt: skip
         assert until(lambda: "Warning:" in admin(*probe).stderr, timeout=30)
         try:
-            yield control_plane, admin
+            yield Cluster(control_plane, admin, engine)
         finally:
-            webhook.stop()
+            if webhook is not None:
+                webhook.stop()
 
 
-def as_user(cluster: tuple[ControlPlane, Kubectl], user: str) -> Kubectl:
+def as_user(cluster: Cluster, user: str) -> Kubectl:
     return Kubectl(user_kubeconfig(cluster[0], user))
 
 
@@ -86,12 +101,18 @@ def node_port_service() -> str:
 
 
 def test_a_label_value_that_is_not_a_mode_is_judged_as_enforce(
-    cluster: tuple[ControlPlane, Kubectl],
+    cluster: Cluster,
 ) -> None:
-    _, admin = cluster
+    _, admin, _ = cluster
     run = admin("-n", "typo", "create", "-f", "-", stdin=node_port_service(), check=False)
     assert run.returncode != 0
-    assert 'admission webhook "unknown-mode.clusterip-guard.io" denied the request' in run.stderr
+    denied_by = (
+        'admission webhook "unknown-mode.clusterip-guard.io" denied the request'
+        if cluster.engine == "webhook"
+        else "ValidatingAdmissionPolicy 'clusterip-guard-exposure' with binding "
+        "'clusterip-guard-exposure-unknown-mode' denied request"
+    )
+    assert denied_by in run.stderr
     assert f"label {MODE_LABEL} of namespace typo is not a mode" in run.stderr
     # The webhook never sees a namespace's labels; the API server names the value beside it.
     (warning,) = [line for line in run.stderr.splitlines() if line.startswith("Warning:")]
@@ -99,9 +120,9 @@ def test_a_label_value_that_is_not_a_mode_is_judged_as_enforce(
 
 
 def test_a_compliant_service_in_such_a_namespace_is_created_with_the_warning(
-    cluster: tuple[ControlPlane, Kubectl],
+    cluster: Cluster,
 ) -> None:
-    _, admin = cluster
+    _, admin, _ = cluster
     run = admin("-n", "typo", "create", "service", "clusterip", "inside", "--tcp=80")
     assert f"namespace typo has {MODE_LABEL}=Enforce, which is not a mode" in run.stderr
 
@@ -121,7 +142,7 @@ def test_a_compliant_service_in_such_a_namespace_is_created_with_the_warning(
     ],
 )  # fmt: skip
 def test_a_tenant_who_may_patch_their_namespace_cannot_change_its_mode(
-    cluster: tuple[ControlPlane, Kubectl], arguments: list[str], shown: str
+    cluster: Cluster, arguments: list[str], shown: str
 ) -> None:
     run = as_user(cluster, LEAD)(*arguments, check=False)
     assert run.returncode != 0, run.stdout
@@ -130,7 +151,7 @@ def test_a_tenant_who_may_patch_their_namespace_cannot_change_its_mode(
 
 
 def test_a_tenant_cannot_change_the_mode_through_the_status_subresource(
-    cluster: tuple[ControlPlane, Kubectl],
+    cluster: Cluster,
 ) -> None:
     removal = json.dumps([{"op": "remove", "path": "/metadata/labels/clusterip-guard.io~1mode"}])
     run = as_user(cluster, LEAD)("patch", "namespace", "team-a", "--subresource=status",
@@ -141,7 +162,7 @@ def test_a_tenant_cannot_change_the_mode_through_the_status_subresource(
 
 
 def test_a_tenant_cannot_change_the_mode_through_the_finalize_subresource(
-    cluster: tuple[ControlPlane, Kubectl],
+    cluster: Cluster,
 ) -> None:
     lead = as_user(cluster, LEAD)
     namespace = json.loads(lead("get", "namespace", "team-a", "-o", "json").stdout)
@@ -150,34 +171,34 @@ def test_a_tenant_cannot_change_the_mode_through_the_finalize_subresource(
                stdin=json.dumps(namespace), check=False)  # fmt: skip
     assert run.returncode != 0, run.stdout
     assert "needs the verb set-mode" in run.stderr
-    _, admin = cluster
+    _, admin, _ = cluster
     labels = json.loads(admin("get", "namespace", "team-a", "-o", "json").stdout)["metadata"]
     assert labels["labels"][MODE_LABEL] == "enforce"
 
 
-def test_the_tenant_may_still_change_other_labels(cluster: tuple[ControlPlane, Kubectl]) -> None:
+def test_the_tenant_may_still_change_other_labels(cluster: Cluster) -> None:
     as_user(cluster, LEAD)("label", "namespace", "team-a", "owner=payments")
 
 
 def test_a_value_that_is_not_a_mode_is_refused_naming_it(
-    cluster: tuple[ControlPlane, Kubectl],
+    cluster: Cluster,
 ) -> None:
-    _, admin = cluster
+    _, admin, _ = cluster
     run = admin("label", "namespace", "team-a", f"{MODE_LABEL}=Enforce", "--overwrite",
                 check=False)  # fmt: skip
     assert run.returncode != 0
     assert f"{MODE_LABEL}=Enforce is not a mode" in run.stderr
 
 
-def test_a_cluster_admin_may_change_the_mode(cluster: tuple[ControlPlane, Kubectl]) -> None:
-    _, admin = cluster
+def test_a_cluster_admin_may_change_the_mode(cluster: Cluster) -> None:
+    _, admin, _ = cluster
     admin("label", "namespace", "team-a", f"{MODE_LABEL}=mutate", "--overwrite")
 
 
 def test_rbac_can_delegate_the_mode_of_one_namespace(
-    cluster: tuple[ControlPlane, Kubectl],
+    cluster: Cluster,
 ) -> None:
-    _, admin = cluster
+    _, admin, _ = cluster
     # A rule on a resource no API serves: kubectl's `create clusterrole` would refuse it.
     admin("apply", "-f", "-", stdin=json.dumps({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
@@ -201,7 +222,7 @@ def test_rbac_can_delegate_the_mode_of_one_namespace(
     ],
 )
 def test_creating_a_namespace_weaker_than_the_default_needs_the_verb(
-    cluster: tuple[ControlPlane, Kubectl], labels: dict[str, str], allowed: bool,
+    cluster: Cluster, labels: dict[str, str], allowed: bool,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     name = f"new-{len(labels)}-{labels.get(MODE_LABEL, 'none')}"
