@@ -105,7 +105,7 @@ def _webhook(entry: AdmissionEntry) -> str:
                 "port": 443,
             }
         },
-        never_judged=(),
+        never_judged=("placeholder",),  # replaced by the Helm expression below
         failure_policy=_placeholder(
             "failurePolicy" if entry.failure_role == "guard" else "auditFailurePolicy"
         ),

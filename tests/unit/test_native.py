@@ -69,3 +69,13 @@ def test_a_rendering_is_due_again_the_day_after_an_exemption_ends() -> None:
     rendered = json.dumps(native_objects(policy, name="n", today=datetime.date(2027, 2, 1)))
     assert "(?s:b)" not in rendered
     assert "(?s:d)" in rendered
+
+
+@pytest.mark.parametrize("never_judged", [(), ("kube-system", "guard")])
+def test_no_selector_the_api_server_would_refuse(never_judged: tuple[str, ...]) -> None:
+    # The API server refuses In and NotIn without values: none excluded, no such expression.
+    for document in native_objects(parse_policy(""), name="n", never_judged=never_judged):
+        selector = document["spec"].get("matchResources", {}).get("namespaceSelector", {})
+        for expression in selector.get("matchExpressions", []):
+            if expression["operator"] in ("In", "NotIn"):
+                assert expression["values"], document["metadata"]["name"]

@@ -201,13 +201,14 @@ def selector_matches(expressions: Collection[Mapping[str, Any]], labels: Mapping
 def namespace_selector(
     entry: AdmissionEntry, never_judged: Collection[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The entry's namespaceSelector: its mode-label expressions, never the excluded names."""
-    return {
-        "matchExpressions": [
-            *(dict(expression) for expression in entry.selector()),
-            {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": sorted(never_judged)},
-        ]
-    }
+    """The entry's namespaceSelector: its mode-label expressions, never the excluded names
+    (none excluded: no such expression, since the API server refuses an empty NotIn)."""
+    expressions: list[dict[str, Any]] = [dict(expression) for expression in entry.selector()]
+    if never_judged:
+        expressions.append(
+            {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": sorted(never_judged)}
+        )
+    return {"matchExpressions": expressions}
 
 
 def judging_entry(

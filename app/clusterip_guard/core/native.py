@@ -42,6 +42,7 @@ from clusterip_guard.core.exposure import INTERNAL_NODE_PORTS, LOAD_BALANCER_PIE
 from clusterip_guard.core.names import (
     CONVERTED_FROM_ANNOTATION,
     MODE_LABEL,
+    NEVER_JUDGED_NAMESPACES,
     SOURCE_RANGES_ANNOTATION,
 )
 from clusterip_guard.core.policy import PolicySettings
@@ -710,7 +711,7 @@ def native_objects(
     *,
     name: str,
     default_mode: Mode = "off",
-    never_judged: Collection[str] = (),
+    never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
     today: datetime.date | None = None,
 ) -> list[Manifest]:
     """Everything the native engine registers for this policy; with `today`, the exemptions

@@ -387,10 +387,11 @@ def entry_bindings(
     for entry in entries:
         if entry.configuration != "validating":
             continue
-        selector = namespace_selector(entry, ())
-        selector["matchExpressions"][-1]["values"] = (
-            never_judged if isinstance(never_judged, str) else sorted(never_judged)
-        )
+        if isinstance(never_judged, str):  # a Helm expression
+            selector = namespace_selector(entry, ["placeholder"])
+            selector["matchExpressions"][-1]["values"] = never_judged
+        else:
+            selector = namespace_selector(entry, never_judged)
         spec: dict[str, Any] = {
             "policyName": policy_name,
             "validationActions": ["Deny"] if entry.failure_role == "guard" else ["Warn", "Audit"],
