@@ -49,6 +49,7 @@ from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     binding_name,
     entry_bindings,
+    exposed_match_condition,
     mode_label_policy,
     registered_object,
     service_range_policy,
@@ -538,6 +539,8 @@ def exposure_policy(
                     }
                 ]
             },
+            # As for the webhook: a Service that is not exposed, and was not, costs nothing.
+            "matchConditions": [exposed_match_condition()],
             "variables": judging_variables(policy, default_mode=default_mode, today=today),
             "validations": [
                 {
@@ -664,6 +667,7 @@ def conversion_policy(
                     }
                 ]
             },
+            "matchConditions": [exposed_match_condition()],
             "variables": variables,
             "mutations": [
                 {
