@@ -11,6 +11,8 @@ import urllib.parse
 from typing import Any
 
 from clusterip_guard.cluster.kubeconfig import PRECEDENCE_HELP
+from clusterip_guard.core.names import CONFIGURATION_NAME, INSTALL_NAMESPACE
+from clusterip_guard.core.types import MODES
 
 MAX_PORT = 65535
 # RFC 1123, as Kubernetes checks names: a label is at most 63 characters, a name 253.
@@ -26,6 +28,37 @@ def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     """--kubeconfig and --context, as every command that talks to a cluster has them."""
     parser.add_argument("--kubeconfig", help=PRECEDENCE_HELP)
     parser.add_argument("--context", help="kubeconfig context (default: its current-context)")
+
+
+def add_installation_flags(parser: argparse.ArgumentParser) -> None:
+    """What names and scopes an installation's admission objects, for the commands that
+    render or keep them without a bootstrap record (render, sync)."""
+    parser.add_argument(
+        "--name",
+        type=dns_name,
+        default=CONFIGURATION_NAME,
+        help="prefix of the admission objects' names (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--namespace",
+        type=dns_label,
+        default=INSTALL_NAMESPACE,
+        help="the installation's namespace, never judged (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--default-mode",
+        choices=list(MODES),
+        default="off",
+        help="mode of namespaces without the clusterip-guard.io/mode label (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--exclude-namespace",
+        action="append",
+        type=dns_label,
+        metavar="NS",
+        default=[],
+        help="never judge this namespace too (repeat)",
+    )
 
 
 def default_of(settings: type[Any], name: str) -> Any:

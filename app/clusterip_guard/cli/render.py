@@ -9,19 +9,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from clusterip_guard.cli import options
-from clusterip_guard.core.admission import registered_entries
 from clusterip_guard.core.names import CONFIGURATION_NAME
 from clusterip_guard.core.native import NativeUnsupported, native_objects
 from clusterip_guard.core.registration import (
     ServiceTarget,
-    entry_bindings,
-    mode_label_policy,
+    companion_policies,
     never_judged_namespaces,
-    service_range_policy,
-    unknown_mode_warning,
     webhook_configurations,
 )
-from clusterip_guard.core.types import ENGINES, MODES, Engine, Manifest, Mode
+from clusterip_guard.core.types import ENGINES, Engine, Manifest, Mode
 from clusterip_guard.policyfile import PolicyError, read_policy_file
 from clusterip_guard.yamltext import dump_yaml_documents
 
@@ -51,32 +47,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--engine", choices=ENGINES, default="native", help="default: %(default)s")
     parser.add_argument("--policy-file", type=Path, help="policy YAML (native: compiled in)")
-    parser.add_argument(
-        "--default-mode",
-        choices=list(MODES),
-        default="off",
-        help="mode of namespaces without the clusterip-guard.io/mode label (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--name",
-        type=options.dns_name,
-        default=CONFIGURATION_NAME,
-        help="prefix of every object's name (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--namespace",
-        type=options.dns_label,
-        default=RenderSettings.namespace,
-        help="the installation's namespace, never judged (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--exclude-namespace",
-        action="append",
-        type=options.dns_label,
-        metavar="NS",
-        default=[],
-        help="never judge this namespace too (repeat)",
-    )
+    options.add_installation_flags(parser)
     parser.set_defaults(invoke=invoke)
 
 
@@ -118,18 +89,11 @@ def objects_for(settings: RenderSettings) -> list[Manifest]:
     for configuration in (mutating, validating):
         for webhook in configuration["webhooks"]:
             webhook["clientConfig"].pop("caBundle", None)
-    service_range = settings.name + "-service-range"
     return [
         mutating,
         validating,
-        *mode_label_policy(default_mode=settings.default_mode, name=settings.name + "-mode-label"),
-        *unknown_mode_warning(name=settings.name + "-unknown-mode"),
-        service_range_policy(name=service_range),
-        *entry_bindings(
-            service_range,
-            registered_entries(settings.default_mode),
-            never_judged=never_judged,
-            param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
+        *companion_policies(
+            name=settings.name, default_mode=settings.default_mode, never_judged=never_judged
         ),
     ]
 

@@ -11,8 +11,7 @@ from typing import Any, TextIO
 
 from clusterip_guard.cli import options
 from clusterip_guard.cli.options import UsageError
-from clusterip_guard.core.names import CONFIGURATION_NAME, INSTALL_NAMESPACE
-from clusterip_guard.core.types import MODES, as_mode
+from clusterip_guard.core.types import as_mode
 
 EXIT_OK = 0
 LEASE_NAME = "clusterip-guard-sync"
@@ -37,29 +36,7 @@ def add_parser(commands: Any) -> None:
         help="the ConfigMap holding the policy",
     )
     parser.add_argument("--key", default="policy.yaml", help="its key (default: %(default)s)")
-    parser.add_argument(
-        "--name",
-        type=options.dns_name,
-        default=CONFIGURATION_NAME,
-        help="prefix of the admission objects' names (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--namespace",
-        type=options.dns_label,
-        default=INSTALL_NAMESPACE,
-        help="the installation's namespace, never judged (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--default-mode", choices=list(MODES), default="off", help="default: %(default)s"
-    )
-    parser.add_argument(
-        "--exclude-namespace",
-        action="append",
-        type=options.dns_label,
-        metavar="NS",
-        default=[],
-        help="never judge this namespace too (repeat)",
-    )
+    options.add_installation_flags(parser)
     parser.add_argument(
         "--resync-seconds",
         type=options.non_negative_seconds,

@@ -44,7 +44,7 @@ from clusterip_guard.cluster.stores import (
     write_files,
 )
 from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
-from clusterip_guard.core.admission import ADMISSION_ENTRIES, registered_entries
+from clusterip_guard.core.admission import ADMISSION_ENTRIES
 from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.native import (
     CONVERSION_SUFFIX,
@@ -57,11 +57,8 @@ from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
     binding_name,
-    entry_bindings,
-    mode_label_policy,
+    companion_policies,
     never_judged_namespaces,
-    service_range_policy,
-    unknown_mode_warning,
     webhook_configurations,
 )
 from clusterip_guard.core.types import Manifest
@@ -441,24 +438,17 @@ def registrations_for(
     the mode label in the hands of cluster admins, the one that names a label value that is
     not a mode, and (where the API server serves ServiceCIDR) the one that refuses external
     IPs inside the Service range, bound per entry (the chart renders the same)."""
-    policy = mode_label_policy(
-        default_mode=settings.default_mode,
-        name=mode_label_policy_name(settings.configuration_name),
-    )
-    warning = unknown_mode_warning(name=unknown_mode_warning_name(settings.configuration_name))
-    registrations = [*configurations_for(settings, ca_bundle), *policy, *warning]
-    if service_cidrs:
-        name = service_range_policy_name(settings.configuration_name)
-        registrations.append(service_range_policy(name=name))
-        registrations += entry_bindings(
-            name,
-            registered_entries(settings.default_mode),
+    return [
+        *configurations_for(settings, ca_bundle),
+        *companion_policies(
+            name=settings.configuration_name,
+            default_mode=settings.default_mode,
             never_judged=never_judged_namespaces(
                 None if settings.url_mode else settings.namespace, settings.excluded_namespaces
             ),
-            param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
-        )
-    return registrations
+            service_cidrs=service_cidrs,
+        ),
+    ]
 
 
 def configurations_for(settings: BootstrapSettings, ca_bundle: bytes) -> tuple[Manifest, Manifest]:

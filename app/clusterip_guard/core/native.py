@@ -48,12 +48,11 @@ from clusterip_guard.core.names import (
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     binding_name,
+    companion_policies,
     entry_bindings,
     exposed_match_condition,
-    mode_label_policy,
     registered_object,
-    service_range_policy,
-    unknown_mode_warning,
+    service_writes,
     with_config_hash,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode
@@ -529,16 +528,7 @@ def exposure_policy(
         **registered_object("ValidatingAdmissionPolicy", name),
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["services", "services/status"],
-                    }
-                ]
-            },
+            "matchConstraints": service_writes(("services", "services/status")),
             # As for the webhook: a Service that is not exposed, and was not, costs nothing.
             "matchConditions": [exposed_match_condition()],
             "variables": judging_variables(policy, default_mode=default_mode, today=today),
@@ -655,18 +645,9 @@ def conversion_policy(
         "spec": {
             "failurePolicy": "Fail",
             "reinvocationPolicy": "IfNeeded",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        # A write through services/status cannot be converted: the validating
-                        # policy judges it (denied in mutate namespaces, as by the webhook).
-                        "resources": ["services"],
-                    }
-                ]
-            },
+            # A write through services/status cannot be converted: the validating policy
+            # judges it (denied in mutate namespaces, as by the webhook).
+            "matchConstraints": service_writes(),
             "matchConditions": [exposed_match_condition()],
             "variables": variables,
             "mutations": [
@@ -722,24 +703,14 @@ def native_objects(
     in force that day (see `_exempt`)."""
     entries = registered_entries(default_mode)
     exposure = name + EXPOSURE_SUFFIX
-    service_range = name + "-service-range"
     conversion = name + CONVERSION_SUFFIX
-    objects: list[Manifest] = [
+    return [
         conversion_policy(policy, name=conversion, default_mode=default_mode, today=today),
         *mutating_bindings(conversion, entries, never_judged=never_judged),
         exposure_policy(policy, name=exposure, default_mode=default_mode, today=today),
         *entry_bindings(exposure, entries, never_judged=never_judged),
-        *mode_label_policy(default_mode=default_mode, name=name + "-mode-label"),
-        *unknown_mode_warning(name=name + "-unknown-mode"),
-        service_range_policy(name=service_range),
-        *entry_bindings(
-            service_range,
-            entries,
-            never_judged=never_judged,
-            param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
-        ),
+        *companion_policies(name=name, default_mode=default_mode, never_judged=never_judged),
     ]
-    return objects
 
 
 def next_rendering(policy: PolicySettings, today: datetime.date) -> datetime.date | None:

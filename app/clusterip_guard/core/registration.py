@@ -367,6 +367,20 @@ _IN_SERVICE_RANGE = (
 )
 
 
+def service_writes(resources: Collection[str] = ("services",)) -> dict[str, Any]:
+    """matchConstraints of an admission policy on Service CREATEs and UPDATEs."""
+    return {
+        "resourceRules": [
+            {
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": list(resources),
+            }
+        ]
+    }
+
+
 def binding_name(policy_name: str, entry: AdmissionEntry) -> str:
     """The binding of a policy for one validating entry of the table."""
     return f"{policy_name}-{entry.name.removesuffix('.' + DOMAIN)}"
@@ -427,17 +441,8 @@ def service_range_policy(*, name: str) -> Manifest:
         "spec": {
             "failurePolicy": "Fail",
             "paramKind": dict(SERVICE_CIDR_PARAM),
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        # services/status cannot change the spec.
-                        "resources": ["services"],
-                    }
-                ]
-            },
+            # services/status cannot change the spec.
+            "matchConstraints": service_writes(),
             "matchConditions": [
                 {
                     "name": "has-external-ips",
@@ -470,6 +475,32 @@ def service_range_policy(*, name: str) -> Manifest:
     return with_config_hash(policy)
 
 
+def companion_policies(
+    *,
+    name: str,
+    default_mode: Mode,
+    never_judged: Collection[str],
+    service_cidrs: bool = True,
+) -> list[Manifest]:
+    """The in-process policies either engine registers beside its own objects, named after
+    `name`: the mode label's keeper, the warning naming a label value that is not a mode, and
+    (where the API server serves ServiceCIDR) the Service-range refusal bound per entry."""
+    companions = [
+        *mode_label_policy(default_mode=default_mode, name=f"{name}-mode-label"),
+        *unknown_mode_warning(name=f"{name}-unknown-mode"),
+    ]
+    if service_cidrs:
+        service_range = f"{name}-service-range"
+        companions.append(service_range_policy(name=service_range))
+        companions += entry_bindings(
+            service_range,
+            registered_entries(default_mode),
+            never_judged=never_judged,
+            param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
+        )
+    return companions
+
+
 def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
     """(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding) that warn, on every write
     of a Service in a namespace whose mode label is not a mode, which value that is.
@@ -484,16 +515,7 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
         "spec": {
             # A warning must never block a write.
             "failurePolicy": "Ignore",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [""],
-                        "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["services"],
-                    }
-                ]
-            },
+            "matchConstraints": service_writes(),
             "variables": [{"name": "mode", "expression": _label_of("namespaceObject")}],
             "validations": [
                 {
