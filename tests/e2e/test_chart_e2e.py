@@ -507,3 +507,69 @@ def test_mode_label_admins_are_bound_to_the_set_mode_verb() -> None:
     ]
     assert not [d for d in render() if d["metadata"]["name"] == "clusterip-guard-mode-admin"
                 and d["kind"] == "ClusterRoleBinding"]  # fmt: skip
+
+
+def service_account_kubeconfig(
+    control_plane: ControlPlane, kubectl: Kubectl, namespace: str, account: str, path: Path
+) -> Path:
+    token = kubectl("-n", namespace, "create", "token", account).stdout.strip()
+    admin = yaml.safe_load(control_plane.kubeconfig.read_text())
+    config = {
+        **admin,
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {
+            "cluster": admin["clusters"][0]["name"], "user": account}}],
+        "current-context": account,
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_the_bootstrap_and_uninstall_jobs_need_no_more_than_their_rights(
+    kubectl: Kubectl, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    """The Jobs' ServiceAccounts, with the chart's own RBAC, can register everything the
+    bootstrap registers (the Service-range policy and its bindings among it), remove what a
+    registration no longer holds (the native engine's objects, another default's bindings),
+    and uninstall it all."""
+    namespace = "jobs-rbac"
+    documents = render(namespace=namespace, api_versions=SERVES_SERVICE_CIDRS)
+    kubectl("create", "namespace", namespace)
+    rbac = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+    for document in documents:
+        if document["kind"] in rbac:
+            kubectl("apply", "-f", "-", stdin=json.dumps(document))
+    install = hook_job(documents, "post-install")
+    uninstall = hook_job(documents, "pre-delete")
+    env = dict(os.environ)
+
+    def run_as(job: Manifest, *extra: str) -> subprocess.CompletedProcess[str]:
+        pod = job["spec"]["template"]["spec"]
+        account = pod["serviceAccountName"]
+        kubeconfig = service_account_kubeconfig(
+            control_plane, kubectl, namespace, account, tmp_path / account
+        )
+        args = [a for a in pod["containers"][0]["args"] if not a.startswith("--wait-ready")]
+        return subprocess.run(
+            [sys.executable, "-m", "clusterip_guard.cli.main", *args, *extra],
+            env={**env, "KUBECONFIG": str(kubeconfig)},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    try:
+        registered = run_as(install)
+        assert registered.returncode == 0, registered.stderr
+        assert "ValidatingAdmissionPolicy clusterip-guard-service-range" in registered.stdout
+        # Again with another default mode: the old default's bindings go, by these rights.
+        again = run_as(install, "--default-mode", "audit")
+        assert again.returncode == 0, again.stderr
+        back = run_as(install, "--default-mode", "off")
+        assert back.returncode == 0, back.stderr
+        assert (
+            "deleted ValidatingAdmissionPolicyBinding clusterip-guard-service-range-audit-default"
+            in (back.stdout)
+        )
+    finally:
+        removed = run_as(uninstall)
+    assert removed.returncode == 0, removed.stderr
+    assert "deleted ValidatingWebhookConfiguration clusterip-guard" in removed.stdout
