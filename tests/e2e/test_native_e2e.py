@@ -1,7 +1,8 @@
 """The native engine against the webhook, side by side on the real API server (docs/design.md,
-"Engines"): the same seeded Services and updates, written in namespaces of each mode under
-each engine in turn, must get the same verdict, the same denial message and the same stored
-object. What the platform cannot do the same way is asserted as a difference, so that it
+"Engines"): the same seeded Services and updates (a third of the updates through
+services/status, where only labels and annotations change), written in namespaces of each
+mode under each engine in turn, must get the same verdict, the same denial message and the
+same stored object. What the platform cannot do the same way is asserted as a difference, so that it
 stays visible (a MutatingAdmissionPolicy cannot warn; a validating policy warns with the API
 server's own prefix, once per policy rather than once per piece).
 
@@ -163,6 +164,9 @@ class Case:
     name: str
     service: dict[str, Any]
     old: dict[str, Any] | None = None  # an UPDATE of a Service that existed before governance
+    # Written through services/status: the API server keeps the old spec, and takes the new
+    # labels and annotations (an internal balancer's annotations among them).
+    status: bool = False
 
 
 def cases() -> list[Case]:
@@ -175,7 +179,12 @@ def cases() -> list[Case]:
         name = f"exempt-{index}" if index % 17 == 16 else f"s{index}"
         service = generated_service(rng, name, node_ports)
         if rng.random() < 0.4:
-            found.append(Case(name, changed(rng, service, node_ports), old=service))
+            if index % 3 == 1:  # through services/status, where annotations are what changes
+                relabelled: dict[str, Any] = json.loads(json.dumps(service))
+                relabelled["metadata"]["annotations"] = dict(rng.choice(ANNOTATION_POOL))
+                found.append(Case(name, relabelled, old=service, status=True))
+            else:
+                found.append(Case(name, changed(rng, service, node_ports), old=service))
         else:
             found.append(Case(name, service))
     return found
@@ -240,6 +249,8 @@ def write(api: client.ApiClient, namespace: str, case: Case) -> Outcome:
         method = "PUT"
         _, current, _ = _call(api, "GET", path)
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        if case.status:
+            path += "/status"
     status, document, headers = _call(api, method, path, body)
     warnings = tuple(_said(w, namespace) for w in _headers_warnings(headers))
     if status >= 300:
@@ -262,7 +273,7 @@ def shifted(case: Case, by: int) -> Case:
                 port["nodePort"] += by
         return copy
 
-    return Case(case.name, moved(case.service), moved(case.old) if case.old else None)
+    return Case(case.name, moved(case.service), moved(case.old) if case.old else None, case.status)
 
 
 def run_all(api: client.ApiClient, kubectl: Kubectl, prefix: str) -> dict[tuple[str, str], Outcome]:
@@ -377,6 +388,10 @@ def test_both_engines_give_the_same_verdict_message_and_stored_object(
     assert not differences, "\n".join(differences[:5]) + f"\n({len(differences)} in all)"
     verdicts = {(o.allowed, bool(o.warnings)) for o in by_webhook.values()}
     assert len(verdicts) >= 3  # the cases reach denials, warnings and plain allowances
+    # ... and writes through services/status are judged, some refused, some let through.
+    through_status = {c.name for c in cases() if c.status}
+    judged = {by_native[("enforce", name)].allowed for name in through_status}
+    assert judged == {True, False}, judged
 
 
 def test_the_warnings_differ_only_where_the_platform_cannot_warn_the_same(
