@@ -1,10 +1,12 @@
 """The native engine against the webhook, side by side on the real API server (docs/design.md,
 "Engines"): the same seeded Services and updates (a third of the updates through
-services/status, where only labels and annotations change), written in namespaces of each
-mode under each engine in turn, must get the same verdict, the same denial message and the
-same stored object. What the platform cannot do the same way is asserted as a difference, so that it
-stays visible (a MutatingAdmissionPolicy cannot warn; a validating policy warns with the API
-server's own prefix, once per policy rather than once per piece).
+services/status, where only labels and annotations change), written under each engine in turn
+in namespaces labelled enforce, mutate and audit, one labelled with a value that is not a mode
+(judged as enforce) and one unlabelled (the cluster default, mutate), must get the same
+verdict, the same denial message and the same stored object. What the platform cannot do the
+same way is asserted as a difference, so that it stays visible (a MutatingAdmissionPolicy
+cannot warn; a validating policy warns with the API server's own prefix, once per policy
+rather than once per piece).
 
 `CLUSTERIP_GUARD_NATIVE_CASES` sets how many generated Services (the default is CI-sized;
 `make differential` runs 2,000).
@@ -30,6 +32,7 @@ from kubernetes import client
 
 from clusterip_guard.core.native import native_objects
 from clusterip_guard.core.registration import never_judged_namespaces
+from clusterip_guard.core.types import Mode
 from clusterip_guard.policyfile import parse_policy
 from clusterip_guard.yamltext import dump_yaml_documents
 from localcluster import ControlPlane, start
@@ -42,7 +45,20 @@ pytestmark = pytest.mark.e2e
 
 SEED = 20261204
 CASES = int(os.environ.get("CLUSTERIP_GUARD_NATIVE_CASES", "60"))
-MODES = ("enforce", "mutate", "audit")
+# Each namespace's mode label: a mode, a value that is not one (judged as enforce), or none
+# (the cluster default, DEFAULT_MODE).
+LABELS: dict[str, str | None] = {
+    "enforce": "enforce",
+    "mutate": "mutate",
+    "audit": "audit",
+    "not-a-mode": "Enforce",
+    "default": None,
+}
+MODES = tuple(LABELS)
+DEFAULT_MODE: Mode = "mutate"
+# Labelled (or left unlabelled) before an engine is registered, with the old objects in them:
+# the mode-label policy refuses a value that is not a mode, and both are governed at once.
+BEFORE_REGISTRATION = ("not-a-mode", "default")
 POLICY = """\
 allowInternalLoadBalancers: true
 internalLoadBalancerProviders: [aws, gcp, azure, oci, openstack]
@@ -52,7 +68,7 @@ allowedExternalIPCIDRs: [192.0.2.0/24]
 exemptions:
   - {namespace: "*", name: "exempt-*", reason: a vendor appliance}
 """
-NODE_PORTS_A_MODE = 28
+NODE_PORTS_A_MODE = 17  # x 5 namespaces: the static band's 86
 WEBHOOK_NAME = "differential-webhook"
 NATIVE_NAME = "differential-native"
 
@@ -172,7 +188,7 @@ class Case:
 def cases() -> list[Case]:
     rng = random.Random(SEED)
     # Explicit node ports come from the static band (the lowest 86 of 30000-32767), which
-    # the API server's random allocation leaves alone while the rest has room: 28 a mode.
+    # the API server's random allocation leaves alone while the rest has room: 17 a mode.
     node_ports = iter(range(30000, 30000 + NODE_PORTS_A_MODE))
     found = []
     for index in range(CASES):
@@ -276,21 +292,41 @@ def shifted(case: Case, by: int) -> Case:
     return Case(case.name, moved(case.service), moved(case.old) if case.old else None, case.status)
 
 
+def cases_of(mode: str) -> list[Case]:
+    return [shifted(c, NODE_PORTS_A_MODE * MODES.index(mode)) for c in cases()]
+
+
+def prepare(api: client.ApiClient, kubectl: Kubectl, namespace: str, mode: str) -> None:
+    """The namespace, the Services that were exposed before it was governed, then its label.
+    A namespace prepared while an engine is registered is created `off` (one write, so that
+    admission never sees it unlabelled, in the cluster default's mode)."""
+    labels = {} if mode in BEFORE_REGISTRATION else {"clusterip-guard.io/mode": "off"}
+    kubectl("create", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": namespace, "labels": labels}}))  # fmt: skip
+    for case in cases_of(mode):
+        if case.old is not None:
+            status, created, _ = _call(
+                api, "POST", f"/api/v1/namespaces/{namespace}/services", case.old
+            )
+            assert status == 201, created.get("message")
+    label = LABELS[mode]
+    if label is not None:
+        # A value that is not a mode is taken once the last engine's mode-label policy,
+        # just removed, has left admission too.
+        assert until(
+            lambda: kubectl("label", "namespace", namespace, f"clusterip-guard.io/mode={label}",
+                            "--overwrite", check=False).returncode == 0,
+            timeout=30,
+        )  # fmt: skip
+
+
 def run_all(api: client.ApiClient, kubectl: Kubectl, prefix: str) -> dict[tuple[str, str], Outcome]:
     namespaces = {mode: f"{prefix}-{mode}" for mode in MODES}
-    by_mode = {
-        mode: [shifted(c, NODE_PORTS_A_MODE * i) for c in cases()] for i, mode in enumerate(MODES)
-    }
+    by_mode = {mode: cases_of(mode) for mode in MODES}
     for mode, namespace in namespaces.items():
-        all_cases = by_mode[mode]
-        kubectl("create", "namespace", namespace)
-        for case in all_cases:
-            if case.old is not None:  # exposed before the namespace was governed
-                status, created, _ = _call(
-                    api, "POST", f"/api/v1/namespaces/{namespace}/services", case.old
-                )
-                assert status == 201, created.get("message")
-        kubectl("label", "namespace", namespace, f"clusterip-guard.io/mode={mode}")
+        if mode not in BEFORE_REGISTRATION:
+            prepare(api, kubectl, namespace, mode)
     wait_until_each_mode_is_in_force(api, namespaces)
     outcomes = {}
     for mode, namespace in namespaces.items():
@@ -314,10 +350,12 @@ def wait_until_each_mode_is_in_force(api: client.ApiClient, namespaces: dict[str
             outcome = write(api, namespace, PROBE)
             if outcome.allowed:
                 client.CoreV1Api(api).delete_namespaced_service("probe", namespace)
+            converted = outcome.stored is not None and outcome.stored["spec"]["type"] == "ClusterIP"
             shown = {
                 "enforce": not outcome.allowed,
-                "mutate": outcome.stored is not None
-                and outcome.stored["spec"]["type"] == "ClusterIP",
+                "not-a-mode": not outcome.allowed,
+                "mutate": converted,
+                "default": converted,  # DEFAULT_MODE
                 "audit": outcome.allowed and bool(outcome.warnings),
             }[mode]
             if shown:
@@ -345,6 +383,8 @@ def outcomes(
     kubectl: Kubectl,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, dict[tuple[str, str], Outcome]]:
+    for mode in BEFORE_REGISTRATION:  # before the engine is registered
+        prepare(api_client, kubectl, f"webhook-{mode}", mode)
     # The webhook engine first ...
     files = CertificateFiles(tmp_path_factory.mktemp("differential-certs"))
     policy_file = files.folder / "policy.yaml"
@@ -353,7 +393,7 @@ def outcomes(
     port = free_port()
     registration = ("--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
                     "--ip", "127.0.0.1")  # fmt: skip
-    registered = bootstrap(control_plane, *registration)
+    registered = bootstrap(control_plane, *registration, "--default-mode", DEFAULT_MODE)
     assert registered.returncode == 0, registered.stderr
     webhook = WebhookProcess(files, port=port, policy_file=policy_file).start()
     try:
@@ -361,9 +401,14 @@ def outcomes(
     finally:
         webhook.stop()
         bootstrap(control_plane, *registration, "--uninstall")
-    # ... then the native one, with no webhook registered.
+    # ... then the native one, with no webhook registered (its node ports free again).
+    for mode in BEFORE_REGISTRATION:
+        prepare(api_client, kubectl, f"native-{mode}", mode)
     objects = native_objects(
-        parse_policy(POLICY), name=NATIVE_NAME, never_judged=never_judged_namespaces()
+        parse_policy(POLICY),
+        name=NATIVE_NAME,
+        default_mode=DEFAULT_MODE,
+        never_judged=never_judged_namespaces(),
     )
     kubectl("apply", "-f", "-", stdin=dump_yaml_documents(objects))
     try:
