@@ -48,7 +48,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     limits: ConnectionLimits
     on_refused: Callable[[str], None]  # told why each refusal happened, for the metrics
-    on_established: Callable[[int], None]  # told each connection's descriptor, once it is ours
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,10 +57,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_count = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        # The HTTP protocol has a connection only once its TLS handshake is done.
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            self.on_established(sock.fileno())
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
         self._start_timer()  # a connection that sends nothing is cut too
 
@@ -185,12 +180,7 @@ class _CoalescingTransport:
 def guarded_protocol(
     limits: ConnectionLimits,
     on_refused: Callable[[str], None],
-    on_established: Callable[[int], None] = lambda fd: None,
 ) -> type[GuardedHttpProtocol]:
     """The protocol class uvicorn instantiates per connection, carrying these limits."""
-    hooks = {
-        "limits": limits,
-        "on_refused": staticmethod(on_refused),
-        "on_established": staticmethod(on_established),
-    }
+    hooks = {"limits": limits, "on_refused": staticmethod(on_refused)}
     return type("LimitedHttpProtocol", (GuardedHttpProtocol,), hooks)

@@ -1,5 +1,6 @@
-"""Running the webhook and its plain-HTTP port under uvicorn, with our TLS context, limits on
-every connection (`server.protocol`) and a graceful stop (`server.lifecycle`)."""
+"""Running the webhook and its plain-HTTP port under uvicorn on uvloop, with our TLS context,
+caps on connections as they are accepted (`server.accepting`), limits on every request
+(`server.protocol`) and a graceful stop (`server.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ import signal
 import socket
 import ssl
 import threading
-from asyncio import sslproto
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from starlette.applications import Starlette
 
-from clusterip_guard.server.accepting import ConnectionCount, guard_accepts
+from clusterip_guard.server.accepting import AcceptingLoop, ConnectionCount, Guard
 from clusterip_guard.server.lifecycle import Lifecycle
 from clusterip_guard.server.protocol import ConnectionLimits, guarded_protocol
 from clusterip_guard.server.settings import ServeSettings
@@ -75,30 +74,6 @@ class CompanionServer(uvicorn.Server):
         yield
 
 
-def bound_handshakes(loop: asyncio.AbstractEventLoop, seconds: float) -> None:
-    """TLS servers this loop creates cut a handshake that has not finished in `seconds`.
-
-    uvicorn does not pass asyncio's ssl_handshake_timeout on; this loop is ours (asyncio.run
-    below), so its create_server is wrapped to add it.
-    """
-    create_server = loop.create_server
-
-    async def with_handshake_timeout(*args: Any, **kwargs: Any) -> asyncio.Server:
-        if kwargs.get("ssl") is not None:
-            kwargs.setdefault("ssl_handshake_timeout", seconds)
-        return await create_server(*args, **kwargs)
-
-    loop.create_server = with_handshake_timeout  # type: ignore[method-assign]
-
-
-def bound_tls_buffers(read_buffer_bytes: int) -> None:
-    """Each TLS connection asyncio makes allocates its read buffer when it is accepted, before
-    any handshake: 256 KiB by default (`SSLProtocol.max_size`), so a few thousand connections
-    that never say hello took 900 MiB. A TLS record holds at most 16 KiB of data, so a buffer
-    past that only saves read calls on large bodies; `serve` is the only user of this loop."""
-    sslproto.SSLProtocol.max_size = read_buffer_bytes
-
-
 def limits_of(settings: ServeSettings) -> ConnectionLimits:
     return ConnectionLimits(
         header_timeout_seconds=settings.header_timeout_seconds,
@@ -111,8 +86,6 @@ def limits_of(settings: ServeSettings) -> ConnectionLimits:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, so that a port in use is an error before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP spelt out: asyncio sets TCP_NODELAY only on sockets that say so, and without
-    # it every answer waits ~40 ms for the client's delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -143,17 +116,22 @@ def serve_forever(
 
     limits = limits_of(settings)
 
-    counts = {
-        port: ConnectionCount(
+    def guard(port: str) -> Guard:
+        count = ConnectionCount(
             total=settings.max_connections,
             per_client=settings.max_connections_per_client,
             handshaking=settings.max_handshaking,
         )
-        for port in ("webhook", "metrics")
-    }
-    webhook_socket = guard_accepts(webhook_socket, counts["webhook"], counted("webhook"))
+        return Guard(
+            count,
+            counted(port),
+            settings.handshake_timeout_seconds,
+            settings.shutdown_timeout_seconds,
+        )
+
+    guards = {webhook_socket.fileno(): guard("webhook")}
     if health_socket is not None:
-        health_socket = guard_accepts(health_socket, counts["metrics"], counted("metrics"))
+        guards[health_socket.fileno()] = guard("metrics")
     common = {
         "log_config": None,
         "server_header": False,
@@ -165,7 +143,7 @@ def serve_forever(
         health = CompanionServer(
             uvicorn.Config(
                 health_app,
-                http=guarded_protocol(limits, counted("metrics"), counts["metrics"].established),
+                http=guarded_protocol(limits, counted("metrics")),
                 access_log=False,
                 lifespan="off",
                 **common,  # type: ignore[arg-type]
@@ -178,7 +156,7 @@ def serve_forever(
             ssl_keyfile=str(settings.key_file),
             # Our own context, so a reloaded certificate reaches the next handshake.
             ssl_context_factory=lambda _config, _default: context,
-            http=guarded_protocol(limits, counted("webhook"), counts["webhook"].established),
+            http=guarded_protocol(limits, counted("webhook")),
             access_log=settings.access_log,
             # The API server calls us directly: no proxy's X-Forwarded-* headers to trust,
             # and one middleware less on every review.
@@ -196,12 +174,11 @@ def serve_forever(
             health.should_exit = True
 
     async def both() -> None:
-        bound_handshakes(asyncio.get_running_loop(), settings.handshake_timeout_seconds)
-        bound_tls_buffers(settings.tls_read_buffer_bytes)
         servers = [the_webhook()]
         if health is not None and health_socket is not None:
             servers.append(health.serve(sockets=[health_socket]))
         await asyncio.gather(*servers)
 
-    asyncio.run(both())
+    with asyncio.Runner(loop_factory=lambda: AcceptingLoop(guards)) as runner:
+        runner.run(both())
     return bool(webhook.started)

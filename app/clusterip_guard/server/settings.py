@@ -53,9 +53,10 @@ class ServeSettings:
     # For a TLS handshake to finish: the API server needs milliseconds; a connection that never
     # says hello holds a few hundred KiB until then (asyncio's default is 60 s).
     handshake_timeout_seconds: float = 5.0
-    # asyncio's TLS read buffer, allocated per connection when it is accepted (256 KiB by
-    # default): a TLS record carries at most 16 KiB.
-    tls_read_buffer_bytes: int = 16 * 1024
+    # For a TLS close to be answered (close_notify) before the connection is dropped: a peer
+    # answers in milliseconds; one cut by a limit that keeps sending would otherwise hold its
+    # place for uvloop's default of 30 s.
+    shutdown_timeout_seconds: float = 1.0
     # An AdmissionReview's head is well under 1 KiB.
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
