@@ -194,6 +194,11 @@ def main() -> int:
 
 
 WEBHOOK_SECONDS = "apiserver_admission_webhook_admission_duration_seconds"
+# The API server's own time in each admission policy's CEL, labelled by policy and binding.
+POLICY_SECONDS = (
+    "apiserver_validating_admission_policy_check_duration_seconds",
+    "apiserver_mutating_admission_policy_check_duration_seconds",
+)
 
 
 def webhook_seconds(kubectl: Kubectl) -> tuple[float, float]:
@@ -206,6 +211,18 @@ def webhook_seconds(kubectl: Kubectl) -> tuple[float, float]:
         elif line.startswith(WEBHOOK_SECONDS + "_count{"):
             calls += float(line.rsplit(" ", 1)[1])
     return seconds, calls
+
+
+def policy_seconds(kubectl: Kubectl) -> dict[str, float]:
+    """Seconds the API server has spent in each admission policy so far, from its /metrics:
+    {policy: seconds}, summed over its bindings and outcomes."""
+    seconds: dict[str, float] = {}
+    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        name, _, rest = line.partition("{")
+        if name.removesuffix("_sum") in POLICY_SECONDS and name.endswith("_sum"):
+            policy = rest.split('policy="', 1)[1].split('"', 1)[0]
+            seconds[policy] = seconds.get(policy, 0.0) + float(line.rsplit(" ", 1)[1])
+    return seconds
 
 
 def measure(client: Client, kubectl: Kubectl, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -223,13 +240,21 @@ def measure(client: Client, kubectl: Kubectl, args: argparse.Namespace) -> list[
                 prefix = "u" if op == "update" else f"c{round_}"
                 if op == "update":  # worker w patches Service u-w, created as ClusterIP
                     client("-op", "prepare", "-prefix", prefix, *common)
-                before = webhook_seconds(kubectl)
+                before, policies_before = webhook_seconds(kubectl), policy_seconds(kubectl)
                 result = client("-op", op, "-type", SERVICES[kind], "-prefix", prefix,
                                 "-n", str(args.requests), *common)  # fmt: skip
-                after = webhook_seconds(kubectl)
+                after, policies_after = webhook_seconds(kubectl), policy_seconds(kubectl)
                 seconds, calls = after[0] - before[0], after[1] - before[1]
                 # The API server's mean time per webhook call (warm-up included).
                 result["webhook_ms"] = seconds / calls * 1000 if calls else 0.0
+                # Its time in each admission policy's CEL per request of the run (warm-up
+                # included): the in-process engines' own account of their cost.
+                writes = args.requests + concurrency
+                result["policy_ms"] = {
+                    policy: (spent - policies_before.get(policy, 0.0)) / writes * 1000
+                    for policy, spent in policies_after.items()
+                    if spent > policies_before.get(policy, 0.0)
+                }
                 client("-op", "cleanup", *common)
                 runs.append({"setup": setup, "op": op, "service": kind,
                              "concurrency": concurrency, "round": round_, **result})  # fmt: skip
@@ -248,6 +273,9 @@ def summary(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[
             "p95": statistics.median(r["p95_ms"] for r in mine),
             "p99": statistics.median(r["p99_ms"] for r in mine),
             "webhook": statistics.median(r.get("webhook_ms", 0.0) for r in mine),
+            "policies": statistics.median(
+                sum(r.get("policy_ms", {}).values()) for r in mine
+            ),
             "rate": statistics.median(r["per_second"] for r in mine),
             "p50_low": min(r["p50_ms"] for r in mine),
             "p50_high": max(r["p50_ms"] for r in mine),
@@ -266,8 +294,9 @@ def table(runs: list[dict[str, Any]]) -> str:
         statuses.setdefault(key, set()).update(run["statuses"])
     lines = [
         "| op | Service | conc. | setup | p50 ms (spread) | p95 | p99 | per s (spread) "
-        "| p50 / no policy | p50 / in-process | per s / in-process | webhook call ms | HTTP |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| p50 / no policy | p50 / in-process | per s / in-process | webhook call ms "
+        "| policy CEL ms | HTTP |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (setup, op, kind, c), cell in sorted(
         cells.items(),
@@ -284,7 +313,7 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"| {cell['rate']:,.0f} ({cell['rate_low']:,.0f}-{cell['rate_high']:,.0f}) "
             f"| {cell['p50'] / none['p50']:.2f} "
             f"| {to_twin} | {rate_to_twin} "
-            f"| {cell['webhook']:.2f} "
+            f"| {cell['webhook']:.2f} | {cell['policies']:.3f} "
             f"| {','.join(sorted(statuses[(setup, op, kind, c)]))} |"
         )
     return "\n".join(lines)
