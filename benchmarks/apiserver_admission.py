@@ -174,7 +174,7 @@ def main() -> int:
             with contextlib.ExitStack() as servers:
                 webhook = WebhookProcess(files, port=port).start()
                 servers.callback(webhook.stop)
-                floor = Floor(files, "asyncio", "deny")
+                floor = Floor(files, "uvloop", "deny")
                 servers.callback(floor.stop)
                 register_floor(kubectl, floor.url + "/")
                 for setup, (label, _) in SETUPS.items():

@@ -1,12 +1,12 @@
-"""The floor: the webhook's server stack (uvicorn, httptools, our TLS context and connection
-limits) answering every AdmissionReview with a fixed answer, with no framework and no work
-beyond what any webhook must do: read the body and echo the request's uid (the API server
-refuses an answer with another uid).
+"""The floor: a bare uvicorn app answering every AdmissionReview with a fixed answer, with no
+framework and no work beyond what any webhook must do: read the body and echo the request's
+uid (the API server refuses an answer with another uid).
 
-What the webhook reaches is measured against this. `asyncio` runs it on asyncio's own event
-loop, as `serve` does (its connection caps need asyncio's Python-level accept, see
-server/accepting.py); `uvloop` on uvicorn's default loop. ANSWER is `allow` (the webhook
-alone) or `deny` (through the API server, beside `enforce`).
+What the webhook reaches is measured against this. `uvloop` is the stack a user gets with
+`uvicorn[standard]`: uvloop, httptools, uvicorn's own protocol, no limits (the floor the
+webhook is held to). `asyncio` is asyncio's own loop with our protocol and its limits, the
+stack `serve` ran on before it moved to uvloop, kept beside it for comparison. ANSWER is
+`allow` (the webhook alone) or `deny` (through the API server, beside `enforce`).
 Usage: floor.py CERT KEY PORT LOOP [ANSWER]
 """
 
@@ -67,7 +67,12 @@ def main() -> None:
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
         ssl_context_factory=lambda _config, _default: context,
-        http=guarded_protocol(limits_of(settings), lambda _reason: None),
+        http=(
+            guarded_protocol(limits_of(settings), lambda _reason: None)
+            if loop == "asyncio"
+            else "httptools"
+        ),
+        loop="uvloop",
         access_log=False,
         proxy_headers=False,  # as serve's webhook port
         log_config=None,
