@@ -17,18 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from clusterip_guard.core.admission import ADMISSION_ENTRIES, AdmissionEntry
+from clusterip_guard.core.admission import ADMISSION_ENTRIES, AdmissionEntry, registered_entries
 from clusterip_guard.core.names import NAMESPACE_NAME_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.native import CONVERSION_SUFFIX, EXPOSURE_SUFFIX
 from clusterip_guard.core.registration import (
     MODE_STRENGTH,
-    binding_name,
-    entry_bindings,
     mode_label_policy,
+    policy_binding_names,
+    policy_bindings,
     service_range_policy,
     unknown_mode_warning,
     webhook_entry,
 )
+from clusterip_guard.core.types import MODES
 from clusterip_guard.yamltext import dump_yaml
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "clusterip-guard"
@@ -162,57 +163,38 @@ _SERVES_SERVICE_CIDRS = (
 
 
 def _service_range_policy() -> str:
-    """The policy refusing external IPs inside the Service range, and one binding per
-    validating entry (an entry of the cluster default only with that default)."""
+    """The policy refusing external IPs inside the Service range, and its bindings for the
+    chart's cluster default mode (the bindings' selectors depend on it)."""
     name = _placeholder("fullname") + _SERVICE_RANGE_SUFFIX
     policy = service_range_policy(name=name)
     text = _metadata("ValidatingAdmissionPolicy", _SERVICE_RANGE_SUFFIX) + _spec(policy)
-    for entry in ADMISSION_ENTRIES:
-        bindings = entry_bindings(
+    for default_mode in MODES:
+        text += f'{{{{- if eq .Values.defaultMode "{default_mode}" }}}}\n'
+        for binding in policy_bindings(
             name,
-            [entry],
+            registered_entries(default_mode),
             never_judged=_placeholder("neverJudged"),
             param_ref={"selector": {}, "parameterNotFoundAction": "Allow"},
-        )
-        if not bindings:
-            continue
-        suffix = binding_name(_SERVICE_RANGE_SUFFIX, entry)
-        binding = "---\n" + _metadata("ValidatingAdmissionPolicyBinding", suffix)
-        binding += _spec(bindings[0])
-        if entry.serves_default is not None:
-            binding = (
-                f'{{{{- if eq .Values.defaultMode "{entry.serves_default}" }}}}\n'
-                + binding
-                + "{{- end }}\n"
-            )
-        text += binding
+        ):
+            suffix = binding["metadata"]["name"].removeprefix(_placeholder("fullname"))
+            text += "---\n" + _metadata("ValidatingAdmissionPolicyBinding", suffix)
+            text += _spec(binding)
+        text += "{{- end }}\n"
     return text
 
 
 def admission_policy_suffixes(*, native: bool = False) -> list[str]:
     """The name suffixes of every policy and binding the chart's bootstrap (or, `native`, its
     sync component) may write or delete: its RBAC names each."""
-    per_entry = [_SERVICE_RANGE_SUFFIX, *([EXPOSURE_SUFFIX] if native else [])]
+    validating = [_SERVICE_RANGE_SUFFIX, *([EXPOSURE_SUFFIX] if native else [])]
     suffixes = [
         "-mode-label",
         "-unknown-mode",
-        *per_entry,
-        *(
-            binding_name(policy, entry)
-            for policy in per_entry
-            for entry in ADMISSION_ENTRIES
-            if entry.configuration == "validating"
-        ),
+        *validating,
+        *(name for policy in validating for name in policy_binding_names(policy, "validating")),
     ]
     if native:
-        suffixes += [
-            CONVERSION_SUFFIX,
-            *(
-                binding_name(CONVERSION_SUFFIX, entry)
-                for entry in ADMISSION_ENTRIES
-                if entry.configuration == "mutating"
-            ),
-        ]
+        suffixes += [CONVERSION_SUFFIX, *policy_binding_names(CONVERSION_SUFFIX, "mutating")]
     return suffixes
 
 

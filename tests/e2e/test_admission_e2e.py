@@ -252,7 +252,7 @@ def test_audit_warns_and_stores_the_service_as_sent(
         assert (
             f"Warning: Validation failed for ValidatingAdmissionPolicy "
             f"'{engine.configuration}-exposure' with binding "
-            f"'{engine.configuration}-exposure-audit'"
+            f"'{engine.configuration}-exposure-warn'"
             f": Service {namespace}/np would be reachable"
         ) in run.stderr
         assert "spec.type: type NodePort opens a port on every node" in run.stderr

@@ -112,7 +112,7 @@ class Tenant:
             return 'admission webhook "enforce.clusterip-guard.io" denied the request'
         return (
             f"ValidatingAdmissionPolicy '{self.configuration}-exposure' with binding "
-            f"'{self.configuration}-exposure-enforce' denied request"
+            f"'{self.configuration}-exposure-deny' denied request"
         )
 
 
@@ -493,7 +493,7 @@ def test_a_re_registration_with_another_default_mode_drops_the_old_defaults_bind
         listed = kubectl("get", "validatingadmissionpolicybindings", "-o", "name")
         return {line.split("/", 1)[1] for line in listed.stdout.split()}
 
-    audit_default = f"{tenant.configuration}-service-range-audit-default"
+    audit_default = f"{tenant.configuration}-service-range-warn-unlabelled"
     assert audit_default not in bindings()
     try:
         again = tenant.bootstrap(control_plane, "--default-mode", "audit")

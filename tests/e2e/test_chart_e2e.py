@@ -566,7 +566,7 @@ def test_the_bootstrap_and_uninstall_jobs_need_no_more_than_their_rights(
         back = run_as(install, "--default-mode", "off")
         assert back.returncode == 0, back.stderr
         assert (
-            "deleted ValidatingAdmissionPolicyBinding clusterip-guard-service-range-audit-default"
+            "deleted ValidatingAdmissionPolicyBinding clusterip-guard-service-range-warn-unlabelled"
             in (back.stdout)
         )
     finally:

@@ -110,7 +110,7 @@ def test_a_label_value_that_is_not_a_mode_is_judged_as_enforce(
         'admission webhook "unknown-mode.clusterip-guard.io" denied the request'
         if cluster.engine == "webhook"
         else "ValidatingAdmissionPolicy 'clusterip-guard-exposure' with binding "
-        "'clusterip-guard-exposure-unknown-mode' denied request"
+        "'clusterip-guard-exposure-deny' denied request"
     )
     assert denied_by in run.stderr
     assert f"label {MODE_LABEL} of namespace typo is not a mode" in run.stderr

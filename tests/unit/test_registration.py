@@ -4,7 +4,7 @@ registers")."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -17,7 +17,7 @@ from clusterip_guard.core.registration import (
     UrlTarget,
     webhook_configurations,
 )
-from clusterip_guard.core.types import Mode
+from clusterip_guard.core.types import MODES, Mode
 
 CA = b"-----BEGIN CERTIFICATE-----\nZm9v\n-----END CERTIFICATE-----\n"
 
@@ -211,35 +211,60 @@ def test_the_default_mode_can_be_read_back_from_the_registered_entries(default_m
 
 
 @pytest.mark.parametrize("default_mode", ["off", "audit", "mutate", "enforce"])
-def test_the_service_range_policy_is_bound_as_the_validating_entries_judge(
-    default_mode: Mode,
+@pytest.mark.parametrize("configuration", ["validating", "mutating"])
+def test_an_in_process_policy_is_bound_as_the_entries_judge_in_as_few_bindings_as_can_say_it(
+    default_mode: Mode, configuration: Literal["validating", "mutating"]
 ) -> None:
     from clusterip_guard.core.admission import registered_entries
-    from clusterip_guard.core.registration import entry_bindings
+    from clusterip_guard.core.registration import policy_binding_names, policy_bindings
 
     registered = registered_entries(default_mode)
-    bindings = entry_bindings(
-        "p", registered, never_judged=["kube-system"], param_ref={"selector": {}}
-    )
-    webhooks = entries(default_mode)
-    validating = [e for e in registered if e.configuration == "validating"]
-    assert len(bindings) == len(validating)
-    assert len({b["metadata"]["name"] for b in bindings}) == len(bindings)
-    for binding, entry in zip(bindings, validating, strict=True):
-        spec = binding["spec"]
-        # The same namespaces as the webhook entry, and the same effect: deny where it guards.
-        selector = {"namespaceSelector": spec["matchResources"]["namespaceSelector"]}
-        assert selected(selector) == selected(webhooks[entry.name]), entry.name
-        assert spec["validationActions"] == (
-            ["Warn", "Audit"] if entry.judges_as == "audit" else ["Deny"]
-        )
-        assert spec["paramRef"] == {"selector": {}}
-    # A namespace judged by no entry (off, or never judged) is bound by no binding.
-    assert not any(
-        selects({"namespaceSelector": b["spec"]["matchResources"]["namespaceSelector"]},
-                "enforce", "kube-system")
-        for b in bindings
+    bindings = policy_bindings(
+        "p", registered, never_judged=["kube-system"], configuration=configuration,
+        param_ref={"selector": {}},
     )  # fmt: skip
+    webhooks = entries(default_mode)
+    mine = [e for e in registered if e.configuration == configuration]
+    for namespace in ("shop", "kube-system"):
+        for mode in LABEL_VALUES:
+            # The same namespaces as the webhook entries, and the same effect: deny where an
+            # entry guards, warn and audit where it reports.
+            expected = {
+                ("Deny",) if entry.failure_role == "guard" else ("Warn", "Audit")
+                for entry in mine
+                if selects(webhooks[entry.name], mode, namespace)
+            }
+            actions = {
+                tuple(binding["spec"].get("validationActions", ["Deny"]))
+                for binding in bindings
+                if selects(binding["spec"]["matchResources"], mode, namespace)
+            }
+            if configuration == "mutating":
+                expected = {("Deny",)} if expected else set()
+            assert actions == expected, (namespace, mode)
+            # Never two bindings of one effect on one namespace (a warning said twice).
+            chosen = [b for b in bindings if selects(b["spec"]["matchResources"], mode, namespace)]
+            assert len(chosen) == len(actions), (namespace, mode)
+    assert all(b["spec"]["paramRef"] == {"selector": {}} for b in bindings)
+    # One binding per effect, but where no selector can say "these modes or no label".
+    effects = 2 if configuration == "validating" else 1
+    split = (default_mode == "audit") if configuration == "validating" else default_mode == "mutate"
+    assert len(bindings) == effects + split
+    names = {b["metadata"]["name"] for b in bindings}
+    assert len(names) == len(bindings)
+    # An uninstall and a re-registration find every name, the per-entry ones of earlier
+    # builds among them.
+    assert names <= set(policy_binding_names("p", configuration))
+    assert "p-enforce" in policy_binding_names("p", "validating")
+
+
+def test_the_unknown_mode_warning_is_evaluated_only_where_the_label_is_not_a_mode() -> None:
+    from clusterip_guard.core.registration import unknown_mode_warning
+
+    _, binding = unknown_mode_warning(name="p")
+    assert [mode for mode in LABEL_VALUES if selects(binding["spec"]["matchResources"], mode)] == [
+        value for value in LABEL_VALUES if value is not None and value not in MODES
+    ]
 
 
 def test_the_service_range_policy_reads_every_service_cidr_and_judges_only_added_ips() -> None:

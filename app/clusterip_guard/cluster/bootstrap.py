@@ -44,7 +44,6 @@ from clusterip_guard.cluster.stores import (
     write_files,
 )
 from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
-from clusterip_guard.core.admission import ADMISSION_ENTRIES
 from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.native import (
     CONVERSION_SUFFIX,
@@ -56,9 +55,9 @@ from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
-    binding_name,
     companion_policies,
     never_judged_namespaces,
+    policy_binding_names,
     webhook_configurations,
 )
 from clusterip_guard.core.types import Manifest
@@ -228,11 +227,7 @@ def _names_of(kind: str, configuration_name: str) -> list[str]:
     if kind == "MutatingAdmissionPolicy":
         return [conversion]
     if kind == "MutatingAdmissionPolicyBinding":
-        return [
-            binding_name(conversion, entry)
-            for entry in ADMISSION_ENTRIES
-            if entry.configuration == "mutating"
-        ]
+        return policy_binding_names(conversion, "mutating")
     per_entry = [
         service_range_policy_name(configuration_name),
         configuration_name + EXPOSURE_SUFFIX,
@@ -246,12 +241,7 @@ def _names_of(kind: str, configuration_name: str) -> list[str]:
     return [
         mode_label_policy_name(configuration_name),
         unknown_mode_warning_name(configuration_name),
-        *(
-            binding_name(policy, entry)
-            for policy in per_entry
-            for entry in ADMISSION_ENTRIES
-            if entry.configuration == "validating"
-        ),
+        *(name for policy in per_entry for name in policy_binding_names(policy, "validating")),
     ]
 
 

@@ -159,6 +159,49 @@ def _routes() -> dict[str, Route]:
 ROUTES: Final[Mapping[str, Route]] = _routes()
 
 
+# What a namespace's mode label can say, for the union of entries' selections: a mode, a value
+# that is not a mode, or nothing.
+_NOT_A_MODE_STATE: Final = "not-a-mode"
+_UNLABELLED_STATE: Final = "unlabelled"
+
+
+def _label_states(entry: AdmissionEntry) -> set[str]:
+    if entry.selects == "label":
+        return {entry.mode}
+    return {_NOT_A_MODE_STATE if entry.selects == "not-a-mode" else _UNLABELLED_STATE}
+
+
+def union_selectors(
+    entries: Collection[AdmissionEntry],
+) -> list[tuple[str, tuple[dict[str, Any], ...]]]:
+    """matchExpressions on the mode label selecting exactly the namespaces any of `entries`
+    selects, as few as the API server's selectors can say it: one, or (some modes and no
+    label, but no value that is not a mode) two. Each with a name part: "" for the first,
+    "unlabelled" for the second.
+
+    An in-process policy evaluates the namespace selector of every binding of every policy on
+    each write it may match (the API server parses each one anew), so bindings that share
+    their actions are one binding where a selector can say their union."""
+    states = set().union(*(_label_states(entry) for entry in entries))
+    modes = [mode for mode in MODES if mode in states]
+    if _NOT_A_MODE_STATE in states:
+        # NotIn also selects unlabelled namespaces; Exists leaves them out.
+        expressions: list[dict[str, Any]] = []
+        if _UNLABELLED_STATE not in states:
+            expressions.append({"key": MODE_LABEL, "operator": "Exists"})
+        excluded = [mode for mode in MODES if mode not in states]
+        if excluded:
+            expressions.append({"key": MODE_LABEL, "operator": "NotIn", "values": excluded})
+        return [("", tuple(expressions))]
+    selectors: list[tuple[str, tuple[dict[str, Any], ...]]] = []
+    if modes:
+        selectors.append(("", ({"key": MODE_LABEL, "operator": "In", "values": modes},)))
+    if _UNLABELLED_STATE in states:
+        part = _UNLABELLED_STATE if modes else ""
+        selectors.append((part, ({"key": MODE_LABEL, "operator": "DoesNotExist"},)))
+    return selectors
+
+
 def registered_entries(default_mode: Mode) -> tuple[AdmissionEntry, ...]:
     """The entries a registration with this cluster default mode holds."""
     return tuple(
@@ -199,11 +242,13 @@ def selector_matches(expressions: Collection[Mapping[str, Any]], labels: Mapping
 
 
 def namespace_selector(
-    entry: AdmissionEntry, never_judged: Collection[str]
+    entry: AdmissionEntry | Collection[Mapping[str, Any]], never_judged: Collection[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The entry's namespaceSelector: its mode-label expressions, never the excluded names
-    (none excluded: no such expression, since the API server refuses an empty NotIn)."""
-    expressions: list[dict[str, Any]] = [dict(expression) for expression in entry.selector()]
+    """The entry's namespaceSelector (or these mode-label expressions'): its mode-label
+    expressions, never the excluded names (none excluded: no such expression, since the API
+    server refuses an empty NotIn)."""
+    chosen = entry.selector() if isinstance(entry, AdmissionEntry) else entry
+    expressions: list[dict[str, Any]] = [dict(expression) for expression in chosen]
     if never_judged:
         expressions.append(
             {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": sorted(never_judged)}

@@ -22,7 +22,7 @@ import json
 from collections.abc import Collection, Iterable
 from typing import Any, Final
 
-from clusterip_guard.core.admission import AdmissionEntry, namespace_selector, registered_entries
+from clusterip_guard.core.admission import registered_entries
 from clusterip_guard.core.cloud_providers import (
     AWS_LOAD_BALANCER_INTERNAL,
     AWS_LOAD_BALANCER_SCHEME,
@@ -47,10 +47,9 @@ from clusterip_guard.core.names import (
 )
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
-    binding_name,
     companion_policies,
-    entry_bindings,
     exposed_match_condition,
+    policy_bindings,
     registered_object,
     service_writes,
     with_config_hash,
@@ -666,31 +665,6 @@ def conversion_policy(
     return with_config_hash(body)
 
 
-def mutating_bindings(
-    policy_name: str, entries: Collection[AdmissionEntry], *, never_judged: Collection[str]
-) -> list[Manifest]:
-    """One MutatingAdmissionPolicyBinding per mutating entry, selecting what it selects."""
-    bindings: list[Manifest] = []
-    for entry in entries:
-        if entry.configuration != "mutating":
-            continue
-        name = binding_name(policy_name, entry)
-        bindings.append(
-            with_config_hash(
-                {
-                    **registered_object("MutatingAdmissionPolicyBinding", name),
-                    "spec": {
-                        "policyName": policy_name,
-                        "matchResources": {
-                            "namespaceSelector": namespace_selector(entry, never_judged)
-                        },
-                    },
-                }
-            )
-        )
-    return bindings
-
-
 def native_objects(
     policy: PolicySettings,
     *,
@@ -706,9 +680,9 @@ def native_objects(
     conversion = name + CONVERSION_SUFFIX
     return [
         conversion_policy(policy, name=conversion, default_mode=default_mode, today=today),
-        *mutating_bindings(conversion, entries, never_judged=never_judged),
+        *policy_bindings(conversion, entries, never_judged=never_judged, configuration="mutating"),
         exposure_policy(policy, name=exposure, default_mode=default_mode, today=today),
-        *entry_bindings(exposure, entries, never_judged=never_judged),
+        *policy_bindings(exposure, entries, never_judged=never_judged),
         *companion_policies(name=name, default_mode=default_mode, never_judged=never_judged),
     ]
 

@@ -17,10 +17,13 @@ from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 from clusterip_guard.core.admission import (
+    ADMISSION_ENTRIES,
     AdmissionEntry,
+    Configuration,
     FailureRole,
     namespace_selector,
     registered_entries,
+    union_selectors,
 )
 from clusterip_guard.core.names import (
     CONFIG_HASH_ANNOTATION,
@@ -381,49 +384,78 @@ def service_writes(resources: Collection[str] = ("services",)) -> dict[str, Any]
     }
 
 
-def binding_name(policy_name: str, entry: AdmissionEntry) -> str:
-    """The binding of a policy for one validating entry of the table."""
-    return f"{policy_name}-{entry.name.removesuffix('.' + DOMAIN)}"
+# Bindings of an in-process policy, one per effect: (name part, its actions, the failure role
+# of the entries it stands for). A mutating policy has one effect, named "convert".
+_VALIDATING_EFFECTS: Final = (("deny", ["Deny"], "guard"), ("warn", ["Warn", "Audit"], "reporter"))
+_CONVERT: Final = "convert"
 
 
-def entry_bindings(
+def policy_bindings(
     policy_name: str,
     entries: Collection[AdmissionEntry],
     *,
     never_judged: Collection[str] | str,
+    configuration: Configuration = "validating",
     param_ref: dict[str, Any] | None = None,
 ) -> list[Manifest]:
-    """One ValidatingAdmissionPolicyBinding per validating entry: the same namespaces as the
-    entry selects, Deny where the entry guards (enforce, the mutate backstop, a value that is
-    not a mode), Warn and Audit where it reports (audit). So an in-process policy keeps the
-    modes exactly as the webhook's entries do. (`never_judged` may be a Helm expression.)"""
+    """The bindings of an in-process policy that judges as the table's entries of this
+    configuration do: the namespaces they select, Deny where they guard (enforce, the mutate
+    backstop, a value that is not a mode), Warn and Audit where they report (audit); for a
+    mutating policy, the namespaces its entries convert in. Entries of one effect share a
+    binding wherever a selector can say their union (`union_selectors`): the API server
+    evaluates every binding's selector on every write the policy may match. So an in-process
+    policy keeps the modes exactly as the webhook's entries do. (`never_judged` may be a Helm
+    expression.)"""
+    kind = (
+        "ValidatingAdmissionPolicyBinding"
+        if configuration == "validating"
+        else "MutatingAdmissionPolicyBinding"
+    )
+    effects: tuple[tuple[str, list[str] | None, str | None], ...] = (
+        _VALIDATING_EFFECTS if configuration == "validating" else ((_CONVERT, None, None),)
+    )
     bindings: list[Manifest] = []
-    for entry in entries:
-        if entry.configuration != "validating":
-            continue
-        if isinstance(never_judged, str):  # a Helm expression
-            selector = namespace_selector(entry, ["placeholder"])
-            selector["matchExpressions"][-1]["values"] = never_judged
-        else:
-            selector = namespace_selector(entry, never_judged)
-        spec: dict[str, Any] = {
-            "policyName": policy_name,
-            "validationActions": ["Deny"] if entry.failure_role == "guard" else ["Warn", "Audit"],
-            "matchResources": {"namespaceSelector": selector},
-        }
-        if param_ref is not None:
-            spec["paramRef"] = param_ref
-        bindings.append(
-            with_config_hash(
-                {
-                    **registered_object(
-                        "ValidatingAdmissionPolicyBinding", binding_name(policy_name, entry)
-                    ),
-                    "spec": spec,
-                }
-            )
-        )
+    for effect, actions, role in effects:
+        members = [
+            entry
+            for entry in entries
+            if entry.configuration == configuration and role in (None, entry.failure_role)
+        ]
+        for part, expressions in union_selectors(members) if members else []:
+            if isinstance(never_judged, str):  # a Helm expression
+                selector = namespace_selector(expressions, ["placeholder"])
+                selector["matchExpressions"][-1]["values"] = never_judged
+            else:
+                selector = namespace_selector(expressions, never_judged)
+            spec: dict[str, Any] = {"policyName": policy_name}
+            if actions is not None:
+                spec["validationActions"] = actions
+            spec["matchResources"] = {"namespaceSelector": selector}
+            if param_ref is not None:
+                spec["paramRef"] = param_ref
+            name = f"{policy_name}-{effect}" + (f"-{part}" if part else "")
+            bindings.append(with_config_hash({**registered_object(kind, name), "spec": spec}))
     return bindings
+
+
+def policy_binding_names(policy_name: str, configuration: Configuration) -> list[str]:
+    """Every binding name `policy_bindings` gives this policy, whatever the default mode, and
+    the names of the one binding per entry that builds before 0.2.0 registered (so that a
+    bootstrap or an uninstall removes those too)."""
+    names: dict[str, None] = {
+        f"{policy_name}-{entry.name.removesuffix('.' + DOMAIN)}": None
+        for entry in ADMISSION_ENTRIES
+        if entry.configuration == configuration
+    }
+    for default_mode in MODES:
+        for binding in policy_bindings(
+            policy_name,
+            registered_entries(default_mode),
+            never_judged=(),
+            configuration=configuration,
+        ):
+            names[binding["metadata"]["name"]] = None
+    return list(names)
 
 
 def service_range_policy(*, name: str) -> Manifest:
@@ -484,7 +516,8 @@ def companion_policies(
 ) -> list[Manifest]:
     """The in-process policies either engine registers beside its own objects, named after
     `name`: the mode label's keeper, the warning naming a label value that is not a mode, and
-    (where the API server serves ServiceCIDR) the Service-range refusal bound per entry."""
+    (where the API server serves ServiceCIDR) the Service-range refusal, bound as the entries
+    judge."""
     companions = [
         *mode_label_policy(default_mode=default_mode, name=f"{name}-mode-label"),
         *unknown_mode_warning(name=f"{name}-unknown-mode"),
@@ -492,7 +525,7 @@ def companion_policies(
     if service_cidrs:
         service_range = f"{name}-service-range"
         companions.append(service_range_policy(name=service_range))
-        companions += entry_bindings(
+        companions += policy_bindings(
             service_range,
             registered_entries(default_mode),
             never_judged=never_judged,
@@ -533,7 +566,12 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
             ],
         },
     }
-    return with_config_hash(policy), _binding(name, ["Warn"])
+    # Only namespaces labelled with a value that is not a mode: a binding without a selector
+    # would have the API server evaluate the policy on every Service write of the cluster.
+    not_a_mode = next(entry for entry in registered_entries("off") if entry.label_not_a_mode)
+    return with_config_hash(policy), _binding(
+        name, ["Warn"], namespace_selector(not_a_mode, never_judged=())
+    )
 
 
 def registered_object(kind: str, name: str) -> Manifest:
@@ -548,9 +586,14 @@ def registered_object(kind: str, name: str) -> Manifest:
     }
 
 
-def _binding(policy_name: str, actions: list[str]) -> Manifest:
+def _binding(
+    policy_name: str, actions: list[str], namespaces: dict[str, Any] | None = None
+) -> Manifest:
+    spec: dict[str, Any] = {"policyName": policy_name, "validationActions": actions}
+    if namespaces is not None:
+        spec["matchResources"] = {"namespaceSelector": namespaces}
     binding: Manifest = {
         **registered_object("ValidatingAdmissionPolicyBinding", policy_name),
-        "spec": {"policyName": policy_name, "validationActions": actions},
+        "spec": spec,
     }
     return with_config_hash(binding)
