@@ -273,9 +273,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[
             "p95": statistics.median(r["p95_ms"] for r in mine),
             "p99": statistics.median(r["p99_ms"] for r in mine),
             "webhook": statistics.median(r.get("webhook_ms", 0.0) for r in mine),
-            "policies": statistics.median(
-                sum(r.get("policy_ms", {}).values()) for r in mine
-            ),
+            "policies": statistics.median(sum(r.get("policy_ms", {}).values()) for r in mine),
             "rate": statistics.median(r["per_second"] for r in mine),
             "p50_low": min(r["p50_ms"] for r in mine),
             "p50_high": max(r["p50_ms"] for r in mine),

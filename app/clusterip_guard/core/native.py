@@ -87,8 +87,13 @@ def _annotations(o: str) -> str:
     return f"(has({o}.metadata.annotations) ? {o}.metadata.annotations : {{}})"
 
 
-def _type(o: str) -> str:
+def _type_of(o: str) -> str:
     return f"(has({o}.spec.type) && {o}.spec.type != '' ? {o}.spec.type : 'ClusterIP')"
+
+
+def _type(o: str) -> str:
+    """`o`'s type, read once per evaluation (the variables objectType and oldObjectType)."""
+    return f"variables.{o}Type"
 
 
 def _piece(
@@ -173,9 +178,14 @@ def _source_ranges(o: str) -> str:
     return f"{ranges}.map(r, {piece})"
 
 
-def _external_ips(o: str, policy: PolicySettings) -> str:
+def _allowed_external_ip(policy: PolicySettings) -> str:
+    """Whether the external IP `a` is inside allowedExternalIPCIDRs."""
     cidrs = _texts(str(network) for network in policy.allowed_external_ip_cidrs)
-    allowed = f"(isIP(a) && {cidrs}.exists(c, cidr(c).containsIP(a)))"
+    return f"(isIP(a) && {cidrs}.exists(c, cidr(c).containsIP(a)))"
+
+
+def _external_ips(o: str, policy: PolicySettings) -> str:
+    allowed = _allowed_external_ip(policy)
     piece = _piece(
         key="'external-ip:' + (isIP(a) ? string(ip(a)) : a)",
         field="'spec.externalIPs'",
@@ -448,6 +458,23 @@ def _mode_of_namespace(default_mode: Mode) -> str:
     )
 
 
+def _exposed(policy: PolicySettings) -> str:
+    """Whether the object has any piece of exposure: `size(variables.pieces) > 0`, said without
+    building the pieces where the type alone or an external IP decides (all but an internal
+    load balancer). A CREATE is refused on this alone, so its validation and its conversion
+    build no piece; only the denial's message does."""
+    kind = _type("object")
+    outside = (
+        f"(has(object.spec.externalIPs) && "
+        f"object.spec.externalIPs.exists(a, !{_allowed_external_ip(policy)}))"
+    )
+    return (
+        f"({kind} != 'ExternalName' && ({kind} == 'NodePort' || {outside} || "
+        f"({kind} == 'LoadBalancer' && (!{_internal('object', policy)} || "
+        "size(variables.pieces) > 0))))"
+    )
+
+
 def judging_variables(
     policy: PolicySettings, *, default_mode: Mode, today: datetime.date | None = None
 ) -> list[dict[str, str]]:
@@ -469,6 +496,11 @@ def judging_variables(
             ),
         },
         {"name": "mode", "expression": _mode_of_namespace(default_mode)},
+        {"name": "objectType", "expression": _type_of("object")},
+        {
+            "name": "oldObjectType",
+            "expression": f"oldObject == null ? '' : {_type_of('oldObject')}",
+        },
         {"name": "pieces", "expression": pieces_expression("object", policy)},
         {
             "name": "oldPieces",
@@ -489,6 +521,15 @@ def judging_variables(
                 "oldObject == null ? variables.reported : "
                 f"size(variables.added) > 0 ? variables.added : "
                 f"({keeps_existing}) ? [] : variables.reported"
+            ),
+        },
+        {
+            # Whether the write is refused (converted): `size(variables.judged) > 0`, for a
+            # CREATE without building its pieces (`_exposed`).
+            "name": "refused",
+            "expression": (
+                f"oldObject == null ? {_exposed(policy)} && !({_exempt(policy, today)}) : "
+                "size(variables.judged) > 0"
             ),
         },
     ]
@@ -533,8 +574,11 @@ def exposure_policy(
             "variables": judging_variables(policy, default_mode=default_mode, today=today),
             "validations": [
                 {
-                    "expression": "size(variables.judged) == 0",
-                    "messageExpression": _denial(),
+                    "expression": "!variables.refused",
+                    # The API server evaluates the message apart from the validation, with
+                    # the variables computed again, and whatever the verdict: built only for a
+                    # write that is refused.
+                    "messageExpression": f"variables.refused ? {_denial()} : ''",
                     "reason": "Forbidden",
                 }
             ],
@@ -654,7 +698,7 @@ def conversion_policy(
                     "patchType": "JSONPatch",
                     "jsonPatch": {
                         "expression": (
-                            f"size(variables.judged) == 0 ? [] : {_internal('object', policy)} ? "
+                            f"!variables.refused ? [] : {_internal('object', policy)} ? "
                             f"{_internal_conversion(policy)} : {_conversion(policy)}"
                         )
                     },
