@@ -458,20 +458,21 @@ def _mode_of_namespace(default_mode: Mode) -> str:
     )
 
 
-def _exposed(policy: PolicySettings) -> str:
-    """Whether the object has any piece of exposure: `size(variables.pieces) > 0`, said without
-    building the pieces where the type alone or an external IP decides (all but an internal
-    load balancer). A CREATE is refused on this alone, so its validation and its conversion
-    build no piece; only the denial's message does."""
-    kind = _type("object")
+def _exposed(o: str, policy: PolicySettings) -> str:
+    """Whether `o` has any piece of exposure: `size(<its pieces>) > 0`, said without building
+    the pieces where the type alone or an external IP decides (all but an internal load
+    balancer). A CREATE, or an UPDATE of a Service that was not exposed, is refused on this
+    alone, so its validation and its conversion build no piece; only the denial's message
+    does."""
+    kind = _type(o)
+    pieces = "variables.pieces" if o == "object" else "variables.oldPieces"
     outside = (
-        f"(has(object.spec.externalIPs) && "
-        f"object.spec.externalIPs.exists(a, !{_allowed_external_ip(policy)}))"
+        f"(has({o}.spec.externalIPs) && "
+        f"{o}.spec.externalIPs.exists(a, !{_allowed_external_ip(policy)}))"
     )
     return (
         f"({kind} != 'ExternalName' && ({kind} == 'NodePort' || {outside} || "
-        f"({kind} == 'LoadBalancer' && (!{_internal('object', policy)} || "
-        "size(variables.pieces) > 0))))"
+        f"({kind} == 'LoadBalancer' && (!{_internal(o, policy)} || size({pieces}) > 0))))"
     )
 
 
@@ -524,11 +525,13 @@ def judging_variables(
             ),
         },
         {
-            # Whether the write is refused (converted): `size(variables.judged) > 0`, for a
-            # CREATE without building its pieces (`_exposed`).
+            # Whether the write is refused (converted): `size(variables.judged) > 0`. When
+            # nothing was exposed before (a CREATE, or an UPDATE of a Service with no piece),
+            # every piece is new, so it is said without building them (`_exposed`).
             "name": "refused",
             "expression": (
-                f"oldObject == null ? {_exposed(policy)} && !({_exempt(policy, today)}) : "
+                f"oldObject == null || !{_exposed('oldObject', policy)} ? "
+                f"{_exposed('object', policy)} && !({_exempt(policy, today)}) : "
                 "size(variables.judged) > 0"
             ),
         },
