@@ -198,7 +198,12 @@ def test_the_native_engine_runs_no_admission_server_and_a_sync_component() -> No
     documents = native_chart("defaultMode=enforce", "webhook.excludedNamespaces={ingress}")
     kinds = {d["kind"] for d in documents}
     assert not kinds & {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-                        "Service", "Job", "CronJob", "PodDisruptionBudget"}  # fmt: skip
+                        "Service", "CronJob", "PodDisruptionBudget"}  # fmt: skip
+    # One Job: before uninstall, it removes the native engine's policies, and the certificates
+    # a webhook engine of the release made before.
+    (job,) = [d for d in documents if d["kind"] == "Job"]
+    uninstall = build_parser().parse_args(job["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert (uninstall.uninstall, uninstall.keep_certificates) == (True, False)
     (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
     assert deployment["metadata"]["name"] == "clusterip-guard-sync"
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]

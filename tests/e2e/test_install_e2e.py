@@ -321,9 +321,62 @@ def test_the_reports_component_keeps_policy_reports_current_in_the_cluster(node:
     node.kubectl("delete", "namespace", "reported", "--wait=false")
 
 
+def native_objects_of_the_release(node: Node) -> list[str]:
+    names = []
+    for kind in ("mutatingadmissionpolicies", "validatingadmissionpolicies"):
+        found = json.loads(node.kubectl("get", kind, "-o", "json").stdout)["items"]
+        names += [
+            f"{kind}/{item['metadata']['name']}"
+            for item in found
+            if item["metadata"]["name"].startswith(RELEASE)
+        ]
+    return names
+
+
+def sync_pods(node: Node) -> list[str]:
+    listed = node.kubectl("-n", GUARD_NAMESPACE, "get", "pods", "-l",
+                          f"app.kubernetes.io/name={RELEASE}-sync", "-o", "name")  # fmt: skip
+    return listed.stdout.split()
+
+
+def test_helm_upgrade_to_the_native_engine_guards_the_namespaces_in_process(node: Node) -> None:
+    """`engine: native`: the admission server goes, the sync component renders the policy
+    into admission policies the API server runs, and removes the webhook's configurations."""
+    helm(node, "upgrade", RELEASE, str(CHART), "--namespace", GUARD_NAMESPACE, "--reuse-values",
+         "--set", "engine=native", "--wait", "--timeout=5m")  # fmt: skip
+    assert sync_pods(node)
+    assert until(lambda: webhook_configurations(node) == [], timeout=60), webhook_configurations(
+        node
+    )
+    assert f"mutatingadmissionpolicies/{RELEASE}-conversion" in native_objects_of_the_release(node)
+    assert until(lambda: pods_of_the_webhook(node) == {}, timeout=120)
+
+    def converted() -> bool:
+        run = node.kubectl("-n", "shop", "create", "--dry-run=server", "-o", "json", "-f", "-",
+                           stdin=json.dumps(node_port_service("native")), check=False)  # fmt: skip
+        return run.returncode == 0 and json.loads(run.stdout)["spec"]["type"] == "ClusterIP"
+
+    assert until(converted, timeout=60)  # shop is labelled mutate
+    node.kubectl("create", "namespace", "vault")
+    node.kubectl("label", "namespace", "vault", "clusterip-guard.io/mode=enforce")
+
+    def denied() -> subprocess.CompletedProcess[str] | None:
+        run = node.kubectl("-n", "vault", "create", "--dry-run=server", "-f", "-",
+                           stdin=json.dumps(node_port_service("native")), check=False)  # fmt: skip
+        return run if run.returncode != 0 else None
+
+    assert until(denied, timeout=60)
+    refusal = denied()
+    assert refusal is not None
+    assert f"ValidatingAdmissionPolicy '{RELEASE}-exposure'" in refusal.stderr
+    assert "type NodePort opens a port on every node; use type ClusterIP" in refusal.stderr
+
+
 def test_helm_uninstall_leaves_no_webhook_and_services_work_after(node: Node) -> None:
     helm(node, "uninstall", RELEASE, "--namespace", GUARD_NAMESPACE, "--wait", "--timeout=5m")
     assert webhook_configurations(node) == []
+    # Nor the native engine's policies (the release ran it last).
+    assert native_objects_of_the_release(node) == []
     secrets = json.loads(
         node.kubectl("-n", GUARD_NAMESPACE, "get", "secrets", "-o", "json").stdout
     )["items"]
