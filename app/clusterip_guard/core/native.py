@@ -117,10 +117,9 @@ def _node_ports(o: str, *, cover: str, fix: str, explicit_only: str, field_suffi
     piece = _piece(
         key=f"'node-port:' + {name}",
         field=f"'spec.ports[' + string(i) + ']' + {field_suffix}",
-        summary=(
-            f"'port ' + {name} + ' opens ' + ({_EXPLICIT} ? 'node port ' + string(p.nodePort) "
-            ": 'a node port') + ' on every node'"
-        ),
+        # Said by the message only, from the key and the node port (`_summary_of`): most
+        # pieces built are never said.
+        summary="''",
         fix=_text(fix),
         cover=_text(cover),
         node_port=f"({_EXPLICIT} ? string(p.nodePort) : '')",
@@ -538,6 +537,14 @@ def judging_variables(
     ]
 
 
+def _summary_of(v: str) -> str:
+    """A piece's summary: its own, or for a node port, said from its key and node port."""
+    return (
+        f"({v}.summary != '' ? {v}.summary : 'port ' + {v}.key.substring(10) + ' opens ' + "
+        f"({v}.nodePort != '' ? 'node port ' + {v}.nodePort : 'a node port') + ' on every node')"
+    )
+
+
 def _denial() -> str:
     subject = (
         "'Service ' + namespaceObject.metadata.name + '/' + variables.name + "
@@ -551,7 +558,9 @@ def _denial() -> str:
         f"namespace ' + namespaceObject.metadata.name + ' is not a mode ({modes}), so it is "
         "judged as enforce')"
     )
-    joined = "variables.judged.map(v, v.field + ': ' + v.summary + '; ' + v.fix).join('; ')"
+    joined = (
+        f"variables.judged.map(v, v.field + ': ' + {_summary_of('v')} + '; ' + v.fix).join('; ')"
+    )
     return (
         f"{subject} + ' would be reachable from outside the cluster, and ' + {why} + ': ' + "
         f"{joined}"
