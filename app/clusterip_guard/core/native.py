@@ -518,7 +518,8 @@ def judging_variables(
             "name": "judged",
             "expression": (
                 f"size(variables.reported) == 0 || ({_exempt(policy, today)}) ? [] : "
-                "oldObject == null ? variables.reported : "
+                # Nothing exposed before: every piece is new, and none was renamed.
+                "oldObject == null || size(variables.oldPieces) == 0 ? variables.reported : "
                 f"size(variables.added) > 0 ? variables.added : "
                 f"({keeps_existing}) ? [] : variables.reported"
             ),
