@@ -418,7 +418,8 @@ def _renamed_piece() -> str:
 
 
 def _reported(pieces: str) -> str:
-    return f"{pieces}.filter(p, !(p.cover in {pieces}.map(q, q.key)))"
+    """The pieces no other piece covers (`exists` stops at the first; no list of keys made)."""
+    return f"{pieces}.filter(p, p.cover == '' || !{pieces}.exists(q, q.key == p.cover))"
 
 
 def _glob_regex(glob: str) -> str:
