@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,21 @@ def native_engine() -> str:
     return "\n".join(json.dumps(document) for document in documents)
 
 
+@contextlib.contextmanager
+def cluster_with_policies() -> Iterator[tuple[Path, ControlPlane, Kubectl, Client]]:
+    """A scratch folder, the local control plane with the hand-written baselines (tests/data)
+    and the native engine applied, kubectl and the load client for it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        client_binary = build("apiload", folder)
+        with start(folder / "controlplane", audit_log=False) as cluster:
+            kubectl = Kubectl(cluster.kubeconfig)
+            for policy in sorted((ROOT / "tests" / "data").glob("*admission-policy.yaml")):
+                kubectl("apply", "-f", str(policy))
+            kubectl("apply", "-f", "-", stdin=native_engine())
+            yield folder, cluster, kubectl, Client(client_binary, cluster)
+
+
 def wait_until_policies_act(kubectl: Kubectl) -> None:
     """The in-process policies and the webhook configurations take effect a moment after
     they are created."""
@@ -152,38 +168,30 @@ def main() -> int:
     args = parser.parse_args()
 
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        client_binary = build("apiload", folder)
-        with start(folder / "controlplane", audit_log=False) as cluster:
-            kubectl = Kubectl(cluster.kubeconfig)
-            client = Client(client_binary, cluster)
-            for policy in sorted((ROOT / "tests" / "data").glob("*admission-policy.yaml")):
-                kubectl("apply", "-f", str(policy))
-            kubectl("apply", "-f", "-", stdin=native_engine())
-            files = CertificateFiles(folder / "certs")
-            port = free_port()
-            registered = clusterip_guard(
-                cluster.kubeconfig, "bootstrap", "--name", "bench",
-                "--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
-                "--ip", "127.0.0.1",
-            )  # fmt: skip
-            if registered.returncode != 0:
-                raise RuntimeError(f"bootstrap: {registered.stderr}")
-            # Both run in sessions of their own: whatever fails below, they are stopped.
-            with contextlib.ExitStack() as servers:
-                webhook = WebhookProcess(files, port=port).start()
-                servers.callback(webhook.stop)
-                floor = Floor(files, "uvloop", "deny")
-                servers.callback(floor.stop)
-                register_floor(kubectl, floor.url + "/")
-                for setup, (label, _) in SETUPS.items():
-                    kubectl("create", "namespace", namespace_of(setup))
-                    if label:
-                        kubectl("label", "namespace", namespace_of(setup), label)
-                wait_until_policies_act(kubectl)
-                load = wait_for_quiet(600)
-                runs = measure(client, kubectl, args)
+    with cluster_with_policies() as (folder, cluster, kubectl, client):
+        files = CertificateFiles(folder / "certs")
+        port = free_port()
+        registered = clusterip_guard(
+            cluster.kubeconfig, "bootstrap", "--name", "bench",
+            "--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
+            "--ip", "127.0.0.1",
+        )  # fmt: skip
+        if registered.returncode != 0:
+            raise RuntimeError(f"bootstrap: {registered.stderr}")
+        # Both run in sessions of their own: whatever fails below, they are stopped.
+        with contextlib.ExitStack() as servers:
+            webhook = WebhookProcess(files, port=port).start()
+            servers.callback(webhook.stop)
+            floor = Floor(files, "uvloop", "deny")
+            servers.callback(floor.stop)
+            register_floor(kubectl, floor.url + "/")
+            for setup, (label, _) in SETUPS.items():
+                kubectl("create", "namespace", namespace_of(setup))
+                if label:
+                    kubectl("label", "namespace", namespace_of(setup), label)
+            wait_until_policies_act(kubectl)
+            load = wait_for_quiet(600)
+            runs = measure(client, kubectl, args)
     report = {"load_at_start": load, "rounds": args.rounds, "requests": args.requests,
               "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,12 +36,10 @@ sys.path[:0] = [str(ROOT / "hack"), str(ROOT / "hack" / "controlplane")]
 from benchmarks.apiserver_admission import (  # noqa: E402
     SETUPS,
     Client,
+    cluster_with_policies,
     namespace_of,
-    native_engine,
 )
 from benchmarks.progress import wait_for_quiet  # noqa: E402
-from benchmarks.review_throughput import build  # noqa: E402
-from localcluster import start  # noqa: E402
 from tests.support.kubectl import Kubectl  # noqa: E402
 
 PROFILED = ("VAP", "native enforce", "MAP", "native mutate")
@@ -140,28 +138,20 @@ def main() -> int:
     parser.add_argument("--ops", nargs="+", default=["create", "update"])
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        client_binary = build("apiload", folder)
-        with start(folder / "controlplane", audit_log=False) as cluster:
-            kubectl = Kubectl(cluster.kubeconfig)
-            client = Client(client_binary, cluster)
-            for policy in sorted((ROOT / "tests" / "data").glob("*admission-policy.yaml")):
-                kubectl("apply", "-f", str(policy))
-            kubectl("apply", "-f", "-", stdin=native_engine())
+    with cluster_with_policies() as (_, _, kubectl, client):
+        for setup in args.setups:
+            kubectl("create", "namespace", namespace_of(setup))
+            label = SETUPS[setup][0]
+            assert label is not None
+            kubectl("label", "namespace", namespace_of(setup), label)
+        time.sleep(5)  # the policies take effect a moment after they are created
+        wait_for_quiet(600)
+        for op in args.ops:
             for setup in args.setups:
-                kubectl("create", "namespace", namespace_of(setup))
-                label = SETUPS[setup][0]
-                assert label is not None
-                kubectl("label", "namespace", namespace_of(setup), label)
-            time.sleep(5)  # the policies take effect a moment after they are created
-            wait_for_quiet(600)
-            for op in args.ops:
-                for setup in args.setups:
-                    row = profile_setup(kubectl, client, setup, op, seconds=args.seconds,
-                                        concurrency=args.concurrency)  # fmt: skip
-                    rows.append(row)
-                    sys.stderr.write(json.dumps(row) + "\n")
+                row = profile_setup(kubectl, client, setup, op, seconds=args.seconds,
+                                    concurrency=args.concurrency)  # fmt: skip
+                rows.append(row)
+                sys.stderr.write(json.dumps(row) + "\n")
     columns = ["apiserver CPU", *PARTS]
     print("| op | setup | writes | " + " | ".join(f"{c} ms/write" for c in columns) + " |")
     print("|---|---|---:|" + "---:|" * len(columns))
