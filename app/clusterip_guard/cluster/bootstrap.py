@@ -427,7 +427,7 @@ def registrations_for(
     """Everything these settings register: the webhook configurations, the policy that keeps
     the mode label in the hands of cluster admins, the one that names a label value that is
     not a mode, and (where the API server serves ServiceCIDR) the one that refuses external
-    IPs inside the Service range, bound per entry (the chart renders the same)."""
+    IPs inside the Service range, bound as the entries judge (the chart renders the same)."""
     return [
         *configurations_for(settings, ca_bundle),
         *companion_policies(

@@ -5,8 +5,8 @@
 MutatingAdmissionPolicy (`admissionregistration.k8s.io/v1`) that decide as `core.decision`
 decides: the same pieces of exposure (core/exposure.py), the same internal-load-balancer
 readings (core/cloud_providers.py), UPDATEs judged on what they add, the same denial message;
-bound per entry of the admission table (core/admission.py), so they select the same
-namespaces as the webhook's entries.
+bound as the entries of the admission table judge (core/admission.py; one binding per effect
+where a selector can say it), so they select the same namespaces as the webhook's entries.
 
 The CEL is generated here from the same constants the Python reads, and the differential test
 (tests/e2e/test_native_e2e.py) holds the two engines equal on the real API server. What CEL
