@@ -242,13 +242,12 @@ def selector_matches(expressions: Collection[Mapping[str, Any]], labels: Mapping
 
 
 def namespace_selector(
-    entry: AdmissionEntry | Collection[Mapping[str, Any]], never_judged: Collection[str]
+    mode_expressions: Collection[Mapping[str, Any]], never_judged: Collection[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The entry's namespaceSelector (or these mode-label expressions'): its mode-label
-    expressions, never the excluded names (none excluded: no such expression, since the API
-    server refuses an empty NotIn)."""
-    chosen = entry.selector() if isinstance(entry, AdmissionEntry) else entry
-    expressions: list[dict[str, Any]] = [dict(expression) for expression in chosen]
+    """A namespaceSelector: these expressions on the mode label (an entry's `selector()`, or
+    entries' `union_selectors`), never the excluded names (none excluded: no such expression,
+    since the API server refuses an empty NotIn)."""
+    expressions: list[dict[str, Any]] = [dict(expression) for expression in mode_expressions]
     if never_judged:
         expressions.append(
             {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": sorted(never_judged)}
@@ -269,7 +268,7 @@ def judging_entry(
     labelled = {**labels, NAMESPACE_NAME_LABEL: namespace}
     for entry in registered_entries(default_mode):
         if entry.configuration == "validating" and selector_matches(
-            namespace_selector(entry, never_judged)["matchExpressions"], labelled
+            namespace_selector(entry.selector(), never_judged)["matchExpressions"], labelled
         ):
             return entry
     return None

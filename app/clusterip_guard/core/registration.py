@@ -204,7 +204,7 @@ def webhook_entry(
                 "scope": "Namespaced",
             }
         ],
-        "namespaceSelector": namespace_selector(entry, never_judged),
+        "namespaceSelector": namespace_selector(entry.selector(), never_judged),
         "objectSelector": {},
         # Only a Service that is exposed, or was, costs a webhook call.
         "matchConditions": [exposed_match_condition()],
@@ -568,9 +568,9 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
     }
     # Only namespaces labelled with a value that is not a mode: a binding without a selector
     # would have the API server evaluate the policy on every Service write of the cluster.
-    not_a_mode = next(entry for entry in registered_entries("off") if entry.label_not_a_mode)
+    not_a_mode = next(entry for entry in ADMISSION_ENTRIES if entry.label_not_a_mode)
     return with_config_hash(policy), _binding(
-        name, ["Warn"], namespace_selector(not_a_mode, never_judged=())
+        name, ["Warn"], namespace_selector(not_a_mode.selector(), never_judged=())
     )
 
 
