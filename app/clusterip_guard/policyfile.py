@@ -15,10 +15,12 @@ from typing import Any
 
 from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS, Provider
 from clusterip_guard.core.policy import (
+    SERVICE_KIND,
     Exemption,
     IPNetwork,
     PolicySettings,
 )
+from clusterip_guard.core.workloads import WORKLOAD_KIND_NAMES
 from clusterip_guard.reloading import PolledFiles, ReloadResult
 from clusterip_guard.yamltext import YAMLTextError, load_yaml
 
@@ -38,9 +40,12 @@ POLICY_KEYS = (
     "internalLoadBalancerProviders",
     "internalLoadBalancerClasses",
     "allowExistingViolations",
+    "allowedHostPorts",
     "exemptions",
 )
-_EXEMPTION_KEYS = ("namespace", "name", "reason", "expires")
+_EXEMPTION_KEYS = ("namespace", "name", "kind", "reason", "expires")
+_EXEMPTION_KINDS = (SERVICE_KIND, *WORKLOAD_KIND_NAMES)
+_MAX_PORT = 65535
 
 
 def parse_policy(text: str) -> PolicySettings:
@@ -89,6 +94,7 @@ def policy_from_mapping(document: object) -> PolicySettings:
             document, "allowExistingViolations", DEFAULTS.allow_existing_violations
         ),
         exemptions=_exemptions(document.get("exemptions", [])),
+        allowed_host_ports=_host_ports(document.get("allowedHostPorts", [])),
     )
 
 
@@ -168,6 +174,34 @@ def _classes(value: object, providers: tuple[Provider, ...]) -> tuple[tuple[str,
     return tuple(classes)
 
 
+def _host_ports(value: object) -> tuple[tuple[int, int], ...]:
+    """allowedHostPorts: ports (8088) and inclusive ranges ("9100-9110")."""
+    key = "allowedHostPorts"
+    if not isinstance(value, list):
+        raise PolicyError(f"policy file: {key}: expected a list of ports and ranges like 9100-9110")
+    ranges: list[tuple[int, int]] = []
+    for index, item in enumerate(value):
+        where = f"{key}[{index}]"
+        low: object = item
+        high: object = item
+        if isinstance(item, str) and _PORT_RANGE.fullmatch(item.strip()):
+            low, high = (int(part) for part in item.strip().split("-"))
+        elif isinstance(item, str) and item.strip().isdigit():
+            low = high = int(item.strip())
+        if (
+            not isinstance(low, int)
+            or not isinstance(high, int)
+            or isinstance(item, bool)
+            or not 1 <= low <= high <= _MAX_PORT
+        ):
+            raise PolicyError(
+                f"policy file: {where}: {item!r} is not a port (1-{_MAX_PORT}) or a range "
+                "of ports low-high, like 9100-9110"
+            )
+        ranges.append((low, high))
+    return tuple(ranges)
+
+
 def _exemptions(value: object) -> tuple[Exemption, ...]:
     if not isinstance(value, list):
         raise PolicyError("policy file: exemptions: expected a list")
@@ -181,7 +215,13 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
             text = item.get(required)
             if not isinstance(text, str) or not text.strip():
                 raise PolicyError(f"policy file: {where}.{required}: required, a non-empty string")
-        for key, what in (("namespace", "a namespace"), ("name", "a Service")):
+        kind = item.get("kind", SERVICE_KIND)
+        if kind not in _EXEMPTION_KINDS:
+            raise PolicyError(
+                f"policy file: {where}.kind: {kind!r} is not a kind clusterip-guard judges "
+                f"(one of: {', '.join(_EXEMPTION_KINDS)})"
+            )
+        for key, what in (("namespace", "a namespace"), ("name", f"a {kind}")):
             if not _NAME_GLOB.fullmatch(item[key]):
                 raise PolicyError(
                     f"policy file: {where}.{key}: {item[key]!r} can never match {what}: names "
@@ -193,6 +233,7 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
                 name=item["name"],
                 reason=item["reason"],
                 expires=_date(item.get("expires"), f"{where}.expires"),
+                kind=kind,
             )
         )
     return tuple(exemptions)
@@ -203,6 +244,7 @@ _NAME_GLOB = re.compile(r"[a-z0-9*?\[\]!-]+")
 # A loadBalancerClass, as the API server validates it: a qualified name with a domain prefix.
 _CLASS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PORT_RANGE = re.compile(r"\d{1,5}-\d{1,5}")
 
 
 def _date(value: object, where: str) -> datetime.date | None:

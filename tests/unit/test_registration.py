@@ -15,6 +15,7 @@ from clusterip_guard.core.registration import (
     RegistrationError,
     ServiceTarget,
     UrlTarget,
+    host_exposed_expression,
     webhook_configurations,
 )
 from clusterip_guard.core.types import MODES, Mode
@@ -63,13 +64,23 @@ def selected(webhook: dict[str, Any]) -> list[str | None]:
 
 def test_one_entry_per_mode_with_its_own_path() -> None:
     found = entries()
-    assert {name: w["clientConfig"]["service"]["path"] for name, w in found.items()} == {
+    services = {
         "mutate.clusterip-guard.io": "/mutate",
         "enforce.clusterip-guard.io": "/validate/enforce",
         "audit.clusterip-guard.io": "/validate/audit",
         "unknown-mode.clusterip-guard.io": "/validate/unknown-mode",
         "mutate-backstop.clusterip-guard.io": "/validate/mutate-backstop",
     }
+    # Each has a twin for Pods and workloads, on the same path, selecting the same namespaces.
+    twins = {name.replace(".", "-workloads.", 1): path for name, path in services.items()}
+    assert {name: w["clientConfig"]["service"]["path"] for name, w in found.items()} == {
+        **services,
+        **twins,
+    }
+    for name in services:
+        twin = found[name.replace(".", "-workloads.", 1)]
+        assert twin["namespaceSelector"] == found[name]["namespaceSelector"]
+        assert twin["failurePolicy"] == found[name]["failurePolicy"]
     assert selected(found["mutate.clusterip-guard.io"]) == ["mutate"]
     assert selected(found["enforce.clusterip-guard.io"]) == ["enforce"]
     # The validating backstop behind mutate: its decisions are counted as mutate's.
@@ -92,6 +103,27 @@ def test_every_entry_is_safe_to_run_on_the_api_servers_path() -> None:
         assert webhook["sideEffects"] == "None"
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["timeoutSeconds"] == 5
+        assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == CA
+        if "-workloads" in webhook["name"]:
+            # Pods on CREATE (an UPDATE cannot change their ports), every workload kind that
+            # makes Pods on CREATE and UPDATE; no subresource.
+            assert [
+                (rule["apiGroups"], rule["resources"], rule["operations"])
+                for rule in webhook["rules"]
+            ] == [
+                ([""], ["pods"], ["CREATE"]),
+                (
+                    ["apps"],
+                    ["deployments", "replicasets", "statefulsets", "daemonsets"],
+                    ["CREATE", "UPDATE"],
+                ),
+                (["batch"], ["jobs", "cronjobs"], ["CREATE", "UPDATE"]),
+                ([""], ["replicationcontrollers"], ["CREATE", "UPDATE"]),
+            ]
+            assert webhook["matchConditions"] == [
+                {"name": "host-ports-or-network", "expression": host_exposed_expression()}
+            ]
+            continue
         # Validating entries see services/status too (annotations change through it).
         resources = (
             ["services"] if "reinvocationPolicy" in webhook else ["services", "services/status"]
@@ -101,7 +133,6 @@ def test_every_entry_is_safe_to_run_on_the_api_servers_path() -> None:
         assert webhook["matchConditions"] == [
             {"name": "exposed-service", "expression": EXPOSED_SERVICE_EXPRESSION}
         ]
-        assert base64.b64decode(webhook["clientConfig"]["caBundle"]) == CA
 
 
 def test_only_the_mutating_entry_is_reinvoked() -> None:
@@ -136,7 +167,7 @@ def test_the_default_mode_selects_unlabelled_namespaces(
 ) -> None:
     found = entries(default_mode)
     defaults = {name for name in found if "-default." in name}
-    assert defaults == extra
+    assert defaults == extra | {name.replace("-default.", "-workloads-default.") for name in extra}
     for name in defaults:
         assert selected(found[name]) == [None]
 
@@ -186,7 +217,11 @@ def test_extra_namespaces_are_never_selected_by_any_entry() -> None:
 
 def test_failure_policies_can_be_chosen_per_kind_of_entry() -> None:
     found = entries("mutate", failure_policy="Ignore", audit_failure_policy="Fail")
-    policies = {name: webhook["failurePolicy"] for name, webhook in found.items()}
+    policies = {
+        name: webhook["failurePolicy"]
+        for name, webhook in found.items()
+        if "-workloads" not in name  # their twins': test_one_entry_per_mode_with_its_own_path
+    }
     assert policies == {
         "mutate.clusterip-guard.io": "Ignore",
         "mutate-default.clusterip-guard.io": "Ignore",

@@ -11,6 +11,7 @@ they differ). Pure: the standard library only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -28,6 +29,11 @@ Selection = Literal["label", "not-a-mode", "unlabelled"]
 # (exposure must not slip through a webhook that is down), a reporter fails open (reporting
 # must never block a write). The registration's failure policies say which is which.
 FailureRole = Literal["guard", "reporter"]
+# What an entry judges: Services, or Pods and the workloads that make them (their host ports
+# and host network, core/workloads.py). One entry per subject, so each has the rules and the
+# match condition of its own objects; both answer on the entry's path.
+Subject = Literal["services", "workloads"]
+SUBJECTS: tuple[Subject, ...] = ("services", "workloads")
 
 MUTATE_PATH: Final = "/mutate"
 ENFORCE_PATH: Final = "/validate/enforce"
@@ -49,6 +55,7 @@ class AdmissionEntry:
     # namespaces); None: always registered.
     serves_default: Mode | None = None
     about: str = ""  # one line, a comment above the entry in the chart
+    subject: Subject = "services"
 
     @property
     def label_not_a_mode(self) -> bool:
@@ -81,6 +88,7 @@ def _entry(
     unlabelled = selects == "unlabelled"
     return AdmissionEntry(
         name=f"{prefix}{'-default' if unlabelled else ''}.{DOMAIN}",
+        subject="services",
         path=path,
         configuration=configuration,
         selects=selects,
@@ -96,7 +104,7 @@ _BACKSTOP = "the backstop: whatever is still exposed after every mutation is den
 _NOT_A_MODE = "a label value that is not a mode (a typo, `Enforce`) is judged as enforce"
 
 # In the order the API server calls them within each configuration.
-ADMISSION_ENTRIES: Final[tuple[AdmissionEntry, ...]] = (
+_SERVICE_ENTRIES: Final[tuple[AdmissionEntry, ...]] = (
     _entry("mutate", MUTATE_PATH, "mutating", "label", "mutate"),
     _entry("mutate", MUTATE_PATH, "mutating", "unlabelled", "mutate"),
     _entry("enforce", ENFORCE_PATH, "validating", "label", "enforce"),
@@ -129,6 +137,20 @@ ADMISSION_ENTRIES: Final[tuple[AdmissionEntry, ...]] = (
     ),
     _entry("enforce", ENFORCE_PATH, "validating", "unlabelled", "enforce"),
     _entry("audit", AUDIT_PATH, "validating", "unlabelled", "audit"),
+)
+
+
+def _for_workloads(entry: AdmissionEntry) -> AdmissionEntry:
+    """The same entry for Pods and workloads: `enforce-workloads.clusterip-guard.io`."""
+    prefix, _, domain = entry.name.partition(".")
+    stem, default, _ = prefix.partition("-default")
+    name = f"{stem}-workloads{'-default' if default else ''}.{domain}"
+    return dataclasses.replace(entry, name=name, subject="workloads")
+
+
+ADMISSION_ENTRIES: Final[tuple[AdmissionEntry, ...]] = (
+    *_SERVICE_ENTRIES,
+    *(_for_workloads(entry) for entry in _SERVICE_ENTRIES),
 )
 
 # The path 0.1.0 registered for the backstop. Served still, so that an upgrade loses no

@@ -30,6 +30,14 @@ from clusterip_guard.core.pointers import field_path, pointer_to
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import external_ips, service_type
 from clusterip_guard.core.types import MODES, Manifest, Mode, PatchOperation, Verdict
+from clusterip_guard.core.workloads import (
+    HOST_NETWORK_PIECE,
+    WorkloadKind,
+    describe_removal,
+    host_exposure_of,
+    host_port_removal,
+    made_by_its_controller,
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,19 @@ class ServiceChange:
     # any UPDATE; what it keeps is always allowed, since load-balancer controllers write the
     # status of Services that were exposed before the namespace was governed.
     subresource: str = ""
+
+
+@dataclass(frozen=True)
+class WorkloadChange:
+    """A CREATE or UPDATE of a Pod or of a workload that makes Pods (core/workloads.py)."""
+
+    operation: str
+    namespace: str
+    name: str
+    kind: WorkloadKind
+    workload: Manifest
+    old_workload: Manifest | None = None
+    user: str = ""  # request.userInfo.username: the workload controllers are known by it
 
 
 @dataclass(frozen=True)
@@ -72,7 +93,7 @@ ALLOWED = Decision(verdict="allowed")
 
 
 def decide(
-    change: ServiceChange,
+    change: ServiceChange | WorkloadChange,
     mode: Mode,
     policy: PolicySettings,
     *,
@@ -84,6 +105,8 @@ def decide(
     judged as enforce (the mode given), and a denial says why."""
     if mode == "off" or change.namespace in never_judged:
         return ALLOWED
+    if isinstance(change, WorkloadChange):
+        return _decide_workload(change, mode, policy, today, label_not_a_mode)
     violations = reported(exposure_of(change.service, policy))
     if not violations:
         return ALLOWED
@@ -91,29 +114,14 @@ def decide(
 
     exemption = policy.exemption_for(change.namespace, change.name, today)
     if exemption is not None:
-        return Decision(
-            verdict="warned",
-            violations=violations,
-            warnings=(f"{subject} is exposed but allowed by {exemption.describe()}",),
-            audit_annotations={AUDIT_EXEMPTED_BY: exemption.describe()},
-            why_warned=f"allowed by {exemption.describe()}",
-        )
+        return _exempted(subject, violations, exemption.describe())
 
     if change.operation == "UPDATE" and change.old_service is not None:
         # Judged on every piece it adds, like a CREATE; kept pieces are existing violations.
         added = reported(added_exposure(change.service, change.old_service, policy))
         keeps_existing = policy.allow_existing_violations or change.subresource == "status"
         if not added and keeps_existing:
-            return Decision(
-                verdict="warned",
-                violations=violations,
-                warnings=tuple(
-                    f"existing exposure kept (allowExistingViolations): {v.field}: {v.summary}"
-                    for v in violations
-                ),
-                audit_annotations={AUDIT_EXISTING_EXPOSURE: _joined(violations)},
-                why_warned="existing exposure kept (allowExistingViolations): the change adds none",
-            )
+            return _existing_kept(violations)
         if added:
             violations = added
 
@@ -123,6 +131,110 @@ def decide(
         return _deny(subject, change.namespace, violations, label_not_a_mode=label_not_a_mode)
     if mode == "mutate":
         return _convert(change.service, violations, policy)
+    return Decision(
+        verdict="warned",
+        violations=violations,
+        warnings=tuple(f"audit: {subject}: {v.field}: {v.summary}" for v in violations),
+        audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
+        why_warned="audit mode: exposure is reported, not denied",
+    )
+
+
+def _exempted(subject: str, violations: tuple[Violation, ...], exemption: str) -> Decision:
+    return Decision(
+        verdict="warned",
+        violations=violations,
+        warnings=(f"{subject} is exposed but allowed by {exemption}",),
+        audit_annotations={AUDIT_EXEMPTED_BY: exemption},
+        why_warned=f"allowed by {exemption}",
+    )
+
+
+def _existing_kept(violations: tuple[Violation, ...]) -> Decision:
+    return Decision(
+        verdict="warned",
+        violations=violations,
+        warnings=tuple(
+            f"existing exposure kept (allowExistingViolations): {v.field}: {v.summary}"
+            for v in violations
+        ),
+        audit_annotations={AUDIT_EXISTING_EXPOSURE: _joined(violations)},
+        why_warned="existing exposure kept (allowExistingViolations): the change adds none",
+    )
+
+
+def _decide_workload(
+    change: WorkloadChange,
+    mode: Mode,
+    policy: PolicySettings,
+    today: datetime.date,
+    label_not_a_mode: bool,
+) -> Decision:
+    """A Pod spec's host ports and host network, judged as a Service's exposure is."""
+    kind = change.kind
+    violations = reported(host_exposure_of(change.workload, kind, policy))
+    if not violations:
+        return ALLOWED
+    subject = f"{kind.kind} {change.namespace}/{change.name}"
+    exemption = policy.exemption_for(change.namespace, change.name, today, kind.kind)
+    if exemption is not None:
+        return _exempted(subject, violations, exemption.describe())
+    owner = made_by_its_controller(change.workload, change.user)
+    if owner is not None:
+        # Its Pod spec is its workload's template: judged (converted, denied, exempted or kept
+        # as existing) when the workload was written. Denying here would only stall a running
+        # workload where nobody reads it, in the controller's events.
+        why = f"written by the {owner[0]} controller from {owner[0]} {owner[1]}, judged there"
+        return Decision(
+            verdict="warned",
+            violations=violations,
+            warnings=(f"{subject} is exposed: {why}",),
+            audit_annotations={AUDIT_EXISTING_EXPOSURE: _joined(violations)},
+            why_warned=why,
+        )
+    if change.operation == "UPDATE" and change.old_workload is not None:
+        before = host_exposure_of(change.old_workload, kind, policy)
+        added = reported(
+            tuple(
+                v
+                for v in host_exposure_of(change.workload, kind, policy)
+                if not v.kept_from(before)
+            )
+        )
+        if not added and policy.allow_existing_violations:
+            return _existing_kept(violations)
+        if added:
+            violations = added
+    keeps = f"namespace {change.namespace} keeps what runs there reachable only inside the cluster"
+    if mode == "enforce":
+        return _deny(
+            subject, change.namespace, violations, label_not_a_mode=label_not_a_mode, keeps=keeps
+        )
+    if mode == "mutate":
+        if any(v.key == HOST_NETWORK_PIECE for v in violations):
+            return _deny(
+                subject,
+                change.namespace,
+                violations,
+                label_not_a_mode=False,
+                keeps=(
+                    f"namespace {change.namespace} (label {MODE_LABEL}=mutate) converts what it "
+                    "can, but the host network cannot be taken from a Pod without making it "
+                    "another Pod"
+                ),
+            )
+        patch = host_port_removal(change.workload, kind, violations)
+        changes = tuple(describe_removal(op) for op in patch)
+        return Decision(
+            verdict="mutated",
+            violations=violations,
+            patch=patch,
+            warnings=(
+                f"clusterip-guard removed host ports from this {kind.kind}: {', '.join(changes)}",
+            ),
+            audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
+            changes=changes,
+        )
     return Decision(
         verdict="warned",
         violations=violations,
@@ -142,14 +254,19 @@ def _joined(violations: tuple[Violation, ...]) -> str:
 
 
 def _deny(
-    subject: str, namespace: str, violations: tuple[Violation, ...], *, label_not_a_mode: bool
+    subject: str,
+    namespace: str,
+    violations: tuple[Violation, ...],
+    *,
+    label_not_a_mode: bool,
+    keeps: str = "",
 ) -> Decision:
     # The enforce path also backs up mutate namespaces, so the mode is not named here.
     why = (
         f"the label {MODE_LABEL} of namespace {namespace} is not a mode "
         f"({', '.join(MODES)}), so it is judged as enforce"
         if label_not_a_mode
-        else f"namespace {namespace} keeps Services internal (label {MODE_LABEL})"
+        else (keeps or f"namespace {namespace} keeps Services internal") + f" (label {MODE_LABEL})"
     )
     reason = (
         f"{subject} would be reachable from outside the cluster, and {why}: {_joined(violations)}"

@@ -34,6 +34,7 @@ AUDIT_EXISTING_EXPOSURE: Final = "existing-exposure"
 
 # --- the webhooks (each entry's name and path: core/admission.py) ------------------------------
 EXPOSED_SERVICE_MATCH_CONDITION: Final = "exposed-service"
+HOST_EXPOSED_MATCH_CONDITION: Final = "host-ports-or-network"
 
 # --- who may set the mode label ----------------------------------------------------------------
 # A ValidatingAdmissionPolicy on Namespaces: the label may be added, changed or removed only by

@@ -45,7 +45,7 @@ from clusterip_guard.core.names import (
     NEVER_JUDGED_NAMESPACES,
     SOURCE_RANGES_ANNOTATION,
 )
-from clusterip_guard.core.policy import PolicySettings
+from clusterip_guard.core.policy import SERVICE_KIND, PolicySettings
 from clusterip_guard.core.registration import (
     companion_policies,
     exposed_match_condition,
@@ -435,6 +435,8 @@ def _exempt(policy: PolicySettings, today: datetime.date | None) -> str:
     exemption that ends is refused."""
     terms = []
     for index, exemption in enumerate(policy.exemptions):
+        if exemption.kind != SERVICE_KIND:
+            continue  # a workload's: Services are judged here
         if exemption.expires is not None and today is None:
             raise NativeUnsupported(
                 f"exemptions[{index}].expires: a rendering cannot end an exemption by itself "

@@ -35,23 +35,36 @@ def parse_ip_sloppy(text: str) -> IPAddress | None:
     return None
 
 
+SERVICE_KIND = "Service"
+
+
 @dataclass(frozen=True)
 class Exemption:
-    """A Service the cluster admin lets stay exposed, with the reason and an optional end."""
+    """An object the cluster admin lets stay exposed, with the reason and an optional end: a
+    Service, or a workload of the kind named (its Pods and the objects its controller makes
+    from it are judged at the workload, core/workloads.made_by_its_controller)."""
 
     namespace: str  # a glob, like the name: "team-*"
     name: str  # a glob: "legacy-*"
     reason: str
     expires: datetime.date | None = None  # the last day it applies
+    kind: str = SERVICE_KIND  # Service, or one of core/workloads.WORKLOAD_KIND_NAMES
 
-    def applies_to(self, namespace: str, name: str, today: datetime.date) -> bool:
+    def applies_to(
+        self, namespace: str, name: str, today: datetime.date, kind: str = SERVICE_KIND
+    ) -> bool:
         if self.expires is not None and today > self.expires:
             return False
-        return fnmatchcase(namespace, self.namespace) and fnmatchcase(name, self.name)
+        return (
+            kind == self.kind
+            and fnmatchcase(namespace, self.namespace)
+            and fnmatchcase(name, self.name)
+        )
 
     def describe(self) -> str:
         until = f", until {self.expires.isoformat()}" if self.expires else ""
-        return f"exemption {self.namespace}/{self.name} ({self.reason}{until})"
+        what = "" if self.kind == SERVICE_KIND else f"{self.kind} "
+        return f"exemption {what}{self.namespace}/{self.name} ({self.reason}{until})"
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,9 @@ class PolicySettings:
     # Legacy objects keep working while they are reported.
     allow_existing_violations: bool = True
     exemptions: tuple[Exemption, ...] = ()
+    # Host ports a Pod may open on its node: inclusive ranges (a single port is a range of
+    # one). None by default: a host port is a door on every node the Pod may land on.
+    allowed_host_ports: tuple[tuple[int, int], ...] = ()
     # The cluster's Service ranges (its ServiceCIDR objects), where the caller can read them
     # (scan); not a key of the policy file. An external IP inside one is never allowed: it
     # would take over a ClusterIP's traffic (CVE-2020-8554). Admission has the API server
@@ -91,8 +107,15 @@ class PolicySettings:
             return False
         return any(address in network for network in self.allowed_external_ip_cidrs)
 
-    def exemption_for(self, namespace: str, name: str, today: datetime.date) -> Exemption | None:
+    def host_port_allowed(self, port: object) -> bool:
+        return isinstance(port, int) and any(
+            low <= port <= high for low, high in self.allowed_host_ports
+        )
+
+    def exemption_for(
+        self, namespace: str, name: str, today: datetime.date, kind: str = SERVICE_KIND
+    ) -> Exemption | None:
         for exemption in self.exemptions:
-            if exemption.applies_to(namespace, name, today):
+            if exemption.applies_to(namespace, name, today, kind):
                 return exemption
         return None

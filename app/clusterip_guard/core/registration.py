@@ -30,6 +30,7 @@ from clusterip_guard.core.names import (
     CONFIGURATION_NAME,
     DOMAIN,
     EXPOSED_SERVICE_MATCH_CONDITION,
+    HOST_EXPOSED_MATCH_CONDITION,
     MANAGED_BY_BOOTSTRAP,
     MANAGED_BY_LABEL,
     MODE_ADMIN_GROUP,
@@ -42,6 +43,7 @@ from clusterip_guard.core.names import (
     PROJECT,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode
+from clusterip_guard.core.workloads import WORKLOAD_KINDS, WorkloadKind
 
 # The API server accepts 1..30 s; a fail-closed webhook on its path should answer in far less.
 MIN_TIMEOUT_SECONDS = 1
@@ -60,6 +62,45 @@ _EXPOSED = (
 EXPOSED_SERVICE_EXPRESSION = (
     f"{_EXPOSED.format(o='object')} || (oldObject != null && ({_EXPOSED.format(o='oldObject')}))"
 )
+
+
+def _opens_host(spec: str) -> str:
+    """CEL: the Pod spec at `spec` is on the host network or declares a host port."""
+    ports = "has(c.ports) && c.ports.exists(p, has(p.hostPort) && p.hostPort > 0)"
+    return (
+        f"(has({spec}.hostNetwork) && {spec}.hostNetwork == true)"
+        f" || (has({spec}.containers) && {spec}.containers.exists(c, {ports}))"
+        f" || (has({spec}.initContainers) && {spec}.initContainers.exists(c, {ports}))"
+    )
+
+
+def _pod_spec_reached(kind: WorkloadKind) -> str:
+    """CEL: `object` has its Pod spec (each step checked: admission runs before validation,
+    and a missing key is an error, which a fail-closed entry would turn into a refusal)."""
+    steps = ["object", *kind.pod_spec_path]
+    return " && ".join(f"has({'.'.join(steps[: n + 1])})" for n in range(1, len(steps)))
+
+
+def host_exposed_expression() -> str:
+    """CEL: the Pod, or the template of the workload, opens a port on its node. A write of a
+    workload's or Pod's that does not never reaches the webhook. Ephemeral containers are
+    left out: the API server refuses ports on them. The old object is not needed: an UPDATE is
+    judged on what it adds, and a new object that opens nothing adds nothing."""
+    by_resource: dict[str, list[str]] = {}
+    for kind in WORKLOAD_KINDS:
+        spec = ".".join(["object", *kind.pod_spec_path])
+        by_resource.setdefault(f"{_pod_spec_reached(kind)} && ({_opens_host(spec)})", []).append(
+            kind.resource
+        )
+    terms = [
+        f"(request.resource.resource in {sorted(resources)!r} && {test})".replace('"', "'")
+        for test, resources in by_resource.items()
+    ]
+    return " || ".join(terms)
+
+
+def host_exposed_match_condition() -> dict[str, str]:
+    return {"name": HOST_EXPOSED_MATCH_CONDITION, "expression": host_exposed_expression()}
 
 
 class RegistrationError(ValueError):
@@ -182,6 +223,47 @@ def entry_resources(entry: AdmissionEntry) -> list[str]:
     return ["services"] if entry.configuration == "mutating" else ["services", "services/status"]
 
 
+def entry_rules(entry: AdmissionEntry) -> list[dict[str, Any]]:
+    """What an entry's webhook is called for. For workloads: every kind that makes Pods, on
+    CREATE and UPDATE (a template can gain a host port), and Pods on CREATE (the API server
+    refuses an UPDATE that changes a Pod's ports or host network, so one adds nothing); none
+    of their subresources writes a Pod spec."""
+    if entry.subject == "services":
+        return [
+            {
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": entry_resources(entry),
+                "scope": "Namespaced",
+            }
+        ]
+    by_group: dict[str, list[str]] = {}
+    for kind in WORKLOAD_KINDS:
+        if kind.kind != "Pod":
+            by_group.setdefault(kind.group, []).append(kind.resource)
+    rules = [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    for group, resources in by_group.items():
+        rules.append(
+            {
+                "apiGroups": [group],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": resources,
+                "scope": "Namespaced",
+            }
+        )
+    return rules
+
+
 def webhook_entry(
     entry: AdmissionEntry,
     *,
@@ -195,19 +277,16 @@ def webhook_entry(
     body: dict[str, Any] = {
         "name": entry.name,
         "clientConfig": client_config,
-        "rules": [
-            {
-                "apiGroups": [""],
-                "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE"],
-                "resources": entry_resources(entry),
-                "scope": "Namespaced",
-            }
-        ],
+        "rules": entry_rules(entry),
         "namespaceSelector": namespace_selector(entry.selector(), never_judged),
         "objectSelector": {},
-        # Only a Service that is exposed, or was, costs a webhook call.
-        "matchConditions": [exposed_match_condition()],
+        # Only a Service that is exposed, or was, costs a webhook call; only a Pod spec that
+        # opens a port on its node.
+        "matchConditions": [
+            exposed_match_condition()
+            if entry.subject == "services"
+            else host_exposed_match_condition()
+        ],
         "matchPolicy": "Equivalent",
         "failurePolicy": failure_policy,
         "sideEffects": "None",
@@ -445,7 +524,7 @@ def policy_binding_names(policy_name: str, configuration: Configuration) -> list
     names: dict[str, None] = {
         f"{policy_name}-{entry.name.removesuffix('.' + DOMAIN)}": None
         for entry in ADMISSION_ENTRIES
-        if entry.configuration == configuration
+        if entry.configuration == configuration and entry.subject == "services"
     }
     for default_mode in MODES:
         for binding in policy_bindings(

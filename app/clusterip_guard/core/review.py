@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
-from clusterip_guard.core.decision import Decision, ServiceChange
+from clusterip_guard.core.decision import Decision, ServiceChange, WorkloadChange
 from clusterip_guard.core.services import display_name, namespace_of
 from clusterip_guard.core.types import AdmissionResponse, AdmissionReviewResponse, Manifest
+from clusterip_guard.core.workloads import workload_kind
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -132,6 +133,34 @@ def service_change_of(request: AdmissionRequest) -> ServiceChange | None:
         service=request.object,
         old_service=request.old_object if request.operation == "UPDATE" else None,
         subresource=request.sub_resource,
+    )
+
+
+def change_of(request: AdmissionRequest) -> ServiceChange | WorkloadChange | None:
+    """The change to judge: a Service's, a Pod's or a workload's; None when the request is
+    not ours to look at."""
+    return service_change_of(request) or workload_change_of(request)
+
+
+def workload_change_of(request: AdmissionRequest) -> WorkloadChange | None:
+    """A CREATE or UPDATE of a Pod or of a workload that makes Pods (not a subresource:
+    none of theirs changes a Pod spec), or None."""
+    kind = workload_kind(request.group, request.kind)
+    if (
+        kind is None
+        or request.operation not in _JUDGED_OPERATIONS
+        or request.object is None
+        or request.sub_resource != ""
+    ):
+        return None
+    return WorkloadChange(
+        operation=request.operation,
+        namespace=request.namespace or namespace_of(request.object),
+        name=request.name or display_name(request.object),
+        kind=kind,
+        workload=request.object,
+        old_workload=request.old_object if request.operation == "UPDATE" else None,
+        user=request.user,
     )
 
 

@@ -25,8 +25,8 @@ from clusterip_guard.core.review import (
     AdmissionRequest,
     ReviewError,
     build_response,
+    change_of,
     parse_review,
-    service_change_of,
 )
 from clusterip_guard.server.lifecycle import Lifecycle
 from clusterip_guard.server.settings import MIB
@@ -174,7 +174,7 @@ class ReviewEndpoint:
         return b"".join(chunks)
 
     def _decide_safely(self, admission: AdmissionRequest, route: Route) -> Decision:
-        change = service_change_of(admission)
+        change = change_of(admission)
         if change is None:
             return ALLOWED
         try:
@@ -194,7 +194,8 @@ class ReviewEndpoint:
             # Fail closed, as the webhook's failurePolicy would.
             return Decision(
                 verdict="denied",
-                denial="clusterip-guard could not judge this Service (internal error); "
+                denial=f"clusterip-guard could not judge this {admission.kind or 'object'} "
+                "(internal error); "
                 "see the webhook's log",
             )
 
