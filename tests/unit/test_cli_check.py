@@ -75,7 +75,8 @@ def test_an_exposed_service_exits_one_and_names_the_field(
     assert code == 1
     assert "denied" in out
     assert "spec.type" in out
-    assert "2 Services checked" in out
+    # The Deployment is judged too (it opens no host port): three objects.
+    assert "3 objects checked: 2 allowed, 1 denied" in out
 
 
 def test_audit_mode_warns_and_exits_zero(
@@ -91,7 +92,7 @@ def test_json_output_has_one_object_per_service(
 ) -> None:
     code, out, _ = run(["check", "--mode", "mutate", "-o", "json", str(manifests)], capsys)
     assert code == 1
-    results = {r["name"]: r for r in json.loads(out)}
+    results = {r["name"]: r for r in json.loads(out) if r["kind"] == "Service"}
     assert set(results) == {"web", "api"}
     web = results["web"]
     assert {k: web[k] for k in ("kind", "namespace", "verdict")} == {
@@ -206,3 +207,43 @@ def test_fix_from_stdin_passes_compliant_manifests_through(
     code, out, _ = run(["check", "--fix", "-o", "json", "-"], capsys)
     assert code == 0
     assert [d["kind"] for d in yaml.safe_load_all(out)] == ["Service", "Deployment"]
+
+
+HOST_PORT_YAML = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    spec:
+      containers:
+        - name: nginx
+          image: nginx
+          ports: [{containerPort: 80, hostPort: 8088}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: agent, namespace: shop}
+spec:
+  hostNetwork: true
+  containers: [{name: agent, image: agent}]
+"""
+
+
+def test_workloads_are_judged_for_host_ports_and_the_host_network(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "web.yaml").write_text(HOST_PORT_YAML)
+    code, out, _ = run(["check", str(tmp_path)], capsys)
+    assert code == 1
+    assert "deployment/web  denied   spec.template.spec.containers[0].ports[0].hostPort" in out
+    assert "pod/agent       denied   spec.hostNetwork: hostNetwork: true" in out
+    assert "2 objects checked: 2 denied" in out
+    code, _, _ = run(["check", "--mode", "mutate", "--fix", str(tmp_path / "web.yaml")], capsys)
+    assert code == 0
+    deployment, agent = yaml.safe_load_all((tmp_path / "web.yaml").read_text())
+    # The host port is gone, the container port stays; the host network cannot be converted.
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"] == [
+        {"containerPort": 80}
+    ]
+    assert agent["spec"]["hostNetwork"] is True

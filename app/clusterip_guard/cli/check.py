@@ -89,7 +89,7 @@ def run(settings: CheckSettings, *, stdout: TextIO, stderr: TextIO) -> int:
 def result_as_json(result: ServiceResult) -> dict[str, Any]:
     decision = result.decision
     shown: dict[str, Any] = {
-        "kind": "Service",
+        "kind": result.kind,
         "namespace": result.namespace,
         "name": result.name,
         "source": result.source,
@@ -114,8 +114,10 @@ def render_table(report: CheckResults) -> str:
     rows: list[tuple[str, ...]] = []
     for r in report.results:
         findings = [v.detail for v in r.decision.violations] or ["-"]
+        # A Service by its name, as ever; anything else by kind/name.
+        name = r.name if r.kind == "Service" else f"{r.kind.lower()}/{r.name}"
         for finding in findings:
-            rows.append((r.source, r.namespace, r.name, r.decision.verdict, finding))
+            rows.append((r.source, r.namespace, name, r.decision.verdict, finding))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
     lines = [
         "  ".join(
@@ -127,6 +129,7 @@ def render_table(report: CheckResults) -> str:
     for r in report.results:
         counts[r.decision.verdict] = counts.get(r.decision.verdict, 0) + 1
     summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
-    noun = "Service" if len(report.results) == 1 else "Services"
+    noun = "Service" if all(r.kind == "Service" for r in report.results) else "object"
+    noun += "" if len(report.results) == 1 else "s"
     lines.append(f"{len(report.results)} {noun} checked" + (f": {summary}" if summary else ""))
     return "\n".join(lines) + "\n"

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from clusterip_guard.core.conversion import internalize
-from clusterip_guard.core.decision import Decision, ServiceChange, decide
+from clusterip_guard.core.decision import Decision, ServiceChange, WorkloadChange, decide
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of
 from clusterip_guard.core.types import Manifest, Mode
+from clusterip_guard.core.workloads import WorkloadKind, without_host_ports, workload_kind_of
 
 STDIN_SOURCE = "<stdin>"
 
@@ -37,7 +38,8 @@ class ServiceResult:
     namespace: str
     name: str
     decision: Decision
-    service: Manifest = field(repr=False, compare=False)
+    service: Manifest = field(repr=False, compare=False)  # the object: a Service or a workload
+    kind: str = "Service"
 
     @property
     def needs_change(self) -> bool:
@@ -53,18 +55,35 @@ class CheckResults:
         return any(r.needs_change for r in self.results)
 
 
-def services_in(document: Any) -> Iterator[Manifest]:
-    """Every Service in a document, looking inside `List`s (v1 List, ServiceList, ...)."""
+def objects_in(document: Any) -> Iterator[tuple[Manifest, WorkloadKind | None]]:
+    """Every object `check` judges in a document: Services (kind None) and Pods and workloads
+    (their kind), looking inside `List`s."""
     if not isinstance(document, dict):
         return
-    kind = document.get("kind")
-    if kind == "Service" and str(document.get("apiVersion", "v1")) == "v1":
-        yield document
-    elif (
-        isinstance(kind, str) and kind.endswith("List") and isinstance(document.get("items"), list)
-    ):
-        for item in document["items"]:
-            yield from services_in(item)
+    kind = workload_kind_of(document)
+    if kind is not None:
+        yield document, kind
+    elif document.get("kind") == "Service" and str(document.get("apiVersion", "v1")) == "v1":
+        yield document, None
+    elif isinstance(document.get("kind"), str) and str(document["kind"]).endswith("List"):
+        items = document.get("items")
+        for item in items if isinstance(items, list) else []:
+            yield from objects_in(item)
+
+
+def check_workload(
+    workload: Manifest,
+    kind: WorkloadKind,
+    *,
+    source: str,
+    mode: Mode,
+    policy: PolicySettings,
+    today: datetime.date,
+) -> ServiceResult:
+    namespace, name = namespace_of(workload), display_name(workload)
+    change = WorkloadChange("CREATE", namespace, name, kind, workload)
+    decision = decide(change, mode, policy, today=today)
+    return ServiceResult(source, namespace, name, decision, workload, kind=kind.kind)
 
 
 def check_service(
@@ -84,9 +103,13 @@ def check_files(
     for manifest_file in files:
         for index, document in enumerate(manifest_file.documents, start=1):
             source = f"{manifest_file.source}#{index}"
-            for service in services_in(document):
+            for found, kind in objects_in(document):
                 report.results.append(
-                    check_service(service, source=source, mode=mode, policy=policy, today=today)
+                    check_service(found, source=source, mode=mode, policy=policy, today=today)
+                    if kind is None
+                    else check_workload(
+                        found, kind, source=source, mode=mode, policy=policy, today=today
+                    )
                 )
     return report
 
@@ -104,6 +127,9 @@ def _replace_services(document: Any, to_fix: set[int], policy: PolicySettings) -
     if not isinstance(document, dict):
         return document
     if id(document) in to_fix:
+        kind = workload_kind_of(document)
+        if kind is not None:
+            return without_host_ports(document, kind, policy)
         return internalize(document, policy)
     items = document.get("items")
     if isinstance(items, list) and str(document.get("kind", "")).endswith("List"):

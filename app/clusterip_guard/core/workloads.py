@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from clusterip_guard.core.conversion import json_copy
 from clusterip_guard.core.exposure import Violation
-from clusterip_guard.core.pointers import field_path, pointer_to
+from clusterip_guard.core.pointers import field_path, pointer_to, unescape_token
 from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.core.types import PatchOperation
+from clusterip_guard.core.types import Manifest, PatchOperation
 
 HOST_NETWORK_PIECE: Final = "host-network"
 
@@ -245,6 +246,24 @@ def host_port_removal(
             if "hostIP" in port:
                 operations.append({"op": "remove", "path": pointer_to(*base, "hostIP")})
     return operations
+
+
+def without_host_ports(
+    workload: Mapping[str, Any], kind: WorkloadKind, policy: PolicySettings
+) -> Manifest:
+    """The workload as `mutate` stores it (for `check --fix`): its judged host ports removed.
+    A host-network Pod spec is left as it is: mutate denies it."""
+    fixed: Manifest = json_copy(dict(workload))
+    pieces = host_exposure_of(workload, kind, policy)
+    if any(piece.key == HOST_NETWORK_PIECE for piece in pieces):
+        return fixed
+    for operation in host_port_removal(workload, kind, pieces):
+        *steps, last = [unescape_token(t) for t in operation["path"].lstrip("/").split("/")]
+        place: Any = fixed
+        for step in steps:
+            place = place[int(step)] if isinstance(place, list) else place[step]
+        place.pop(last, None)
+    return fixed
 
 
 def describe_removal(operation: PatchOperation) -> str:
