@@ -11,6 +11,7 @@ from clusterip_guard.cluster.writing import stored_as_wanted
 from clusterip_guard.core.policy import Exemption, PolicySettings
 from clusterip_guard.core.reports import build_reports, carry_timestamps
 from clusterip_guard.core.scan import NamespaceInfo, namespace_mode, scan, summary
+from clusterip_guard.core.workloads import workload_kind
 from tests.support.builders import service
 
 TODAY = datetime.date(2026, 11, 29)
@@ -152,3 +153,54 @@ def test_summary_counts_every_result() -> None:
                     [service("NodePort"), service(name="a"), service(name="b")],
                     default_mode="off", policy=PolicySettings(), today=TODAY)  # fmt: skip
     assert summary(findings) == {"pass": 2, "fail": 1, "warn": 0, "skip": 0}
+
+
+def test_workloads_and_pods_no_workload_controls_are_reported_beside_services() -> None:
+    apps, core = workload_kind("apps", "Deployment"), workload_kind("", "Pod")
+    assert apps is not None
+    assert core is not None
+
+    def pod_spec(host_port: int | None) -> dict[str, Any]:
+        port: dict[str, Any] = {"containerPort": 80}
+        if host_port is not None:
+            port["hostPort"] = host_port
+        return {"containers": [{"name": "nginx", "ports": [port]}]}
+
+    def meta(name: str, owner: str | None = None) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": name, "namespace": "shop", "uid": f"uid-{name}"}
+        if owner is not None:
+            metadata["ownerReferences"] = [{"kind": owner, "name": "x", "controller": True}]
+        return metadata
+
+    workloads = [
+        (apps, {"metadata": meta("web"), "spec": {"template": {"spec": pod_spec(8088)}}}),
+        (apps, {"metadata": meta("api"), "spec": {"template": {"spec": pod_spec(None)}}}),
+        # Made from the Deployment's template: reported as the Deployment.
+        (core, {"metadata": meta("web-1", owner="ReplicaSet"), "spec": pod_spec(8088)}),
+        # A custom controller's Pod, and a bare one: judged as they are.
+        (core, {"metadata": meta("job-1", owner="Rollout"), "spec": pod_spec(9000)}),
+    ]
+    findings = scan(
+        [NamespaceInfo("shop", {LABEL: "enforce"})], [service("web", type="NodePort")],
+        default_mode="off", policy=PolicySettings(), today=TODAY, workloads=workloads,
+    )  # fmt: skip
+    assert [(f.kind, f.name, f.result) for f in findings] == [
+        ("Deployment", "api", "pass"),
+        ("Pod", "job-1", "fail"),
+        ("Deployment", "web", "fail"),
+        ("Service", "web", "fail"),
+    ]
+    reports = build_reports(findings, report_format="wgpolicyk8s", now=NOW)
+    results = {
+        (r["resources"][0]["kind"], r["resources"][0]["name"]): r for r in reports[0]["results"]
+    }
+    web = results["Deployment", "web"]
+    assert web["resources"][0]["apiVersion"] == "apps/v1"
+    assert web["rule"] == "pods-open-no-host-ports"
+    assert "type" not in web["properties"]
+    assert (
+        web["properties"]["mutate"] == "removed spec.template.spec.containers[0].ports[0].hostPort"
+    )
+    assert results["Service", "web"]["rule"] == "services-stay-internal"
+    # The namespace's summary counts every object.
+    assert reports[-1]["results"][0]["message"].startswith("3 of 4 objects exposed")

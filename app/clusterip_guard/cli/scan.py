@@ -270,6 +270,7 @@ def finding_as_json(finding: Finding) -> dict[str, Any]:
         "namespace": finding.namespace.namespace,
         "mode": finding.namespace.mode,
         "modeSource": finding.namespace.source,
+        "kind": finding.kind,
         "name": finding.name,
         "type": finding.service_type,
         "result": finding.result,
@@ -301,13 +302,16 @@ def mutate_in_short(finding: Finding) -> str:
         return "-"
     if finding.mutate_converts:
         return "to ClusterIP"
+    if finding.kind != "Service":
+        return "no host ports"
     return f"{len(finding.mutate)} changes"
 
 
 def render_table(findings: Sequence[Finding]) -> str:
-    """The exposed Services, grouped by namespace (the namespace and its mode shown once),
-    then a count of every result."""
-    header = ("NAMESPACE", "MODE", "SERVICE", "TYPE", "RESULT", "ENFORCE", "MUTATE",
+    """The exposed Services, workloads and Pods, grouped by namespace (the namespace and its
+    mode shown once), then a count of every result. A Service by its name, the rest as
+    kind/name."""
+    header = ("NAMESPACE", "MODE", "NAME", "TYPE", "RESULT", "ENFORCE", "MUTATE",
               "EXEMPTION", "EXPOSURE")  # fmt: skip
     rows: list[tuple[str, ...]] = []
     previous = None
@@ -319,7 +323,8 @@ def render_table(findings: Sequence[Finding]) -> str:
         rows.append((
             f.namespace.namespace if first else "",
             f.namespace.describe() if first else "",
-            f.name, f.service_type, f.result, f.enforce, mutate_in_short(f),
+            f.name if f.kind == "Service" else f"{f.kind.lower()}/{f.name}",
+            f.service_type or "-", f.result, f.enforce, mutate_in_short(f),
             f.exemption or "-",
             "; ".join(v.summary for v in f.exposure),
         ))  # fmt: skip
@@ -334,7 +339,8 @@ def render_table(findings: Sequence[Finding]) -> str:
         ]
     counts = Counter(f.result for f in findings)
     namespaces = len({f.namespace.namespace for f in findings})
-    noun = "Service" if len(findings) == 1 else "Services"
+    noun = "Service" if all(f.kind == "Service" for f in findings) else "object"
+    noun += "" if len(findings) == 1 else "s"
     spread = "namespace" if namespaces == 1 else "namespaces"
     shown = ", ".join(f"{counts[r]} {r}" for r in ("fail", "warn", "skip", "pass") if counts[r])
     lines.append(

@@ -40,6 +40,7 @@ from clusterip_guard.core.reports import (
 )
 from clusterip_guard.core.scan import Finding, NamespaceInfo, scan
 from clusterip_guard.core.types import Manifest, Mode
+from clusterip_guard.core.workloads import WORKLOAD_KINDS, WorkloadKind
 from clusterip_guard.policyfile import PolicyHolder
 from clusterip_guard.telemetry.metrics import ScanMetrics
 
@@ -101,6 +102,49 @@ def read_services(api: client.ApiClient, namespace: str | None = None) -> list[M
             functools.partial(core.list_namespaced_service, namespace),
         )
     )
+
+
+# How each kind is listed: (client API class, all namespaces, one namespace).
+_WORKLOAD_LISTS: dict[str, tuple[Callable[[client.ApiClient], Any], str, str]] = {
+    "Pod": (client.CoreV1Api, "list_pod_for_all_namespaces", "list_namespaced_pod"),
+    "Deployment": (
+        client.AppsV1Api, "list_deployment_for_all_namespaces", "list_namespaced_deployment"
+    ),
+    "ReplicaSet": (
+        client.AppsV1Api, "list_replica_set_for_all_namespaces", "list_namespaced_replica_set"
+    ),
+    "StatefulSet": (
+        client.AppsV1Api, "list_stateful_set_for_all_namespaces", "list_namespaced_stateful_set"
+    ),
+    "DaemonSet": (
+        client.AppsV1Api, "list_daemon_set_for_all_namespaces", "list_namespaced_daemon_set"
+    ),
+    "Job": (client.BatchV1Api, "list_job_for_all_namespaces", "list_namespaced_job"),
+    "CronJob": (client.BatchV1Api, "list_cron_job_for_all_namespaces", "list_namespaced_cron_job"),
+    "ReplicationController": (
+        client.CoreV1Api,
+        "list_replication_controller_for_all_namespaces",
+        "list_namespaced_replication_controller",
+    ),
+}  # fmt: skip
+
+
+def read_workloads(
+    api: client.ApiClient, namespace: str | None = None
+) -> list[tuple[WorkloadKind, Manifest]]:
+    """Every Pod and workload that makes Pods, or a namespace's, with its kind (the items of a
+    list do not carry one)."""
+    found: list[tuple[WorkloadKind, Manifest]] = []
+    for kind in WORKLOAD_KINDS:
+        api_class, all_namespaces, namespaced = _WORKLOAD_LISTS[kind.kind]
+        reader = api_class(api)
+        request = (
+            getattr(reader, all_namespaces)
+            if namespace is None
+            else functools.partial(getattr(reader, namespaced), namespace)
+        )
+        found += [(kind, item) for item in _pages("list", kind.resource, namespace, request)]
+    return found
 
 
 def registered_default_mode(api: client.ApiClient, configuration_name: str) -> Mode | None:
@@ -276,26 +320,29 @@ class ScanOutcome:
 
 
 def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings) -> ScanOutcome:
-    """The `scan` use case: read the namespaces and Services in scope, judge them with the
-    core, and (if asked) write the reports, pruning only inside the scope."""
+    """The `scan` use case: read the namespaces, Services and workloads in scope, judge them
+    with the core, and (if asked) write the reports, pruning only inside the scope."""
     default_mode = scope.default_mode
     if default_mode is None:
         default_mode = registered_default_mode(api, scope.configuration_name) or "off"
     if scope.namespace is not None:
         namespaces = [read_namespace(api, scope.namespace)]
         services = read_services(api, scope.namespace)
+        workloads = read_workloads(api, scope.namespace)
     else:
         namespaces = read_namespaces(api, scope.selector)
         services = read_services(api)
+        workloads = read_workloads(api)
         if scope.selector:
             chosen = {ns.name for ns in namespaces}
             services = [s for s in services if s["metadata"].get("namespace") in chosen]
+            workloads = [w for w in workloads if w[1]["metadata"].get("namespace") in chosen]
     now = datetime.datetime.now(datetime.UTC)
     # External IPs inside the Service range are judged as admission judges them.
     policy = dataclasses.replace(policy, service_ranges=read_service_ranges(api))
     findings = scan(
         namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
-        what_if=scope.what_if,
+        what_if=scope.what_if, workloads=workloads,
     )  # fmt: skip
     written: list[str] = []
     failed: list[str] = []

@@ -71,10 +71,17 @@ def keep_current(
     """Scan now, then again after every burst of changes (once it has settled for
     `settle_seconds`) and at least every `resync_seconds`, until `stop`."""
     core = client.CoreV1Api(api)
+    apps = client.AppsV1Api(api)
     changed = threading.Event()
+    # The workloads a user writes; not Pods, ReplicaSets or Jobs, which their controllers
+    # rewrite all day (a bare Pod's report waits for the resync).
     for list_call, what in (
         (core.list_service_for_all_namespaces, "services"),
         (core.list_namespace, "namespaces"),
+        (apps.list_deployment_for_all_namespaces, "deployments"),
+        (apps.list_stateful_set_for_all_namespaces, "statefulsets"),
+        (apps.list_daemon_set_for_all_namespaces, "daemonsets"),
+        (client.BatchV1Api(api).list_cron_job_for_all_namespaces, "cronjobs"),
     ):
         threading.Thread(
             target=watch_forever, args=(list_call, what, changed, stop), daemon=True,

@@ -37,6 +37,7 @@ REPORT_NAME = PROJECT  # one per namespace, and the cluster-scoped one
 SOURCE = PROJECT
 POLICY = PROJECT
 SERVICE_RULE = "services-stay-internal"
+WORKLOAD_RULE = "pods-open-no-host-ports"
 NAMESPACE_RULE = "namespace-summary"
 CATEGORY = "Service exposure"
 MANAGED_BY = PROJECT  # the label value reports carry, so a scan finds (and prunes) its own
@@ -78,18 +79,17 @@ def _timestamp(now: datetime.datetime) -> dict[str, int]:
 
 
 def service_result(finding: Finding, now: datetime.datetime) -> Manifest:
-    properties = {
-        "mode": finding.namespace.describe(),
-        "type": finding.service_type,
-        "enforce": finding.enforce,
-    }
+    properties = {"mode": finding.namespace.describe()}
+    if finding.service_type:
+        properties["type"] = finding.service_type
+    properties["enforce"] = finding.enforce
     if finding.mutate:
         properties["mutate"] = ", ".join(finding.mutate)
     if finding.exemption:
         properties["exemption"] = finding.exemption
     resource: dict[str, str] = {
-        "apiVersion": "v1",
-        "kind": "Service",
+        "apiVersion": finding.api_version,
+        "kind": finding.kind,
         "namespace": finding.namespace.namespace,
         "name": finding.name,
     }
@@ -98,7 +98,7 @@ def service_result(finding: Finding, now: datetime.datetime) -> Manifest:
     return {
         "source": SOURCE,
         "policy": POLICY,
-        "rule": SERVICE_RULE,
+        "rule": SERVICE_RULE if finding.kind == "Service" else WORKLOAD_RULE,
         "category": CATEGORY,
         "result": finding.result,
         "severity": finding.severity,
@@ -123,7 +123,8 @@ def namespace_result(
 ) -> Manifest:
     counts = summary(findings)
     exposed = sum(1 for f in findings if f.exposed)
-    noun = "Service" if len(findings) == 1 else "Services"
+    noun = "Service" if all(f.kind == "Service" for f in findings) else "object"
+    noun += "" if len(findings) == 1 else "s"
     return {
         "source": SOURCE,
         "policy": POLICY,
@@ -224,7 +225,7 @@ def build_reports(
     reports = []
     cluster_results = []
     for namespace in sorted(by_namespace):
-        found = sorted(by_namespace[namespace], key=lambda f: f.name)
+        found = sorted(by_namespace[namespace], key=lambda f: (f.name, f.kind))
         results = [service_result(f, now) for f in found]
         reports += _reports(kind, False, namespace, results)
         cluster_results.append(namespace_result(found[0].namespace, found, now))

@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 from clusterip_guard.core.admission import Selection, judging_entry
-from clusterip_guard.core.decision import ServiceChange, decide
+from clusterip_guard.core.decision import ServiceChange, WorkloadChange, decide
 from clusterip_guard.core.exposure import LOAD_BALANCER_PIECE, Violation, exposure_of, reported
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of, service_type
 from clusterip_guard.core.types import Manifest, Mode
+from clusterip_guard.core.workloads import (
+    WORKLOAD_KIND_NAMES,
+    WorkloadKind,
+    controlling_owner,
+    host_exposure_of,
+)
 
 # As PolicyReport results say it (wgpolicyk8s.io and openreports.io alike).
 Result = Literal["pass", "fail", "warn", "skip"]
@@ -85,12 +91,12 @@ _INTERNET_FACING = (LOAD_BALANCER_PIECE, "external-ip:", "source-range:")
 
 @dataclass(frozen=True)
 class Finding:
-    """One Service, judged as it stands."""
+    """One Service, Pod or workload, judged as it stands."""
 
     namespace: NamespaceMode
     name: str
     uid: str
-    service_type: str
+    service_type: str  # a Service's type; "" for the rest
     exposure: tuple[Violation, ...]  # every piece that would be reported
     result: Result
     message: str  # why this result, in one line: the report's message
@@ -98,6 +104,8 @@ class Finding:
     mutate: tuple[str, ...]  # what mutate would change ("set spec.type=ClusterIP", ...)
     mutate_converts: bool = False  # whether mutate would make it a ClusterIP Service
     exemption: str = ""  # the exemption that allows it, described
+    kind: str = "Service"
+    api_version: str = "v1"
 
     @property
     def exposed(self) -> bool:
@@ -128,11 +136,68 @@ def judge_service(
             enforce="allow", mutate=(),
         )  # fmt: skip
     change = ServiceChange("CREATE", namespace.namespace, name, service)
+    return _finding(
+        change, namespace, exposure, uid=uid, service_kind=kind, policy=policy, today=today
+    )
+
+
+def judge_workload(
+    workload: Manifest,
+    kind: WorkloadKind,
+    namespace: NamespaceMode,
+    policy: PolicySettings,
+    today: datetime.date,
+) -> Finding:
+    """A Pod or workload: its host ports and host network."""
+    name = display_name(workload)
+    metadata = workload.get("metadata")
+    uid = str(metadata.get("uid", "")) if isinstance(metadata, dict) else ""
+    change = WorkloadChange("CREATE", namespace.namespace, name, kind, workload)
+    exposure = reported(host_exposure_of(workload, kind, policy))
+    return _finding(
+        change, namespace, exposure, uid=uid, service_kind="", policy=policy, today=today
+    )
+
+
+def reported_workloads(
+    workloads: Iterable[tuple[WorkloadKind, Manifest]],
+) -> list[tuple[WorkloadKind, Manifest]]:
+    """The workloads and Pods a report names: those no workload controls. A Deployment's
+    ReplicaSets and Pods, a CronJob's Jobs, carry its template and are reported as it."""
+    return [
+        (kind, workload)
+        for kind, workload in workloads
+        if (owner := controlling_owner(workload)) is None or owner[0] not in WORKLOAD_KIND_NAMES
+    ]
+
+
+def _finding(
+    change: ServiceChange | WorkloadChange,
+    namespace: NamespaceMode,
+    exposure: tuple[Violation, ...],
+    *,
+    uid: str,
+    service_kind: str,
+    policy: PolicySettings,
+    today: datetime.date,
+) -> Finding:
+    name = change.name
+    is_service = isinstance(change, ServiceChange)
+    kind, api_version = "Service", "v1"
+    if isinstance(change, WorkloadChange):
+        kind = change.kind.kind
+        api_version = f"{change.kind.group}/v1" if change.kind.group else "v1"
+    if not exposure:
+        return Finding(
+            namespace, name, uid, service_kind, (), "pass",
+            "not reachable from outside the cluster", enforce="allow", mutate=(),
+            kind=kind, api_version=api_version,
+        )  # fmt: skip
     enforced = decide(change, "enforce", policy, today=today, never_judged=())
     mutated = decide(change, "mutate", policy, today=today, never_judged=())
     enforce = "deny" if enforced.verdict == "denied" else "allow"
     exposed = "; ".join(v.detail for v in exposure)
-    exemption = policy.exemption_for(namespace.namespace, name, today)
+    exemption = policy.exemption_for(namespace.namespace, name, today, kind)
     if not namespace.judged:
         result: Result = "skip"
         message = f"never judged (a system namespace): {exposed}"
@@ -144,7 +209,13 @@ def judge_service(
     elif namespace.mode == "audit":
         result, message = "fail", f"exposed; audit mode reports it, enforce would deny: {exposed}"
     elif namespace.source == "what-if":
-        verb = "deny it" if namespace.mode == "enforce" else "convert it to ClusterIP"
+        verb = (
+            "deny it"
+            if namespace.mode == "enforce" or mutated.verdict == "denied"
+            else "convert it to ClusterIP"
+            if is_service
+            else "remove its host ports"
+        )
         result, message = "fail", f"exposed; {namespace.mode} would {verb}: {exposed}"
     else:
         # In an enforce or mutate namespace an exposed Service predates the label (or the
@@ -152,9 +223,10 @@ def judge_service(
         result = "fail"
         message = f"exposed, kept as an existing violation ({namespace.mode} mode): {exposed}"
     return Finding(
-        namespace, name, uid, kind, exposure, result, message,
+        namespace, name, uid, service_kind, exposure, result, message,
         enforce=enforce, mutate=mutated.changes, mutate_converts=mutated.converted,
         exemption=exemption.describe() if exemption is not None else "",
+        kind=kind, api_version=api_version,
     )  # fmt: skip
 
 
@@ -173,9 +245,11 @@ def scan(
     today: datetime.date,
     what_if: Mode | None = None,
     never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
+    workloads: Iterable[tuple[WorkloadKind, Manifest]] = (),
 ) -> list[Finding]:
-    """Every Service judged, sorted by namespace and name. A Service whose namespace is not in
-    `namespaces` (deleted meanwhile) is judged as an unlabelled one."""
+    """Every Service, and every workload and Pod no workload controls, judged; sorted by
+    namespace, name and kind. An object whose namespace is not in `namespaces` (deleted
+    meanwhile) is judged as an unlabelled one."""
     modes = {
         ns.name: namespace_mode(
             ns.name,
@@ -193,7 +267,13 @@ def scan(
             namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
         )
         findings.append(judge_service(service, mode, policy, today))
-    return sorted(findings, key=lambda f: (f.namespace.namespace, f.name))
+    for kind, workload in reported_workloads(workloads):
+        namespace = namespace_of(workload)
+        mode = modes.get(namespace) or namespace_mode(
+            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
+        )
+        findings.append(judge_workload(workload, kind, mode, policy, today))
+    return sorted(findings, key=lambda f: (f.namespace.namespace, f.name, f.kind))
 
 
 def summary(findings: Iterable[Finding]) -> dict[Result, int]:
