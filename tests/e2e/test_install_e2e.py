@@ -173,6 +173,86 @@ def test_the_same_manifest_in_an_unlabelled_namespace_answers_on_its_node_port(
     node.kubectl("delete", "namespace", "sandbox", "--wait=true", "--timeout=120s")
 
 
+HOST_PORT_EXAMPLE = ROOT / "examples" / "nginx-hostport.yaml"
+HOST_PORT = 8088
+
+
+def apply_host_port_example(node: Node, namespace: str) -> subprocess.CompletedProcess[str]:
+    """examples/nginx-hostport.yaml with the local nginx image; not checked (enforce denies)."""
+    (document,) = yaml.safe_load_all(HOST_PORT_EXAMPLE.read_text())
+    container = document["spec"]["template"]["spec"]["containers"][0]
+    container.update(image=NGINX_IMAGE, imagePullPolicy="Never")
+    return node.kubectl(
+        "-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(document), check=False
+    )
+
+
+def answers_on_the_host_port() -> bool:
+    try:
+        return WELCOME in http_get(NODE_IP, HOST_PORT)
+    except OSError:
+        return False
+
+
+def test_a_host_port_in_a_mutate_namespace_is_removed_and_nothing_answers_on_the_node(
+    node: Node,
+) -> None:
+    applied = apply_host_port_example(node, "shop")
+    assert applied.returncode == 0, applied.stderr
+    assert "clusterip-guard removed host ports from this Deployment" in applied.stderr
+    node.kubectl("-n", "shop", "rollout", "status", "deployment/nginx-hostport",
+                 "--timeout=180s")  # fmt: skip
+    pods = json.loads(
+        node.kubectl("-n", "shop", "get", "pods", "-l", "app=nginx-hostport", "-o", "json").stdout
+    )["items"]
+    assert pods
+    for pod in pods:  # running, its container port kept, no host port
+        assert pod["status"]["phase"] == "Running"
+        assert pod["spec"]["containers"][0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    with pytest.raises(ConnectionRefusedError):
+        http_get(NODE_IP, HOST_PORT)
+
+
+def test_the_same_host_port_manifest_in_an_off_namespace_answers_on_the_node(node: Node) -> None:
+    """The control: the node maps a host port, so the refusal above is the conversion's."""
+    node.kubectl("create", "namespace", "hostport-off")
+    node.kubectl("label", "namespace", "hostport-off", "clusterip-guard.io/mode=off")
+    applied = apply_host_port_example(node, "hostport-off")
+    assert applied.returncode == 0, applied.stderr
+    assert "clusterip-guard" not in applied.stderr
+    node.kubectl("-n", "hostport-off", "rollout", "status", "deployment/nginx-hostport",
+                 "--timeout=180s")  # fmt: skip
+    assert until(answers_on_the_host_port, timeout=60), f"no answer on {NODE_IP}:{HOST_PORT}"
+    node.kubectl("delete", "namespace", "hostport-off", "--wait=true", "--timeout=120s")
+
+
+def test_enforce_denies_a_host_port_at_kubectl_apply_and_mutate_a_host_network_pod(
+    node: Node,
+) -> None:
+    node.kubectl("create", "namespace", "strict")
+    node.kubectl("label", "namespace", "strict", "clusterip-guard.io/mode=enforce")
+    applied = apply_host_port_example(node, "strict")
+    assert applied.returncode != 0
+    assert 'admission webhook "enforce-workloads.clusterip-guard.io" denied the request' in (
+        applied.stderr
+    )
+    assert "Deployment strict/nginx-hostport would be reachable from outside the cluster" in (
+        applied.stderr
+    )
+    # Denied at the workload: no ReplicaSet, no Pod was ever made.
+    assert node.kubectl("-n", "strict", "get", "replicasets,pods", "-o", "name").stdout == ""
+    host_network = node.kubectl(
+        "-n", "shop", "run", "on-the-host", f"--image={NGINX_IMAGE}",
+        "--image-pull-policy=Never", "--overrides",
+        json.dumps({"spec": {"hostNetwork": True}}), check=False,
+    )  # fmt: skip
+    assert host_network.returncode != 0
+    assert "the host network cannot be taken from a Pod without making it another Pod" in (
+        host_network.stderr
+    )
+    node.kubectl("delete", "namespace", "strict", "--wait=false")
+
+
 class ServiceStream:
     """Creates NodePort Services in a mutate namespace, one after another, until stopped;
     every create must succeed and come back as ClusterIP."""

@@ -207,10 +207,14 @@ def host_exposure_of(
                 )
             else:
                 on_ip = port.get("hostIP")
-                at = f" of {on_ip}" if isinstance(on_ip, str) and on_ip else ""
+                bound = (
+                    f" (on its address {on_ip})"
+                    if isinstance(on_ip, str) and on_ip not in ("", "0.0.0.0", "::")
+                    else ""
+                )
                 summary = (
                     f"container {name}'s port {protocol}/{container_port} opens host port "
-                    f"{host_port}{at} on its node"
+                    f"{host_port} on its node{bound}"
                 )
             pieces.append(
                 Violation(
