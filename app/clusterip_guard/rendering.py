@@ -20,6 +20,7 @@ from typing import Any
 from clusterip_guard.core.admission import ADMISSION_ENTRIES, AdmissionEntry, registered_entries
 from clusterip_guard.core.names import NAMESPACE_NAME_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.native import CONVERSION_SUFFIX, EXPOSURE_SUFFIX
+from clusterip_guard.core.native_workloads import HOST_CONVERSION_SUFFIX, HOST_EXPOSURE_SUFFIX
 from clusterip_guard.core.registration import (
     MODE_STRENGTH,
     mode_label_policy,
@@ -186,7 +187,10 @@ def _service_range_policy() -> str:
 def admission_policy_suffixes(*, native: bool = False) -> list[str]:
     """The name suffixes of every policy and binding the chart's bootstrap (or, `native`, its
     sync component) may write or delete: its RBAC names each."""
-    validating = [_SERVICE_RANGE_SUFFIX, *([EXPOSURE_SUFFIX] if native else [])]
+    validating = [
+        _SERVICE_RANGE_SUFFIX,
+        *([EXPOSURE_SUFFIX, HOST_EXPOSURE_SUFFIX] if native else []),
+    ]
     suffixes = [
         "-mode-label",
         "-unknown-mode",
@@ -194,7 +198,8 @@ def admission_policy_suffixes(*, native: bool = False) -> list[str]:
         *(name for policy in validating for name in policy_binding_names(policy, "validating")),
     ]
     if native:
-        suffixes += [CONVERSION_SUFFIX, *policy_binding_names(CONVERSION_SUFFIX, "mutating")]
+        for conversion in (CONVERSION_SUFFIX, HOST_CONVERSION_SUFFIX):
+            suffixes += [conversion, *policy_binding_names(conversion, "mutating")]
     return suffixes
 
 

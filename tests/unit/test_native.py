@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from clusterip_guard.core.admission import registered_entries
 from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
-from clusterip_guard.core.native import NativeUnsupported, _glob_regex, native_objects
+from clusterip_guard.core.native import native_objects
+from clusterip_guard.core.native_cel import NativeUnsupported, glob_regex
 from clusterip_guard.core.registration import policy_bindings
 from clusterip_guard.policyfile import parse_policy
 
@@ -25,8 +26,8 @@ NAMES = st.text(alphabet="ab-1", max_size=8)
 @given(glob=GLOB_CHARACTERS, name=NAMES)
 def test_a_glob_matches_as_fnmatchcase_does(glob: str, name: str) -> None:
     # RE2's end of text, \\z, is Python's \\Z: the only spelling the two differ in here.
-    pattern = re.compile(_glob_regex(glob).replace("\\z", "\\Z"))
-    assert bool(pattern.search(name)) == fnmatchcase(name, glob), (glob, _glob_regex(glob))
+    pattern = re.compile(glob_regex(glob).replace("\\z", "\\Z"))
+    assert bool(pattern.search(name)) == fnmatchcase(name, glob), (glob, glob_regex(glob))
 
 
 def test_an_exemption_with_an_end_is_refused_naming_the_key() -> None:
@@ -40,17 +41,25 @@ def test_every_entry_of_the_table_is_bound(default_mode: str) -> None:
     objects = native_objects(parse_policy(""), name="n", default_mode=default_mode)  # type: ignore[arg-type]
     entries = registered_entries(default_mode)  # type: ignore[arg-type]
     mutating = [o for o in objects if o["kind"] == "MutatingAdmissionPolicyBinding"]
-    assert mutating == policy_bindings(
-        "n-conversion", entries, never_judged=NEVER_JUDGED_NAMESPACES, configuration="mutating"
-    )
+    assert mutating == [
+        binding
+        for policy in ("n-conversion", "n-host-conversion")  # Services', Pods' and workloads'
+        for binding in policy_bindings(
+            policy, entries, never_judged=NEVER_JUDGED_NAMESPACES, configuration="mutating"
+        )
+    ]
     exposure = [
         o
         for o in objects
         if o["kind"] == "ValidatingAdmissionPolicyBinding"
-        and o["spec"]["policyName"] == "n-exposure"
+        and o["spec"]["policyName"] in ("n-exposure", "n-host-exposure")
     ]
     # Bound as the entries judge (tests/unit/test_registration.py shows what that means).
-    assert exposure == policy_bindings("n-exposure", entries, never_judged=NEVER_JUDGED_NAMESPACES)
+    assert exposure == [
+        binding
+        for policy in ("n-exposure", "n-host-exposure")
+        for binding in policy_bindings(policy, entries, never_judged=NEVER_JUDGED_NAMESPACES)
+    ]
     # Scope lives in each binding (Kyverno once lost it converting a policy).
     assert all(b["spec"]["matchResources"]["namespaceSelector"] for b in [*mutating, *exposure])
     assert not [o for o in objects if "Webhook" in o["kind"]]

@@ -10,7 +10,8 @@ from typing import Any, TextIO
 
 from clusterip_guard.cli import options
 from clusterip_guard.core.names import CONFIGURATION_NAME
-from clusterip_guard.core.native import NativeUnsupported, native_objects
+from clusterip_guard.core.native import native_objects
+from clusterip_guard.core.native_cel import NativeUnsupported
 from clusterip_guard.core.registration import (
     ServiceTarget,
     companion_policies,

@@ -48,9 +48,10 @@ from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.native import (
     CONVERSION_SUFFIX,
     EXPOSURE_SUFFIX,
-    NativeUnsupported,
     native_objects,
 )
+from clusterip_guard.core.native_cel import NativeUnsupported
+from clusterip_guard.core.native_workloads import HOST_CONVERSION_SUFFIX, HOST_EXPOSURE_SUFFIX
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     ServiceTarget,
@@ -223,14 +224,18 @@ def _names_of(kind: str, configuration_name: str) -> list[str]:
     longer holds it (another engine's, another default mode's bindings)."""
     if "Webhook" in kind:
         return [configuration_name]
-    conversion = configuration_name + CONVERSION_SUFFIX
+    conversions = [
+        configuration_name + CONVERSION_SUFFIX,
+        configuration_name + HOST_CONVERSION_SUFFIX,
+    ]
     if kind == "MutatingAdmissionPolicy":
-        return [conversion]
+        return conversions
     if kind == "MutatingAdmissionPolicyBinding":
-        return policy_binding_names(conversion, "mutating")
+        return [name for policy in conversions for name in policy_binding_names(policy, "mutating")]
     per_entry = [
         service_range_policy_name(configuration_name),
         configuration_name + EXPOSURE_SUFFIX,
+        configuration_name + HOST_EXPOSURE_SUFFIX,
     ]
     if kind == "ValidatingAdmissionPolicy":
         return [

@@ -17,8 +17,6 @@ difference. Pure: plain dicts out.
 from __future__ import annotations
 
 import datetime
-import fnmatch
-import json
 from collections.abc import Collection, Iterable
 from typing import Any, Final
 
@@ -45,7 +43,21 @@ from clusterip_guard.core.names import (
     NEVER_JUDGED_NAMESPACES,
     SOURCE_RANGES_ANNOTATION,
 )
-from clusterip_guard.core.policy import SERVICE_KIND, PolicySettings
+from clusterip_guard.core.native_cel import (
+    exemption_terms,
+    mode_of_namespace,
+    name_variable,
+)
+from clusterip_guard.core.native_cel import (
+    text as _text,
+)
+from clusterip_guard.core.native_workloads import (
+    HOST_CONVERSION_SUFFIX,
+    HOST_EXPOSURE_SUFFIX,
+    host_conversion_policy,
+    host_exposure_policy,
+)
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     companion_policies,
     exposed_match_condition,
@@ -58,15 +70,6 @@ from clusterip_guard.core.types import MODES, Manifest, Mode
 
 EXPOSURE_SUFFIX: Final = "-exposure"
 CONVERSION_SUFFIX: Final = "-conversion"
-
-
-class NativeUnsupported(ValueError):
-    """The policy says something the native engine cannot; one line naming the key."""
-
-
-def _text(value: str) -> str:
-    """A CEL string literal."""
-    return json.dumps(value)
 
 
 def _texts(values: Iterable[str]) -> str:
@@ -422,44 +425,6 @@ def _reported(pieces: str) -> str:
     return f"{pieces}.filter(p, p.cover == '' || !{pieces}.exists(q, q.key == p.cover))"
 
 
-def _glob_regex(glob: str) -> str:
-    """An RE2 pattern (CEL's `matches`) matching what fnmatchcase matches: fnmatch's own
-    translation, with the two constructs RE2 lacks rewritten (an atomic group, used only to
-    stop backtracking, as a plain group; `\\Z` as `\\z`)."""
-    return "^" + fnmatch.translate(glob).replace("(?>", "(?:").replace("\\Z", "\\z")
-
-
-def _exempt(policy: PolicySettings, today: datetime.date | None) -> str:
-    """The exemptions in force, as one CEL condition. CEL has no clock: with `today` (the sync
-    component, which renders again when one ends), only those in force today; without it, an
-    exemption that ends is refused."""
-    terms = []
-    for index, exemption in enumerate(policy.exemptions):
-        if exemption.kind != SERVICE_KIND:
-            continue  # a workload's: Services are judged here
-        if exemption.expires is not None and today is None:
-            raise NativeUnsupported(
-                f"exemptions[{index}].expires: a rendering cannot end an exemption by itself "
-                "(CEL has no clock): run `clusterip-guard sync`, which renders again when it "
-                "ends, drop expires, or use the webhook engine"
-            )
-        if exemption.expires is not None and today is not None and today > exemption.expires:
-            continue  # ended
-        terms.append(
-            f"(namespaceObject.metadata.name.matches({_text(_glob_regex(exemption.namespace))})"
-            f" && variables.name.matches({_text(_glob_regex(exemption.name))}))"
-        )
-    return " || ".join(terms) or "false"
-
-
-def _mode_of_namespace(default_mode: Mode) -> str:
-    return (
-        f"(has(namespaceObject.metadata.labels) && {_text(MODE_LABEL)} in "
-        f"namespaceObject.metadata.labels ? namespaceObject.metadata.labels[{_text(MODE_LABEL)}]"
-        f" : {_text(default_mode)})"
-    )
-
-
 def _exposed(o: str, policy: PolicySettings) -> str:
     """Whether `o` has any piece of exposure: `size(<its pieces>) > 0`, said without building
     the pieces where the type alone or an external IP decides (all but an internal load
@@ -490,15 +455,8 @@ def judging_variables(
     )
     added = f"pieces.filter(p, !{_KEPT}).map(p, {_renamed_piece()})"
     return [
-        {
-            "name": "name",
-            "expression": (
-                "object.metadata.name != '' ? object.metadata.name : "
-                "(has(object.metadata.generateName) && object.metadata.generateName != ''"
-                " ? object.metadata.generateName + '*' : '<unnamed>')"
-            ),
-        },
-        {"name": "mode", "expression": _mode_of_namespace(default_mode)},
+        name_variable(),
+        {"name": "mode", "expression": mode_of_namespace(default_mode)},
         {"name": "objectType", "expression": _type_of("object")},
         {
             "name": "oldObjectType",
@@ -520,7 +478,7 @@ def judging_variables(
         {
             "name": "judged",
             "expression": (
-                f"size(variables.reported) == 0 || ({_exempt(policy, today)}) ? [] : "
+                f"size(variables.reported) == 0 || ({exemption_terms(policy, today)}) ? [] : "
                 # Nothing exposed before: every piece is new, and none was renamed.
                 "oldObject == null || size(variables.oldPieces) == 0 ? variables.reported : "
                 f"size(variables.added) > 0 ? variables.added : "
@@ -534,7 +492,7 @@ def judging_variables(
             "name": "refused",
             "expression": (
                 f"oldObject == null || !{_exposed('oldObject', policy)} ? "
-                f"{_exposed('object', policy)} && !({_exempt(policy, today)}) : "
+                f"{_exposed('object', policy)} && !({exemption_terms(policy, today)}) : "
                 "size(variables.judged) > 0"
             ),
         },
@@ -738,11 +696,21 @@ def native_objects(
     entries = registered_entries(default_mode)
     exposure = name + EXPOSURE_SUFFIX
     conversion = name + CONVERSION_SUFFIX
+    host_exposure = name + HOST_EXPOSURE_SUFFIX
+    host_conversion = name + HOST_CONVERSION_SUFFIX
     return [
         conversion_policy(policy, name=conversion, default_mode=default_mode, today=today),
         *policy_bindings(conversion, entries, never_judged=never_judged, configuration="mutating"),
+        host_conversion_policy(
+            policy, name=host_conversion, default_mode=default_mode, today=today
+        ),
+        *policy_bindings(
+            host_conversion, entries, never_judged=never_judged, configuration="mutating"
+        ),
         exposure_policy(policy, name=exposure, default_mode=default_mode, today=today),
         *policy_bindings(exposure, entries, never_judged=never_judged),
+        host_exposure_policy(policy, name=host_exposure, default_mode=default_mode, today=today),
+        *policy_bindings(host_exposure, entries, never_judged=never_judged),
         *companion_policies(name=name, default_mode=default_mode, never_judged=never_judged),
     ]
 
