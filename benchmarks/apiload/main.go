@@ -1,4 +1,4 @@
-// apiload creates, updates or deletes Services through the Kubernetes API server at a given
+// apiload creates, updates or deletes Services (or creates Pods) through the Kubernetes API server at a given
 // concurrency and reports latency percentiles and throughput as JSON. Standard library only,
 // over HTTP/2 as client-go talks to the API server, in its own process so the client's cost
 // is not charged to the API server or the webhook.
@@ -49,10 +49,12 @@ func main() {
 	prefix := flag.String("prefix", "bench", "Service name prefix")
 	concurrency := flag.Int("c", 1, "requests in flight")
 	total := flag.Int("n", 300, "measured requests (after one unmeasured request per worker)")
+	resource := flag.String("resource", "services", "services, or pods (create and cleanup only)")
+	hostPort := flag.Int("hostport", 0, "for pods: the container port's hostPort (0: none)")
 	flag.Parse()
 
 	client := newClient(*caFile, *certFile, *keyFile)
-	base := *server + "/api/v1/namespaces/" + *namespace + "/services"
+	base := *server + "/api/v1/namespaces/" + *namespace + "/" + *resource
 	if *op == "cleanup" {
 		check(cleanup(client, base, *concurrency))
 		return
@@ -72,7 +74,11 @@ func main() {
 			patch := fmt.Sprintf(`{"metadata":{"labels":{"bench-round":"%d"}},"spec":{"type":%q}}`, i, *serviceType)
 			return call{"PATCH", base + "/" + fmt.Sprintf("%s-%d", *prefix, worker), "application/merge-patch+json", []byte(patch)}
 		}
-		return call{"POST", base, "application/json", serviceJSON(fmt.Sprintf("%s-%d", *prefix, i), *serviceType)}
+		name := fmt.Sprintf("%s-%d", *prefix, i)
+		if *resource == "pods" {
+			return call{"POST", base, "application/json", podJSON(name, *hostPort)}
+		}
+		return call{"POST", base, "application/json", serviceJSON(name, *serviceType)}
 	}
 
 	var mu sync.Mutex
@@ -144,6 +150,24 @@ func serviceJSON(name, serviceType string) []byte {
 			"type":     serviceType,
 			"selector": map[string]string{"app": "bench"},
 			"ports":    []map[string]any{{"name": "http", "port": 80, "targetPort": 8080}},
+		},
+	})
+	return body
+}
+
+// podJSON: one nginx container with one port, and a host port when hostPort > 0. The local
+// control plane runs no scheduler: the Pod is stored and stays Pending.
+func podJSON(name string, hostPort int) []byte {
+	port := map[string]any{"containerPort": 80}
+	if hostPort > 0 {
+		port["hostPort"] = hostPort
+	}
+	body, _ := json.Marshal(map[string]any{
+		"apiVersion": "v1",
+		"kind":       "Pod",
+		"metadata":   map[string]any{"name": name, "labels": map[string]string{"app": "bench"}},
+		"spec": map[string]any{
+			"containers": []map[string]any{{"name": "nginx", "image": "nginx:1.27", "ports": []map[string]any{port}}},
 		},
 	})
 	return body
@@ -231,7 +255,8 @@ func cleanup(client *http.Client, base string, concurrency int) error {
 	}
 	var calls []call
 	for _, item := range list.Items {
-		calls = append(calls, call{"DELETE", base + "/" + item.Metadata.Name, "", nil})
+		// Pods go at once: none ever ran (no node), so nothing waits for a kubelet.
+		calls = append(calls, call{"DELETE", base + "/" + item.Metadata.Name + "?gracePeriodSeconds=0", "", nil})
 	}
 	return runAll(client, calls, concurrency)
 }
