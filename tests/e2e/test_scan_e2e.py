@@ -73,6 +73,25 @@ class Cluster:
         return items
 
 
+HOST_PORT_DAEMON_SET = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "metadata": {"name": "agent"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "agent"}},
+        "template": {
+            "metadata": {"labels": {"app": "agent"}},
+            "spec": {
+                "containers": [
+                    {"name": "agent", "image": "agent:1",
+                     "ports": [{"containerPort": 9100, "hostPort": 9100}]}
+                ]
+            },
+        },
+    },
+}  # fmt: skip
+
+
 def results_by_service(report: dict[str, Any]) -> dict[str, str]:
     return {r["resources"][0]["name"]: r["result"] for r in report["results"]}
 
@@ -95,6 +114,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         k("-n", "shop", "create", "service", "nodeport", "web", "--tcp=80")
         k("-n", "shop", "create", "service", "clusterip", "inside", "--tcp=80")
         k("-n", "shop", "create", "service", "clusterip", "cache", "--tcp=6379")
+        # A door that is not a Service: reported beside them.
+        k("create", "namespace", "agents")
+        k("-n", "agents", "apply", "-f", "-", stdin=json.dumps(HOST_PORT_DAEMON_SET))
         yield found
 
 
@@ -120,7 +142,10 @@ def test_json_judges_every_service_and_honours_exemptions_and_their_expiry(
 ) -> None:
     run = cluster.scan("-o", "json")
     found = {(f["namespace"], f["name"]): f for f in json.loads(run.stdout)}
-    assert len(found) == 7  # default/kubernetes too
+    assert len(found) == 8  # default/kubernetes too, and the DaemonSet
+    agent = found["agents", "agent"]
+    assert (agent["kind"], agent["result"], agent["enforce"]) == ("DaemonSet", "warn", "deny")
+    assert agent["mutate"] == ["removed spec.template.spec.containers[0].ports[0].hostPort"]
     ingress = found["edge", "ingress"]
     assert ingress["result"] == "skip"
     assert ingress["exemption"] == "exemption edge/ingress* (the ingress controller)"
@@ -173,7 +198,13 @@ def test_reports_in_both_formats_one_result_per_service(cluster: Cluster) -> Non
         assert web["timestamp"]["seconds"] > 0
         summary = cluster.report(cluster_wide)
         namespaces = {r["resources"][0]["name"]: r["result"] for r in summary["results"]}
-        assert namespaces == {"default": "pass", "edge": "skip", "legacy": "warn", "shop": "fail"}
+        assert namespaces == {
+            "agents": "warn", "default": "pass", "edge": "skip", "legacy": "warn", "shop": "fail",
+        }  # fmt: skip
+        (agent,) = cluster.report(namespaced, "agents")["results"]
+        assert agent["rule"] == "pods-open-no-host-ports"
+        assert agent["resources"][0]["kind"] == "DaemonSet"
+        assert agent["resources"][0]["apiVersion"] == "apps/v1"
     assert cluster.report(OPEN[0], "shop")["source"] == "clusterip-guard"
 
 
