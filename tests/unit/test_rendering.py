@@ -72,3 +72,11 @@ def test_the_values_schema_offers_exactly_the_cores_choices() -> None:
     assert all(f'"{provider}"' in providers for provider in PROVIDERS)
     classes = schema["policy"]["properties"]["internalLoadBalancerClasses"]
     assert classes["additionalProperties"]["enum"] == list(CLASS_READERS)
+    # Every key of the policy file, and of an exemption, and nothing else (additionalProperties
+    # is false: a key the schema lacks is refused by helm before the server could read it).
+    from clusterip_guard.policyfile import _EXEMPTION_KEYS, _EXEMPTION_KINDS, POLICY_KEYS
+
+    assert set(schema["policy"]["properties"]) == set(POLICY_KEYS)
+    exemption = schema["policy"]["properties"]["exemptions"]["items"]["properties"]
+    assert set(exemption) == set(_EXEMPTION_KEYS)
+    assert exemption["kind"]["enum"] == list(_EXEMPTION_KINDS)

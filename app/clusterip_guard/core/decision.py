@@ -131,13 +131,7 @@ def decide(
         return _deny(subject, change.namespace, violations, label_not_a_mode=label_not_a_mode)
     if mode == "mutate":
         return _convert(change.service, violations, policy)
-    return Decision(
-        verdict="warned",
-        violations=violations,
-        warnings=tuple(f"audit: {subject}: {v.field}: {v.summary}" for v in violations),
-        audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
-        why_warned="audit mode: exposure is reported, not denied",
-    )
+    return _audited(subject, violations)
 
 
 def _exempted(subject: str, violations: tuple[Violation, ...], exemption: str) -> Decision:
@@ -147,6 +141,16 @@ def _exempted(subject: str, violations: tuple[Violation, ...], exemption: str) -
         warnings=(f"{subject} is exposed but allowed by {exemption}",),
         audit_annotations={AUDIT_EXEMPTED_BY: exemption},
         why_warned=f"allowed by {exemption}",
+    )
+
+
+def _audited(subject: str, violations: tuple[Violation, ...]) -> Decision:
+    return Decision(
+        verdict="warned",
+        violations=violations,
+        warnings=tuple(f"audit: {subject}: {v.field}: {v.summary}" for v in violations),
+        audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
+        why_warned="audit mode: exposure is reported, not denied",
     )
 
 
@@ -235,13 +239,7 @@ def _decide_workload(
             audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
             changes=changes,
         )
-    return Decision(
-        verdict="warned",
-        violations=violations,
-        warnings=tuple(f"audit: {subject}: {v.field}: {v.summary}" for v in violations),
-        audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
-        why_warned="audit mode: exposure is reported, not denied",
-    )
+    return _audited(subject, violations)
 
 
 def _subject(change: ServiceChange) -> str:
