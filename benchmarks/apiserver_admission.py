@@ -12,6 +12,7 @@ drift hits all alike; each figure is the median of the rounds, with the spread.
 The native engine (the default policy compiled by `render --engine native`) runs beside them
 in namespaces selected by a label of its own, and is compared with the hand-written baselines.
 Usage: python benchmarks/apiserver_admission.py [--rounds 3 --requests 300]
+       [--setups mutate "mutating floor"] [--objects exposed]
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ SETUPS: dict[str, tuple[str | None, str | None]] = {
     # Any webhook's cost: floor.py denying every review it is sent, registered exactly as
     # the enforce entry is (rules, matchConditions, timeout), in a namespace of its own.
     "webhook floor": (f"{FLOOR_LABEL}=deny", "VAP"),
+    # The same for mutate: floor.py returning the patch `mutate` returns for this Service,
+    # registered exactly as the mutate entry is, so the API server applies the same patch.
+    "mutating floor": (f"{FLOOR_LABEL}=patch", "MAP"),
     "enforce": (f"{MODE}=enforce", "VAP"),
     "mutate": (f"{MODE}=mutate", "MAP"),
     "audit": (f"{MODE}=audit", None),
@@ -85,23 +89,23 @@ class Client:
         return json.loads(run.stdout) if run.stdout.strip() else {}
 
 
-def register_floor(kubectl: Kubectl, url: str) -> None:
-    """A copy of clusterip-guard's enforce entry that sends the floor namespace's reviews to
-    the floor instead."""
-    ours = json.loads(
-        kubectl("get", "validatingwebhookconfiguration", "bench", "-o", "json").stdout
-    )
-    enforce = next(hook for hook in ours["webhooks"] if hook["name"].startswith("enforce."))
+def register_floor(kubectl: Kubectl, url: str, answer: str = "deny") -> None:
+    """A copy of clusterip-guard's enforce entry (`deny`) or mutate entry (`patch`) that sends
+    the floor namespace's reviews to the floor instead."""
+    kind = "validating" if answer == "deny" else "mutating"
+    ours = json.loads(kubectl("get", f"{kind}webhookconfiguration", "bench", "-o", "json").stdout)
+    entry = "enforce." if answer == "deny" else "mutate."
+    copied = next(hook for hook in ours["webhooks"] if hook["name"].startswith(entry))
     floor = {
-        **enforce,
-        "name": "floor.bench.clusterip-guard.io",
-        "clientConfig": {"url": url, "caBundle": enforce["clientConfig"]["caBundle"]},
-        "namespaceSelector": {"matchLabels": {FLOOR_LABEL: "deny"}},
+        **copied,
+        "name": f"floor-{answer}.bench.clusterip-guard.io",
+        "clientConfig": {"url": url, "caBundle": copied["clientConfig"]["caBundle"]},
+        "namespaceSelector": {"matchLabels": {FLOOR_LABEL: answer}},
     }
     configuration = {
         "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "bench-floor"},
+        "kind": f"{kind.capitalize()}WebhookConfiguration",
+        "metadata": {"name": f"bench-floor-{answer}"},
         "webhooks": [floor],
     }
     kubectl("apply", "-f", "-", stdin=json.dumps(configuration))
@@ -144,6 +148,8 @@ def wait_until_policies_act(kubectl: Kubectl) -> None:
                           "-f", "-", stdin=manifest, check=False)  # fmt: skip
         floored = kubectl("-n", namespace_of("webhook floor"), "create", "--dry-run=server",
                           "-f", "-", stdin=manifest, check=False)  # fmt: skip
+        patched = kubectl("-n", namespace_of("mutating floor"), "create", "--dry-run=server",
+                          "-o", "json", "-f", "-", stdin=manifest, check=False)  # fmt: skip
         native_denied = kubectl("-n", namespace_of("native enforce"), "create",
                                 "--dry-run=server", "-f", "-", stdin=manifest,
                                 check=False)  # fmt: skip
@@ -154,6 +160,7 @@ def wait_until_policies_act(kubectl: Kubectl) -> None:
             denied.returncode != 0
             and '"type": "ClusterIP"' in mutated.stdout
             and "denied by the floor" in floored.stderr
+            and '"type": "ClusterIP"' in patched.stdout
             and native_denied.returncode != 0
             and '"type": "ClusterIP"' in native_mutated.stdout
         ):
@@ -168,6 +175,23 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="measured requests per run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--setups",
+        nargs="+",
+        choices=list(SETUPS),
+        default=list(SETUPS),
+        metavar="SETUP",
+        help="only these (no policy, each one's in-process counterpart, always): many rounds "
+        "of a few setups separate small differences better",
+    )
+    parser.add_argument(
+        "--objects",
+        nargs="+",
+        choices=[*SERVICES, *PODS],
+        default=[*SERVICES, *PODS],
+        metavar="OBJECT",
+        help="only these kinds of write",
+    )
     args = parser.parse_args()
 
     runs: list[dict[str, Any]] = []
@@ -188,6 +212,9 @@ def main() -> int:
             floor = Floor(files, "uvloop", "deny")
             servers.callback(floor.stop)
             register_floor(kubectl, floor.url + "/")
+            patching_floor = Floor(files, "uvloop", "patch")
+            servers.callback(patching_floor.stop)
+            register_floor(kubectl, patching_floor.url + "/", "patch")
             for setup, (label, _) in SETUPS.items():
                 kubectl("create", "namespace", namespace_of(setup))
                 if label:
@@ -239,9 +266,12 @@ def policy_seconds(kubectl: Kubectl) -> dict[str, float]:
 def measure(client: Client, kubectl: Kubectl, args: argparse.Namespace) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     blocks = [(op, kind, c) for op in ("create", "update") for kind in SERVICES
-              for c in args.concurrency]  # fmt: skip
-    blocks += [("create", kind, c) for kind in PODS for c in args.concurrency]
-    names = list(SETUPS)
+              for c in args.concurrency if kind in args.objects]  # fmt: skip
+    blocks += [("create", kind, c) for kind in PODS for c in args.concurrency
+               if kind in args.objects]  # fmt: skip
+    chosen = {"no policy", *args.setups}
+    chosen |= {SETUPS[setup][1] for setup in args.setups if SETUPS[setup][1]}
+    names = [setup for setup in SETUPS if setup in chosen]
     progress = Progress(args.rounds * len(blocks) * len(names))
     for round_ in range(args.rounds):
         for op, kind, concurrency in blocks:

@@ -6,19 +6,27 @@ What the webhook reaches is measured against this. `uvloop` is the stack a user 
 `uvicorn[standard]`: uvloop, httptools, uvicorn's own protocol, no limits (the floor the
 webhook is held to). `asyncio` is asyncio's own loop with our protocol and its limits, the
 stack `serve` ran on before it moved to uvloop, kept beside it for comparison. ANSWER is
-`allow` (the webhook alone) or `deny` (through the API server, beside `enforce`).
+`allow` (the webhook alone), `deny` (through the API server, beside `enforce`) or `patch`
+(through the API server, beside `mutate`: allowed with the JSON patch `mutate` returns for the
+benchmark's NodePort Service, computed once at start, so that the API server applies the same
+patch for both and the difference is the webhook's own work).
 Usage: floor.py CERT KEY PORT LOOP [ANSWER]
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import datetime
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from clusterip_guard.core.decision import ServiceChange, decide
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.server.protocol import guarded_protocol
 from clusterip_guard.server.runner import bind, limits_of
 from clusterip_guard.server.settings import ServeSettings
@@ -29,6 +37,25 @@ ANSWERS = {
     "allow": b'","allowed":true}}',
     "deny": b'","allowed":false,"status":{"code":403,"message":"denied by the floor"}}}',
 }
+# The benchmark's NodePort Service as the API server sends it to mutating admission (defaults
+# applied, no node port allocated yet: that comes after admission).
+BENCH_SERVICE = {
+    "apiVersion": "v1", "kind": "Service",
+    "metadata": {"name": "c0-1", "labels": {"app": "bench"}},
+    "spec": {"type": "NodePort", "externalTrafficPolicy": "Cluster", "selector": {"app": "bench"},
+             "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+}  # fmt: skip
+
+
+def mutate_patch() -> bytes:
+    """The JSON patch `mutate` returns for BENCH_SERVICE, as a response's tail."""
+    change = ServiceChange("CREATE", "bench", "c0-1", BENCH_SERVICE)
+    decision = decide(change, "mutate", PolicySettings(), today=datetime.date.today())
+    encoded = base64.b64encode(json.dumps(decision.patch).encode()).decode()
+    return f'","allowed":true,"patchType":"JSONPatch","patch":"{encoded}"}}}}'.encode()
+
+
+ANSWERS["patch"] = mutate_patch()
 HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"'
 UID = b'"uid":"'
 
