@@ -180,13 +180,15 @@ def test_service_mode_stores_a_tls_secret_and_registers_the_service(
             kubectl("get", "validatingwebhookconfiguration", "service-guard", "-o", "json").stdout
         )
         entries = {w["name"]: w for w in validating["webhooks"]}
-        assert set(entries) == {
+        services = {
             "enforce.clusterip-guard.io",
             "mutate-backstop.clusterip-guard.io",
             "unknown-mode.clusterip-guard.io",
             "audit.clusterip-guard.io",
             "audit-default.clusterip-guard.io",
         }
+        # Each with its twin for Pods and workloads.
+        assert set(entries) == services | {n.replace(".", "-workloads.", 1) for n in services}
         service = entries["enforce.clusterip-guard.io"]["clientConfig"]["service"]
         assert service == {
             "namespace": "guard-system",

@@ -490,7 +490,8 @@ def test_bootstrap_switches_between_the_engines_and_leaves_only_one(
     assert not ours("mutatingadmissionpolicies")
 
     switched = run("--engine", "native", "--policy-file", str(policy_file))
-    assert ours("mutatingadmissionpolicies") == {f"{name}-conversion"}
+    # Services' conversion, and Pods' and workloads' (their host ports).
+    assert ours("mutatingadmissionpolicies") == {f"{name}-conversion", f"{name}-host-conversion"}
     assert not ours("mutatingwebhookconfigurations")
     assert not ours("validatingwebhookconfigurations")
     lines = switched.stdout.splitlines()
@@ -517,6 +518,7 @@ def test_bootstrap_switches_between_the_engines_and_leaves_only_one(
     assert not ours("mutatingadmissionpolicies")
     assert not [n for n in ours("validatingadmissionpolicies") if n.endswith("-exposure")]
     assert f"deleted MutatingAdmissionPolicy {name}-conversion" in back.stdout
+    assert f"deleted MutatingAdmissionPolicy {name}-host-conversion" in back.stdout
     run("--uninstall")
     assert not ours("validatingadmissionpolicies")
     assert not ours("mutatingwebhookconfigurations")
