@@ -188,7 +188,14 @@ def test_service_mode_stores_a_tls_secret_and_registers_the_service(
             "audit-default.clusterip-guard.io",
         }
         # Each with its twin for Pods and workloads.
-        assert set(entries) == services | {n.replace(".", "-workloads.", 1) for n in services}
+        twins = {
+            "enforce-workloads.clusterip-guard.io",
+            "mutate-backstop-workloads.clusterip-guard.io",
+            "unknown-mode-workloads.clusterip-guard.io",
+            "audit-workloads.clusterip-guard.io",
+            "audit-workloads-default.clusterip-guard.io",
+        }
+        assert set(entries) == services | twins
         service = entries["enforce.clusterip-guard.io"]["clientConfig"]["service"]
         assert service == {
             "namespace": "guard-system",
