@@ -11,15 +11,14 @@ from __future__ import annotations
 import datetime
 from typing import Final
 
-from clusterip_guard.core.admission import AdmissionEntry
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native_cel import exemption_terms, mode_of_namespace, name_variable
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
-    entry_rules,
     host_exposed_match_condition,
     registered_object,
     with_config_hash,
+    workload_rules,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode
 from clusterip_guard.core.workloads import CONTROLLERS, WORKLOAD_KINDS
@@ -241,15 +240,6 @@ def _denial(policy: PolicySettings) -> str:
     )
 
 
-def _rules(configuration: str) -> dict[str, object]:
-    entry = AdmissionEntry(
-        name="", path="", configuration=configuration,  # type: ignore[arg-type]
-        selects="label", mode="enforce", judges_as="enforce", failure_role="guard",
-        subject="workloads",
-    )  # fmt: skip
-    return {"resourceRules": [{**rule, "scope": "Namespaced"} for rule in entry_rules(entry)]}
-
-
 def host_exposure_policy(
     policy: PolicySettings, *, name: str, default_mode: Mode, today: datetime.date | None = None
 ) -> Manifest:
@@ -259,7 +249,7 @@ def host_exposure_policy(
         **registered_object("ValidatingAdmissionPolicy", name),
         "spec": {
             "failurePolicy": "Fail",
-            "matchConstraints": _rules("validating"),
+            "matchConstraints": {"resourceRules": workload_rules()},
             "matchConditions": [host_exposed_match_condition()],
             "variables": judging_variables(policy, default_mode=default_mode, today=today),
             "validations": [
@@ -295,7 +285,7 @@ def host_conversion_policy(
         "spec": {
             "failurePolicy": "Fail",
             "reinvocationPolicy": "IfNeeded",
-            "matchConstraints": _rules("mutating"),
+            "matchConstraints": {"resourceRules": workload_rules()},
             "matchConditions": [host_exposed_match_condition()],
             "variables": judging_variables(policy, default_mode=default_mode, today=today),
             "mutations": [
@@ -312,7 +302,3 @@ def host_conversion_policy(
         },
     }
     return with_config_hash(body)
-
-
-def workload_entries(entries: tuple[AdmissionEntry, ...]) -> list[AdmissionEntry]:
-    return [entry for entry in entries if entry.subject == "workloads"]

@@ -228,16 +228,21 @@ def entry_rules(entry: AdmissionEntry) -> list[dict[str, Any]]:
     CREATE and UPDATE (a template can gain a host port), and Pods on CREATE (the API server
     refuses an UPDATE that changes a Pod's ports or host network, so one adds nothing); none
     of their subresources writes a Pod spec."""
-    if entry.subject == "services":
-        return [
-            {
-                "apiGroups": [""],
-                "apiVersions": ["v1"],
-                "operations": ["CREATE", "UPDATE"],
-                "resources": entry_resources(entry),
-                "scope": "Namespaced",
-            }
-        ]
+    if entry.subject == "workloads":
+        return workload_rules()
+    return [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": entry_resources(entry),
+            "scope": "Namespaced",
+        }
+    ]
+
+
+def workload_rules() -> list[dict[str, Any]]:
+    """The rules of every workload entry, and of the native engine's workload policies."""
     by_group: dict[str, list[str]] = {}
     for kind in WORKLOAD_KINDS:
         if kind.kind != "Pod":
