@@ -23,10 +23,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvicorn
 
 from clusterip_guard.core.decision import ServiceChange, decide
 from clusterip_guard.core.policy import PolicySettings
+from clusterip_guard.core.review import build_response
+from clusterip_guard.core.types import Mode
 from clusterip_guard.server.protocol import guarded_protocol
 from clusterip_guard.server.runner import bind, limits_of
 from clusterip_guard.server.settings import ServeSettings
@@ -55,8 +58,22 @@ def mutate_patch() -> bytes:
     return f'","allowed":true,"patchType":"JSONPatch","patch":"{encoded}"}}}}'.encode()
 
 
-ANSWERS["patch"] = mutate_patch()
 HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"'
+
+
+def answer_of(mode: Mode) -> bytes:
+    """clusterip-guard's own answer in `mode` to BENCH_SERVICE, byte for byte, as a response's
+    tail: the floor answering with it costs the API server what our answer costs it."""
+    change = ServiceChange("CREATE", "bench", "c0-1", BENCH_SERVICE)
+    decision = decide(change, mode, PolicySettings(), today=datetime.date.today())
+    head, _, tail = orjson.dumps(build_response(uid="", decision=decision)).partition(b'""')
+    assert head + b'"' == HEAD, head
+    return b'"' + tail
+
+
+ANSWERS["patch"] = mutate_patch()
+ANSWERS["enforce"] = answer_of("enforce")
+ANSWERS["mutate"] = answer_of("mutate")
 UID = b'"uid":"'
 
 
