@@ -165,9 +165,41 @@ def test_a_warned_decision_logs_who_asked_and_why_it_was_only_warned(
     assert until(logged_lines, timeout=10)
     (logged,) = logged_lines()
     assert (logged["verdict"], logged["mode"]) == ("warned", "audit")
+    assert (logged["kind"], logged["name"]) == ("Service", "logged")
     assert logged["user"] == "alice"
     assert logged["groups"] == groups
     assert logged["why"] == "audit mode: exposure is reported, not denied"
+
+
+def test_a_workload_decision_logs_its_kind_and_name_not_a_service(
+    client: httpx.Client, webhook: WebhookProcess
+) -> None:
+    before = len(webhook.logs())
+    container = {
+        "name": "web",
+        "image": "nginx",
+        "ports": [{"containerPort": 80, "hostPort": 8088}],
+    }
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "logged-deployment", "namespace": "demo"},
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }  # fmt: skip
+    review = admission_review(deployment, kind="Deployment", group="apps")
+    assert post_review(client, "/validate/enforce", review)["allowed"] is False
+
+    def logged_lines() -> list[dict[str, Any]]:
+        return [e for e in webhook.log_entries(before) if e.get("name") == "logged-deployment"]
+
+    assert until(logged_lines, timeout=10)
+    (logged,) = logged_lines()
+    assert (logged["verdict"], logged["kind"], logged["namespace"]) == (
+        "denied",
+        "Deployment",
+        "demo",
+    )
+    assert "service" not in logged
+    assert logged["message"] == "denied Deployment demo/logged-deployment"
 
 
 def test_metrics_include_a_latency_histogram(client: httpx.Client, webhook: WebhookProcess) -> None:

@@ -208,16 +208,19 @@ def _log_decision(admission: AdmissionRequest, route: Route, decision: Decision)
         "verdict": decision.verdict,
         "operation": admission.operation,
         "namespace": admission.namespace,
-        "service": admission.name,
+        "kind": admission.kind,
+        "name": admission.name,
         "uid": admission.uid,
         "dry_run": admission.dry_run,
         "user": admission.user,
         "groups": list(admission.groups),
         "violations": [v.detail for v in decision.violations],
     }
+    if admission.kind == "Service":  # the field these lines had before workloads were judged
+        fields["service"] = admission.name
     if decision.why_warned:
         fields["why"] = decision.why_warned
-    message = f"{decision.verdict} {admission.namespace}/{admission.name}"
+    message = f"{decision.verdict} {admission.kind} {admission.namespace}/{admission.name}"
     log_fields(log, logging.INFO, message, fields)
 
 
