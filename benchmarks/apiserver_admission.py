@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path[:0] = [str(ROOT / "hack"), str(ROOT / "hack" / "controlplane")]
 
 from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
-from benchmarks.review_throughput import Floor, build  # noqa: E402
+from benchmarks.review_throughput import Floor, build, cpu_seconds  # noqa: E402
 from clusterip_guard.core.native import native_objects  # noqa: E402
 from clusterip_guard.core.policy import PolicySettings  # noqa: E402
 from localcluster import ControlPlane, start  # noqa: E402
@@ -212,18 +212,22 @@ def main() -> int:
         with contextlib.ExitStack() as servers:
             webhook = WebhookProcess(files, port=port).start()
             servers.callback(webhook.stop)
+            assert webhook.process is not None
+            # setup -> the process that answers its reviews, for its CPU time per call
+            answering = dict.fromkeys(("enforce", "mutate", "audit"), webhook.process.pid)
             for setup, (answer, entry) in FLOORS.items():
                 if setup in args.setups:
                     floor = Floor(files, "uvloop", answer)
                     servers.callback(floor.stop)
                     register_floor(kubectl, floor.url + "/", answer, entry)
+                    answering[setup] = floor.process.pid
             for setup, (label, _) in SETUPS.items():
                 kubectl("create", "namespace", namespace_of(setup))
                 if label:
                     kubectl("label", "namespace", namespace_of(setup), label)
             wait_until_policies_act(kubectl, measured(args.setups))
             load = wait_for_quiet(600)
-            runs = measure(client, kubectl, args)
+            runs = measure(client, kubectl, args, answering)
     report = {"load_at_start": load, "rounds": args.rounds, "requests": args.requests,
               "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +277,10 @@ def measured(setups: list[str]) -> list[str]:
     return [setup for setup in SETUPS if setup in chosen]
 
 
-def measure(client: Client, kubectl: Kubectl, args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(
+    client: Client, kubectl: Kubectl, args: argparse.Namespace, answering: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Every run; `answering`: setup -> the pid of the webhook process that answers it."""
     runs: list[dict[str, Any]] = []
     blocks = [(op, kind, c) for op in ("create", "update") for kind in SERVICES
               for c in args.concurrency if kind in args.objects]  # fmt: skip
@@ -291,6 +298,8 @@ def measure(client: Client, kubectl: Kubectl, args: argparse.Namespace) -> list[
                 if op == "update":  # worker w patches Service u-w, created as ClusterIP
                     client("-op", "prepare", "-prefix", prefix, *common)
                 before, policies_before = webhook_seconds(kubectl), policy_seconds(kubectl)
+                pid = answering.get(setup)
+                cpu_before = cpu_seconds([pid]) if pid else 0.0
                 what = (
                     ["-resource", "pods", "-hostport", str(PODS[kind])]
                     if kind in PODS
@@ -299,9 +308,12 @@ def measure(client: Client, kubectl: Kubectl, args: argparse.Namespace) -> list[
                 result = client("-op", op, *what, "-prefix", prefix,
                                 "-n", str(args.requests), *common)  # fmt: skip
                 after, policies_after = webhook_seconds(kubectl), policy_seconds(kubectl)
+                cpu = cpu_seconds([pid]) - cpu_before if pid else 0.0
                 seconds, calls = after[0] - before[0], after[1] - before[1]
-                # The API server's mean time per webhook call (warm-up included).
+                # The API server's mean time per webhook call (warm-up included), and the CPU
+                # the answering process spent per call (its own clock, housekeeping included).
                 result["webhook_ms"] = seconds / calls * 1000 if calls else 0.0
+                result["webhook_cpu_us"] = cpu / calls * 1e6 if calls else 0.0
                 # Its time in each admission policy's CEL per request of the run (warm-up
                 # included): the in-process engines' own account of their cost.
                 writes = args.requests + concurrency
@@ -329,6 +341,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[
             "p95": statistics.median(r["p95_ms"] for r in mine),
             "p99": statistics.median(r["p99_ms"] for r in mine),
             "webhook": statistics.median(r.get("webhook_ms", 0.0) for r in mine),
+            "webhook_cpu": statistics.median(r.get("webhook_cpu_us", 0.0) for r in mine),
             "policies": statistics.median(sum(r.get("policy_ms", {}).values()) for r in mine),
             "rate": statistics.median(r["per_second"] for r in mine),
             "p50_low": min(r["p50_ms"] for r in mine),
@@ -349,8 +362,8 @@ def table(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| op | object | conc. | setup | p50 ms (spread) | p95 | p99 | per s (spread) "
         "| p50 / no policy | p50 / in-process | per s / in-process | webhook call ms "
-        "| policy CEL ms | HTTP |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| its CPU per call us | policy CEL ms | HTTP |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (setup, op, kind, c), cell in sorted(
         cells.items(),
@@ -367,7 +380,7 @@ def table(runs: list[dict[str, Any]]) -> str:
             f"| {cell['rate']:,.0f} ({cell['rate_low']:,.0f}-{cell['rate_high']:,.0f}) "
             f"| {cell['p50'] / none['p50']:.2f} "
             f"| {to_twin} | {rate_to_twin} "
-            f"| {cell['webhook']:.2f} | {cell['policies']:.3f} "
+            f"| {cell['webhook']:.2f} | {cell['webhook_cpu']:.0f} | {cell['policies']:.3f} "
             f"| {','.join(sorted(statuses[(setup, op, kind, c)]))} |"
         )
     return "\n".join(lines)

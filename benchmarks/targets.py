@@ -91,7 +91,8 @@ def over_floor(
     runs: list[dict[str, Any]], setup: str, floor: str, op: str
 ) -> dict[str, list[float]]:
     """Round by round, at concurrency 1 on exposed Services: the setup's p50 minus its floor's,
-    and the API server's mean time per webhook call minus the floor's (ms)."""
+    the API server's mean time per webhook call minus the floor's (ms), and the answering
+    process's CPU per call minus the floor's (us)."""
     cells: dict[tuple[str, int], dict[str, Any]] = {}
     for run in runs:
         if (run["op"], run["service"], run["concurrency"]) == (op, "exposed", 1):
@@ -100,6 +101,12 @@ def over_floor(
     return {
         "p50": [cells[(setup, r)]["p50_ms"] - cells[(floor, r)]["p50_ms"] for r in rounds],
         "call": [cells[(setup, r)]["webhook_ms"] - cells[(floor, r)]["webhook_ms"] for r in rounds],
+        # The answering processes' own CPU per call (us); absent from older runs.
+        "cpu": [
+            cells[(setup, r)].get("webhook_cpu_us", 0.0)
+            - cells[(floor, r)].get("webhook_cpu_us", 0.0)
+            for r in rounds
+        ],
     }
 
 
@@ -112,6 +119,7 @@ def apiserver_targets(report: dict[str, Any]) -> list[Target]:
             continue
         reached = "; ".join(
             f"{op} p50 {spread(d['p50'], 3)} ms, per call {spread(d['call'], 3)}"
+            + (f", its CPU per call {spread(d['cpu'], 0)} us" if any(d["cpu"]) else "")
             for op, d in found.items()
         )
         targets.append(Target(

@@ -7,9 +7,11 @@ from typing import Any
 from benchmarks.targets import apiserver_targets, over_floor, webhook_targets
 
 
-def api_run(setup: str, op: str, round_: int, p50: float, call: float) -> dict[str, Any]:
+def api_run(
+    setup: str, op: str, round_: int, p50: float, call: float, cpu: float = 0.0
+) -> dict[str, Any]:
     return {"setup": setup, "op": op, "service": "exposed", "concurrency": 1, "round": round_,
-            "p50_ms": p50, "webhook_ms": call}  # fmt: skip
+            "p50_ms": p50, "webhook_ms": call, "webhook_cpu_us": cpu}  # fmt: skip
 
 
 def test_differences_are_taken_round_by_round_not_between_medians() -> None:
@@ -26,15 +28,19 @@ def test_differences_are_taken_round_by_round_not_between_medians() -> None:
 def test_a_target_is_met_only_when_every_operation_meets_it() -> None:
     runs = []
     for r in range(3):
-        runs += [api_run("webhook floor", op, r, 5.0, 0.5) for op in ("create", "update")]
+        runs += [api_run("webhook floor", op, r, 5.0, 0.5, 100.0) for op in ("create", "update")]
         runs += [api_run("mutating floor", op, r, 4.0, 0.5) for op in ("create", "update")]
-        runs.append(api_run("enforce", "create", r, 5.1, 0.6))
+        runs.append(api_run("enforce", "create", r, 5.1, 0.6, 300.0))
         runs.append(api_run("enforce", "update", r, 5.3, 0.8))  # 0.3 ms over: too much
         runs += [api_run("mutate", op, r, 4.2, 0.7) for op in ("create", "update")]
     enforce, mutate = apiserver_targets({"runs": runs})
     assert enforce.name.startswith("enforce over the webhook floor")
     assert not enforce.met
     assert "update p50 0.300" in enforce.reached
+    assert (
+        "create p50 0.100 (0.100-0.100) ms, per call 0.100 (0.100-0.100), its CPU per call 200"
+        in (enforce.reached)
+    )
     assert mutate.met  # 0.2 ms over the mutating floor, within its 0.25
 
 
