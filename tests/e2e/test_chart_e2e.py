@@ -23,7 +23,10 @@ from clusterip_guard.cli.bootstrap import command_from
 from clusterip_guard.cli.main import build_parser
 from clusterip_guard.cluster.bootstrap import registrations_for
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
-from clusterip_guard.core.registration import ServiceTarget, webhook_configurations
+from clusterip_guard.core.registration import (
+    ServiceTarget,
+    webhook_configurations,
+)
 from clusterip_guard.core.types import MODES
 from clusterip_guard.policyfile import POLICY_KEYS, parse_policy, policy_from_mapping
 from localcluster import ControlPlane

@@ -1,5 +1,6 @@
 """The webhook configurations bootstrap registers (docs/design.md, "What bootstrap
-registers")."""
+registers"), and the in-process policies beside them (core/admission_policies.py), bound as
+those entries judge."""
 
 from __future__ import annotations
 
@@ -251,7 +252,10 @@ def test_an_in_process_policy_is_bound_as_the_entries_judge_in_as_few_bindings_a
     default_mode: Mode, configuration: Literal["validating", "mutating"]
 ) -> None:
     from clusterip_guard.core.admission import registered_entries
-    from clusterip_guard.core.registration import policy_binding_names, policy_bindings
+    from clusterip_guard.core.admission_policies import (
+        policy_binding_names,
+        policy_bindings,
+    )
 
     registered = registered_entries(default_mode)
     bindings = policy_bindings(
@@ -294,7 +298,7 @@ def test_an_in_process_policy_is_bound_as_the_entries_judge_in_as_few_bindings_a
 
 
 def test_the_unknown_mode_warning_is_evaluated_only_where_the_label_is_not_a_mode() -> None:
-    from clusterip_guard.core.registration import unknown_mode_warning
+    from clusterip_guard.core.admission_policies import unknown_mode_warning
 
     _, binding = unknown_mode_warning(name="p")
     assert [mode for mode in LABEL_VALUES if selects(binding["spec"]["matchResources"], mode)] == [
@@ -303,7 +307,7 @@ def test_the_unknown_mode_warning_is_evaluated_only_where_the_label_is_not_a_mod
 
 
 def test_the_service_range_policy_reads_every_service_cidr_and_judges_only_added_ips() -> None:
-    from clusterip_guard.core.registration import service_range_policy
+    from clusterip_guard.core.admission_policies import service_range_policy
 
     spec = service_range_policy(name="p")["spec"]
     assert spec["paramKind"] == {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR"}

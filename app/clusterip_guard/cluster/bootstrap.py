@@ -44,6 +44,10 @@ from clusterip_guard.cluster.stores import (
     write_files,
 )
 from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
+from clusterip_guard.core.admission_policies import (
+    companion_policies,
+    policy_binding_names,
+)
 from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.native import (
     CONVERSION_SUFFIX,
@@ -56,9 +60,7 @@ from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
-    companion_policies,
     never_judged_namespaces,
-    policy_binding_names,
     webhook_configurations,
 )
 from clusterip_guard.core.types import Manifest

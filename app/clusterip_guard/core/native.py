@@ -21,6 +21,12 @@ from collections.abc import Collection, Iterable
 from typing import Any, Final
 
 from clusterip_guard.core.admission import registered_entries
+from clusterip_guard.core.admission_policies import (
+    companion_policies,
+    policy_bindings,
+    registered_object,
+    service_writes,
+)
 from clusterip_guard.core.cloud_providers import (
     AWS_LOAD_BALANCER_INTERNAL,
     AWS_LOAD_BALANCER_SCHEME,
@@ -59,11 +65,7 @@ from clusterip_guard.core.native_workloads import (
 )
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
-    companion_policies,
     exposed_match_condition,
-    policy_bindings,
-    registered_object,
-    service_writes,
     with_config_hash,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode

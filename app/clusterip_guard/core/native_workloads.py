@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime
 from typing import Final
 
+from clusterip_guard.core.admission_policies import registered_object
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native_cel import exemption_terms, mode_of_namespace, name_variable
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     host_exposed_match_condition,
-    registered_object,
     with_config_hash,
     workload_rules,
 )
