@@ -16,9 +16,8 @@ Usage: floor.py CERT KEY PORT LOOP [ANSWER]
 from __future__ import annotations
 
 import asyncio
-import base64
+import dataclasses
 import datetime
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from clusterip_guard.core.decision import ServiceChange, decide
+from clusterip_guard.core.decision import Decision, ServiceChange, decide
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.review import build_response
 from clusterip_guard.core.types import Mode
@@ -50,30 +49,29 @@ BENCH_SERVICE = {
 }  # fmt: skip
 
 
-def mutate_patch() -> bytes:
-    """The JSON patch `mutate` returns for BENCH_SERVICE, as a response's tail."""
-    change = ServiceChange("CREATE", "bench", "c0-1", BENCH_SERVICE)
-    decision = decide(change, "mutate", PolicySettings(), today=datetime.date.today())
-    encoded = base64.b64encode(json.dumps(decision.patch).encode()).decode()
-    return f'","allowed":true,"patchType":"JSONPatch","patch":"{encoded}"}}}}'.encode()
-
-
 HEAD = b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"'
 
 
-def answer_of(mode: Mode) -> bytes:
-    """clusterip-guard's own answer in `mode` to BENCH_SERVICE, byte for byte, as a response's
-    tail: the floor answering with it costs the API server what our answer costs it."""
+def ours(mode: Mode) -> Decision:
+    """clusterip-guard's decision in `mode` on BENCH_SERVICE."""
     change = ServiceChange("CREATE", "bench", "c0-1", BENCH_SERVICE)
-    decision = decide(change, mode, PolicySettings(), today=datetime.date.today())
+    return decide(change, mode, PolicySettings(), today=datetime.date.today())
+
+
+def tail_of(decision: Decision) -> bytes:
+    """The answer the webhook writes for `decision`, byte for byte, as a response's tail
+    (what follows the echoed uid)."""
     head, _, tail = orjson.dumps(build_response(uid="", decision=decision)).partition(b'""')
     assert head + b'"' == HEAD, head
     return b'"' + tail
 
 
-ANSWERS["patch"] = mutate_patch()
-ANSWERS["enforce"] = answer_of("enforce")
-ANSWERS["mutate"] = answer_of("mutate")
+# `patch`: mutate's patch alone (no warnings, no audit annotations), so that the API server
+# applies the same patch; `enforce` and `mutate`: our whole answers, so that the floor costs
+# the API server what our answers cost it.
+ANSWERS["patch"] = tail_of(dataclasses.replace(ours("mutate"), warnings=(), audit_annotations={}))
+ANSWERS["enforce"] = tail_of(ours("enforce"))
+ANSWERS["mutate"] = tail_of(ours("mutate"))
 UID = b'"uid":"'
 
 
