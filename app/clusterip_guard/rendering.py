@@ -28,8 +28,12 @@ from clusterip_guard.core.admission_policies import (
     unknown_mode_warning,
 )
 from clusterip_guard.core.names import NAMESPACE_NAME_LABEL, NEVER_JUDGED_NAMESPACES
-from clusterip_guard.core.native import CONVERSION_SUFFIX, EXPOSURE_SUFFIX
-from clusterip_guard.core.native_workloads import HOST_CONVERSION_SUFFIX, HOST_EXPOSURE_SUFFIX
+from clusterip_guard.core.native import (
+    CONVERSION_SUFFIX,
+    EXPOSURE_SUFFIX,
+    HOST_CONVERSION_SUFFIX,
+    HOST_EXPOSURE_SUFFIX,
+)
 from clusterip_guard.core.registration import webhook_entry
 from clusterip_guard.core.types import MODES
 from clusterip_guard.yamltext import dump_yaml

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from clusterip_guard.core.admission import registered_entries
 from clusterip_guard.core.admission_policies import policy_bindings
 from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
-from clusterip_guard.core.native import native_objects
-from clusterip_guard.core.native_cel import NativeUnsupported, glob_regex
+from clusterip_guard.core.native import NativeUnsupported, native_objects
+from clusterip_guard.core.native.cel import glob_regex
 from clusterip_guard.policyfile import parse_policy
 
 GLOB_CHARACTERS = st.text(alphabet="ab-1*?[]!", max_size=8)

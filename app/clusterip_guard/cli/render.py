@@ -11,8 +11,7 @@ from typing import Any, TextIO
 from clusterip_guard.cli import options
 from clusterip_guard.core.admission_policies import companion_policies
 from clusterip_guard.core.names import CONFIGURATION_NAME
-from clusterip_guard.core.native import native_objects
-from clusterip_guard.core.native_cel import NativeUnsupported
+from clusterip_guard.core.native import NativeUnsupported, native_objects
 from clusterip_guard.core.registration import (
     ServiceTarget,
     never_judged_namespaces,

@@ -52,10 +52,11 @@ from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
 from clusterip_guard.core.native import (
     CONVERSION_SUFFIX,
     EXPOSURE_SUFFIX,
+    HOST_CONVERSION_SUFFIX,
+    HOST_EXPOSURE_SUFFIX,
+    NativeUnsupported,
     native_objects,
 )
-from clusterip_guard.core.native_cel import NativeUnsupported
-from clusterip_guard.core.native_workloads import HOST_CONVERSION_SUFFIX, HOST_EXPOSURE_SUFFIX
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
     ServiceTarget,

@@ -19,7 +19,7 @@ from clusterip_guard.core.types import Manifest, PatchOperation
 
 # Spec fields that only an exposed Service may carry (externalTrafficPolicy is handled apart:
 # it stays while allowed external IPs remain).
-_EXPOSED_ONLY_SPEC_FIELDS = (
+EXPOSED_ONLY_SPEC_FIELDS = (
     "healthCheckNodePort",
     "allocateLoadBalancerNodePorts",
     "loadBalancerClass",
@@ -76,7 +76,7 @@ def convert_to_cluster_ip(service: Mapping[str, Any], policy: PolicySettings) ->
 
     spec["type"] = CLUSTER_IP
     _drop_node_ports(spec)
-    for name in _EXPOSED_ONLY_SPEC_FIELDS:
+    for name in EXPOSED_ONLY_SPEC_FIELDS:
         spec.pop(name, None)
     remaining_ips = _keep_allowed_external_ips(spec, service, policy)
     if not remaining_ips:
