@@ -22,18 +22,17 @@ from clusterip_guard.core.admission import ADMISSION_ENTRIES, AdmissionEntry, re
 from clusterip_guard.core.admission_policies import (
     MODE_STRENGTH,
     mode_label_policy,
-    policy_binding_names,
     policy_bindings,
     service_range_policy,
     unknown_mode_warning,
 )
-from clusterip_guard.core.names import NAMESPACE_NAME_LABEL, NEVER_JUDGED_NAMESPACES
-from clusterip_guard.core.native import (
-    CONVERSION_SUFFIX,
-    EXPOSURE_SUFFIX,
-    HOST_CONVERSION_SUFFIX,
-    HOST_EXPOSURE_SUFFIX,
+from clusterip_guard.core.installation import (
+    MODE_LABEL_GUARD,
+    SERVICE_RANGE,
+    UNKNOWN_MODE_WARNING,
+    policy_names,
 )
+from clusterip_guard.core.names import NAMESPACE_NAME_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.registration import webhook_entry
 from clusterip_guard.core.types import MODES
 from clusterip_guard.yamltext import dump_yaml
@@ -162,7 +161,6 @@ def _policy_and_binding(
     )
 
 
-_SERVICE_RANGE_SUFFIX = "-service-range"
 _SERVES_SERVICE_CIDRS = (
     '{{- if .Capabilities.APIVersions.Has "networking.k8s.io/v1/ServiceCIDR" }}\n'
 )
@@ -171,9 +169,9 @@ _SERVES_SERVICE_CIDRS = (
 def _service_range_policy() -> str:
     """The policy refusing external IPs inside the Service range, and its bindings for the
     chart's cluster default mode (the bindings' selectors depend on it)."""
-    name = _placeholder("fullname") + _SERVICE_RANGE_SUFFIX
+    name = _placeholder("fullname") + SERVICE_RANGE.suffix
     policy = service_range_policy(name=name)
-    text = _metadata("ValidatingAdmissionPolicy", _SERVICE_RANGE_SUFFIX) + _spec(policy)
+    text = _metadata("ValidatingAdmissionPolicy", SERVICE_RANGE.suffix) + _spec(policy)
     for default_mode in MODES:
         text += f'{{{{- if eq .Values.defaultMode "{default_mode}" }}}}\n'
         for binding in policy_bindings(
@@ -187,25 +185,6 @@ def _service_range_policy() -> str:
             text += _spec(binding)
         text += "{{- end }}\n"
     return text
-
-
-def admission_policy_suffixes(*, native: bool = False) -> list[str]:
-    """The name suffixes of every policy and binding the chart's bootstrap (or, `native`, its
-    sync component) may write or delete: its RBAC names each."""
-    validating = [
-        _SERVICE_RANGE_SUFFIX,
-        *([EXPOSURE_SUFFIX, HOST_EXPOSURE_SUFFIX] if native else []),
-    ]
-    suffixes = [
-        "-mode-label",
-        "-unknown-mode",
-        *validating,
-        *(name for policy in validating for name in policy_binding_names(policy, "validating")),
-    ]
-    if native:
-        for conversion in (CONVERSION_SUFFIX, HOST_CONVERSION_SUFFIX):
-            suffixes += [conversion, *policy_binding_names(conversion, "mutating")]
-    return suffixes
 
 
 def _never_judged_helpers() -> str:
@@ -225,13 +204,13 @@ def _never_judged_helpers() -> str:
         + "{{/* The name suffixes of the policies and bindings the bootstrap writes. */}}\n"
         + '{{- define "clusterip-guard.admissionPolicySuffixes" -}}'
         + "["
-        + ", ".join(f'"{suffix}"' for suffix in admission_policy_suffixes())
+        + ", ".join(f'"{suffix}"' for suffix in policy_names("webhook", ""))
         + "]"
         + "{{- end -}}\n\n"
         + "{{/* ... and of the native engine's, which its sync component writes. */}}\n"
         + '{{- define "clusterip-guard.nativePolicySuffixes" -}}'
         + "["
-        + ", ".join(f'"{suffix}"' for suffix in admission_policy_suffixes(native=True))
+        + ", ".join(f'"{suffix}"' for suffix in policy_names("native", ""))
         + "]"
         + "{{- end -}}\n"
     )
@@ -241,10 +220,10 @@ def chart_templates() -> dict[str, str]:
     """Template path (relative to the chart) -> its text."""
     mode_label_policy_text, mode_label_binding = _policy_and_binding(
         lambda name: mode_label_policy(name=name, default_strength=_placeholder("defaultStrength")),
-        "-mode-label",
+        MODE_LABEL_GUARD.suffix,
     )
     unknown_policy, unknown_binding = _policy_and_binding(
-        lambda name: unknown_mode_warning(name=name), "-unknown-mode"
+        lambda name: unknown_mode_warning(name=name), UNKNOWN_MODE_WARNING.suffix
     )
     cert_manager_owned = (
         "# With cert-manager the chart owns the admission objects; with the bootstrap, its Job\n"

@@ -21,7 +21,7 @@ import yaml
 
 from clusterip_guard.cli.bootstrap import command_from
 from clusterip_guard.cli.main import build_parser
-from clusterip_guard.cluster.bootstrap import registrations_for
+from clusterip_guard.cluster.registrations import registrations_for
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.registration import (
     ServiceTarget,

@@ -296,7 +296,8 @@ def check_target(settings: BootstrapSettings) -> None:
 
 def run(command: BootstrapCommand, *, stdout: TextIO, stderr: TextIO) -> int:
     # Loaded here, not at import: the Kubernetes client takes a while to import.
-    from clusterip_guard.cluster.bootstrap import bootstrap, read_record, render, uninstall
+    from clusterip_guard.cluster.admission_objects import read_record
+    from clusterip_guard.cluster.bootstrap import bootstrap, render, uninstall
     from clusterip_guard.cluster.client import session
 
     # Notes beside a dry run's YAML go to stderr as comments, so stdout stays apply-able.

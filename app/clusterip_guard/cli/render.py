@@ -9,14 +9,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from clusterip_guard.cli import options
-from clusterip_guard.core.admission_policies import companion_policies
+from clusterip_guard.core.installation import Installation, objects_for
 from clusterip_guard.core.names import CONFIGURATION_NAME
-from clusterip_guard.core.native import NativeUnsupported, native_objects
-from clusterip_guard.core.registration import (
-    ServiceTarget,
-    never_judged_namespaces,
-    webhook_configurations,
-)
+from clusterip_guard.core.native import NativeUnsupported
+from clusterip_guard.core.registration import ServiceTarget
 from clusterip_guard.core.types import ENGINES, Engine, Manifest, Mode
 from clusterip_guard.policyfile import PolicyError, read_policy_file
 from clusterip_guard.yamltext import dump_yaml_documents
@@ -32,6 +28,15 @@ class RenderSettings:
     name: str = CONFIGURATION_NAME
     namespace: str = "clusterip-guard"  # the webhook's (and never judged)
     excluded_namespaces: tuple[str, ...] = ()
+
+    def installation(self) -> Installation:
+        """The installation these settings describe; the webhook's Service is named as it."""
+        return Installation(
+            name=self.name,
+            service=ServiceTarget(self.namespace, self.name),
+            default_mode=self.default_mode,
+            excluded_namespaces=self.excluded_namespaces,
+        )
 
 
 def add_parser(commands: Any) -> None:
@@ -64,39 +69,14 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return EXIT_OK
 
 
-def objects_for(settings: RenderSettings) -> list[Manifest]:
-    never_judged = never_judged_namespaces(settings.namespace, settings.excluded_namespaces)
+def rendered_objects(settings: RenderSettings) -> list[Manifest]:
     policy = read_policy_file(settings.policy_file)
-    if settings.engine == "native":
-        try:
-            return native_objects(
-                policy,
-                name=settings.name,
-                default_mode=settings.default_mode,
-                never_judged=never_judged,
-            )
-        except NativeUnsupported as error:
-            where = f"policy file {settings.policy_file}" if settings.policy_file else "policy"
-            raise PolicyError(f"{where}: {error}") from None
-    mutating, validating = webhook_configurations(
-        target=ServiceTarget(settings.namespace, settings.name),
-        ca_bundle=b"",
-        default_mode=settings.default_mode,
-        own_namespace=settings.namespace,
-        excluded_namespaces=settings.excluded_namespaces,
-        name=settings.name,
-    )
-    for configuration in (mutating, validating):
-        for webhook in configuration["webhooks"]:
-            webhook["clientConfig"].pop("caBundle", None)
-    return [
-        mutating,
-        validating,
-        *companion_policies(
-            name=settings.name, default_mode=settings.default_mode, never_judged=never_judged
-        ),
-    ]
+    try:
+        return objects_for(settings.engine, settings.installation(), policy)
+    except NativeUnsupported as error:
+        where = f"policy file {settings.policy_file}" if settings.policy_file else "policy"
+        raise PolicyError(f"{where}: {error}") from None
 
 
 def render_objects(settings: RenderSettings) -> str:
-    return dump_yaml_documents(objects_for(settings))
+    return dump_yaml_documents(rendered_objects(settings))

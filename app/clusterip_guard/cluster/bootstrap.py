@@ -1,21 +1,20 @@
-"""The cert bootstrap against a cluster, in a safe order (docs/design.md, "Command line" and
-"What bootstrap registers").
+"""The bootstrap against a cluster, in a safe order (docs/design.md, "Command line" and
+"What bootstrap registers"): the webhook's certificates made or renewed, then what the
+installation registers (cluster/registrations.py) applied; and the uninstall.
 
 What to do is decided by the pure `certs.rotation.plan_certificates` and
-`core.registration.webhook_configurations`; this module reads the current state from a store
-and the API server, applies the difference so that nothing ever presents a certificate the API
-server does not yet trust, and reports what it did.
+`core.installation.objects_for`; this module reads the current state from a store and the API
+server, applies the difference so that nothing ever presents a certificate the API server does
+not yet trust, and reports what it did. The native engine needs no certificate: its bootstrap
+is `registrations.bootstrap_native`.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import yaml
 from kubernetes import client
@@ -27,15 +26,21 @@ from clusterip_guard.certs.issuing import (
     signed_by,
 )
 from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
+from clusterip_guard.cluster.admission_objects import (
+    apply_admission_objects,
+    remove_admission_objects,
+    with_record,
+)
 from clusterip_guard.cluster.client import RunLog, call, read_or_none
 from clusterip_guard.cluster.errors import (
-    ApiMissing,
     ClusterError,
     ClusterRefused,
     NamespaceMissing,
     NoReadyEndpoint,
 )
-from clusterip_guard.cluster.settings import BootstrapSettings, RecordError, record_of
+from clusterip_guard.cluster.registrations import bootstrap_native, registrations_for
+from clusterip_guard.cluster.served_apis import serves_service_cidrs
+from clusterip_guard.cluster.settings import BootstrapSettings, record_of
 from clusterip_guard.cluster.stores import (
     CertificateStore,
     FileStore,
@@ -43,353 +48,10 @@ from clusterip_guard.cluster.stores import (
     read_file,
     write_files,
 )
-from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
-from clusterip_guard.core.admission_policies import (
-    companion_policies,
-    policy_binding_names,
-)
-from clusterip_guard.core.names import BOOTSTRAP_SETTINGS_ANNOTATION
-from clusterip_guard.core.native import (
-    CONVERSION_SUFFIX,
-    EXPOSURE_SUFFIX,
-    HOST_CONVERSION_SUFFIX,
-    HOST_EXPOSURE_SUFFIX,
-    NativeUnsupported,
-    native_objects,
-)
-from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.core.registration import (
-    ServiceTarget,
-    UrlTarget,
-    never_judged_namespaces,
-    webhook_configurations,
-)
 from clusterip_guard.core.types import Manifest
-from clusterip_guard.policyfile import PolicyError, read_policy_file
 
 # Set by the EndpointSlice controller on every slice of a Service.
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
-# --- the webhook configurations -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Kind:
-    name: str
-    read: Callable[[str], Any]
-    create: Callable[[Any], Any]
-    replace: Callable[[str, Any], Any]
-    delete: Callable[[str], Any]
-
-
-def _kinds(api: client.ApiClient) -> list[_Kind]:
-    admission = client.AdmissionregistrationV1Api(api)
-    return [
-        _Kind(
-            "MutatingWebhookConfiguration",
-            admission.read_mutating_webhook_configuration,
-            admission.create_mutating_webhook_configuration,
-            admission.replace_mutating_webhook_configuration,
-            admission.delete_mutating_webhook_configuration,
-        ),
-        _Kind(
-            "ValidatingWebhookConfiguration",
-            admission.read_validating_webhook_configuration,
-            admission.create_validating_webhook_configuration,
-            admission.replace_validating_webhook_configuration,
-            admission.delete_validating_webhook_configuration,
-        ),
-        _Kind(
-            "MutatingAdmissionPolicy",
-            admission.read_mutating_admission_policy,
-            admission.create_mutating_admission_policy,
-            admission.replace_mutating_admission_policy,
-            admission.delete_mutating_admission_policy,
-        ),
-        _Kind(
-            "MutatingAdmissionPolicyBinding",
-            admission.read_mutating_admission_policy_binding,
-            admission.create_mutating_admission_policy_binding,
-            admission.replace_mutating_admission_policy_binding,
-            admission.delete_mutating_admission_policy_binding,
-        ),
-        _Kind(
-            "ValidatingAdmissionPolicy",
-            admission.read_validating_admission_policy,
-            admission.create_validating_admission_policy,
-            admission.replace_validating_admission_policy,
-            admission.delete_validating_admission_policy,
-        ),
-        _Kind(
-            "ValidatingAdmissionPolicyBinding",
-            admission.read_validating_admission_policy_binding,
-            admission.create_validating_admission_policy_binding,
-            admission.replace_validating_admission_policy_binding,
-            admission.delete_validating_admission_policy_binding,
-        ),
-    ]
-
-
-def _resource(kind: str) -> str:
-    """The plural resource name of a kind, as RBAC and kubectl spell it."""
-    lower = kind.lower()
-    return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
-
-
-def apply_configurations(
-    api: client.ApiClient, configurations: Sequence[Manifest], report: RunLog
-) -> None:
-    kinds = {kind.name: kind for kind in _kinds(api)}
-    for manifest in configurations:
-        kind = kinds[manifest["kind"]]
-        name = manifest["metadata"]["name"]
-        written = write_object(
-            ObjectAPI(
-                resource=_resource(kind.name),
-                namespace=None,
-                read=functools.partial(_plain, api, kind.read, name),
-                create=kind.create,
-                replace=functools.partial(kind.replace, name),
-            ),
-            manifest,
-        )
-        report.say(f"{written} {kind.name} {name}")
-
-
-def _plain(api: client.ApiClient, read: Callable[[str], Any], name: str) -> Manifest:
-    return as_plain(api, read(name))
-
-
-WEBHOOK_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
-
-
-# Where a registration records its settings: the webhook engine's configurations, the native
-# engine's MutatingAdmissionPolicy.
-RECORD_KINDS = (*WEBHOOK_KINDS, "MutatingAdmissionPolicy")
-
-
-def with_record(configurations: Sequence[Manifest], record: dict[str, object]) -> list[Manifest]:
-    """The webhook configurations (or the native engine's mutating policy) carrying the
-    settings they were registered with."""
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
-    recorded: list[Manifest] = []
-    for manifest in configurations:
-        if manifest["kind"] not in RECORD_KINDS:
-            recorded.append(manifest)
-            continue
-        metadata = manifest["metadata"]
-        annotations = {**metadata["annotations"], BOOTSTRAP_SETTINGS_ANNOTATION: text}
-        recorded.append({**manifest, "metadata": {**metadata, "annotations": annotations}})
-    return recorded
-
-
-def read_record(api: client.ApiClient, configuration_name: str) -> dict[str, object] | None:
-    """The settings the last bootstrap recorded; None when there is none we may read (the
-    chart's Jobs may not read, and give every flag)."""
-    admission = client.AdmissionregistrationV1Api(api)
-    found: Any
-    try:
-        found = read_or_none(
-            "get",
-            "mutatingwebhookconfigurations",
-            None,
-            functools.partial(admission.read_mutating_webhook_configuration, configuration_name),
-        )
-        if found is None and serves_native_policies(api) is None:
-            found = read_or_none(
-                "get",
-                "mutatingadmissionpolicies",
-                None,
-                functools.partial(
-                    admission.read_mutating_admission_policy,
-                    configuration_name + CONVERSION_SUFFIX,
-                ),
-            )
-    except ClusterRefused:
-        return None
-    metadata = found.metadata if found is not None else None
-    annotations = (metadata.annotations or {}) if metadata is not None else {}
-    text = annotations.get(BOOTSTRAP_SETTINGS_ANNOTATION)
-    if text is None:
-        return None
-    try:
-        record = json.loads(text)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        raise RecordError(f"not a JSON object: {text[:40]!r}")
-    return record
-
-
-def _names_of(kind: str, configuration_name: str) -> list[str]:
-    """Every object of `kind` a registration of either engine may hold, whatever its default
-    mode: what an uninstall removes, and what a bootstrap removes when its registration no
-    longer holds it (another engine's, another default mode's bindings)."""
-    if "Webhook" in kind:
-        return [configuration_name]
-    conversions = [
-        configuration_name + CONVERSION_SUFFIX,
-        configuration_name + HOST_CONVERSION_SUFFIX,
-    ]
-    if kind == "MutatingAdmissionPolicy":
-        return conversions
-    if kind == "MutatingAdmissionPolicyBinding":
-        return [name for policy in conversions for name in policy_binding_names(policy, "mutating")]
-    per_entry = [
-        service_range_policy_name(configuration_name),
-        configuration_name + EXPOSURE_SUFFIX,
-        configuration_name + HOST_EXPOSURE_SUFFIX,
-    ]
-    if kind == "ValidatingAdmissionPolicy":
-        return [
-            mode_label_policy_name(configuration_name),
-            unknown_mode_warning_name(configuration_name),
-            *per_entry,
-        ]
-    return [
-        mode_label_policy_name(configuration_name),
-        unknown_mode_warning_name(configuration_name),
-        *(name for policy in per_entry for name in policy_binding_names(policy, "validating")),
-    ]
-
-
-def remove_configurations(
-    api: client.ApiClient,
-    name: str,
-    report: RunLog,
-    *,
-    dry_run: bool = False,
-    keep: Sequence[Manifest] = (),
-) -> None:
-    """The webhook configurations first (fail-closed), then the policies and their bindings;
-    but not the objects in `keep` (a bootstrap removes only what its registration no longer
-    holds: the bindings of another default mode's entries)."""
-    kept = {(manifest["kind"], manifest["metadata"]["name"]) for manifest in keep}
-    for kind in _kinds(api):
-        resource = _resource(kind.name)
-        for named in _names_of(kind.name, name):
-            if (kind.name, named) in kept:
-                continue
-            if dry_run:
-                found = read_or_none("get", resource, None, functools.partial(kind.read, named))
-                report.say(
-                    f"would delete {kind.name} {named}" if found else f"no {kind.name} {named}"
-                )
-                continue
-            deleted = read_or_none("delete", resource, None, functools.partial(kind.delete, named))
-            if deleted is not None:
-                report.say(f"deleted {kind.name} {named}")
-            elif not keep:
-                report.say(f"no {kind.name} {named}")
-
-
-def mode_label_policy_name(configuration_name: str) -> str:
-    """One per registration, so several installations (and tests) never share one."""
-    return f"{configuration_name}-mode-label"
-
-
-def unknown_mode_warning_name(configuration_name: str) -> str:
-    return f"{configuration_name}-unknown-mode"
-
-
-def service_range_policy_name(configuration_name: str) -> str:
-    return f"{configuration_name}-service-range"
-
-
-# What the native engine needs, and the release that serves it as v1.
-NATIVE_APIS = {"validatingadmissionpolicies": "1.30", "mutatingadmissionpolicies": "1.36"}
-
-
-def serves_native_policies(api: client.ApiClient) -> str | None:
-    """None when the API server serves every admission-policy API the native engine needs as
-    admissionregistration.k8s.io/v1; else one line naming the first missing one."""
-    resources = call(
-        "get",
-        "admissionregistration.k8s.io/v1 discovery",
-        None,
-        lambda: client.AdmissionregistrationV1Api(api).get_api_resources(),
-    )
-    served = {resource.name for resource in resources.resources or ()}
-    for name, release in NATIVE_APIS.items():
-        if name not in served:
-            return (
-                f"this API server does not serve admissionregistration.k8s.io/v1 {name} "
-                f"(Kubernetes {release} has it), which the native engine needs; "
-                "use --engine webhook"
-            )
-    return None
-
-
-def native_registrations(
-    api: client.ApiClient,
-    settings: BootstrapSettings,
-    report: RunLog,
-    *,
-    policy: PolicySettings | None = None,
-    today: datetime.date | None = None,
-) -> list[Manifest]:
-    """What `--engine native` registers: the policy compiled (docs/design.md, "Engines"),
-    the Service-range policy only where ServiceCIDR is served. `policy`: given (the sync
-    component's), else read from `settings.policy_file`; `today`: see native_objects."""
-    missing = serves_native_policies(api)
-    if missing is not None:
-        raise ApiMissing(missing)
-    try:
-        objects = native_objects(
-            policy if policy is not None else read_policy_file(settings.policy_file),
-            name=settings.configuration_name,
-            default_mode=settings.default_mode,
-            never_judged=never_judged_namespaces(
-                None if settings.url_mode else settings.namespace, settings.excluded_namespaces
-            ),
-            today=today,
-        )
-    except NativeUnsupported as error:
-        where = f"policy file {settings.policy_file}" if settings.policy_file else "policy"
-        raise PolicyError(f"{where}: {error}") from None
-    if not serves_service_cidrs(api):
-        report.say("no ServiceCIDR on this API server: no Service-range policy")
-        service_range = service_range_policy_name(settings.configuration_name)
-        objects = [o for o in objects if not o["metadata"]["name"].startswith(service_range)]
-    return objects
-
-
-def bootstrap_native(
-    api: client.ApiClient,
-    settings: BootstrapSettings,
-    *,
-    dry_run: bool = False,
-    policy: PolicySettings | None = None,
-    today: datetime.date | None = None,
-) -> RunLog:
-    """Register the native engine's policies, then remove the webhook engine's objects (and
-    anything else of ours the new registration does not hold): no moment without a guard.
-    Certificates are left as they are (the native engine uses none). An object that already
-    says the same is not written."""
-    report = RunLog()
-    registered = native_registrations(api, settings, report, policy=policy, today=today)
-    objects = with_record(registered, record_of(settings))
-    if dry_run:
-        report.objects = objects
-        return report
-    apply_configurations(api, objects, report)
-    remove_configurations(api, settings.configuration_name, report, keep=objects)
-    return report
-
-
-def serves_service_cidrs(api: client.ApiClient) -> bool:
-    """Whether the API server serves networking.k8s.io/v1 ServiceCIDR (Kubernetes 1.33 and
-    later), which the service-range policy reads as its parameter."""
-    resources = call(
-        "get",
-        "networking.k8s.io/v1 discovery",
-        None,
-        lambda: client.NetworkingV1Api(api).get_api_resources(),
-    )
-    return any(resource.name == "servicecidrs" for resource in resources.resources or ())
-
-
-# --- the bootstrap itself -----------------------------------------------------------------------
 
 
 def _store(api: client.ApiClient, settings: BootstrapSettings) -> CertificateStore:
@@ -409,12 +71,6 @@ def _secret_store(api: client.ApiClient, settings: BootstrapSettings) -> SecretS
     )
 
 
-def _target(settings: BootstrapSettings) -> ServiceTarget | UrlTarget:
-    if settings.url is not None:
-        return UrlTarget(settings.url)
-    return ServiceTarget(settings.namespace, settings.service_name, settings.service_port)
-
-
 def _require_namespace(api: client.ApiClient, namespace: str) -> None:
     """A clear error for a missing namespace, when we may look (the chart's pre-install Job
     may not: namespaces are cluster-scoped, and it holds a Role only)."""
@@ -427,41 +83,6 @@ def _require_namespace(api: client.ApiClient, namespace: str) -> None:
         return  # the writes that follow name their own failure
     if found is None:
         raise NamespaceMissing(f"namespace {namespace} does not exist; create it first")
-
-
-def registrations_for(
-    settings: BootstrapSettings, ca_bundle: bytes, *, service_cidrs: bool = True
-) -> list[Manifest]:
-    """Everything these settings register: the webhook configurations, the policy that keeps
-    the mode label in the hands of cluster admins, the one that names a label value that is
-    not a mode, and (where the API server serves ServiceCIDR) the one that refuses external
-    IPs inside the Service range, bound as the entries judge (the chart renders the same)."""
-    return [
-        *configurations_for(settings, ca_bundle),
-        *companion_policies(
-            name=settings.configuration_name,
-            default_mode=settings.default_mode,
-            never_judged=never_judged_namespaces(
-                None if settings.url_mode else settings.namespace, settings.excluded_namespaces
-            ),
-            service_cidrs=service_cidrs,
-        ),
-    ]
-
-
-def configurations_for(settings: BootstrapSettings, ca_bundle: bytes) -> tuple[Manifest, Manifest]:
-    """The webhook configurations these settings register (the chart renders the same)."""
-    return webhook_configurations(
-        target=_target(settings),
-        ca_bundle=ca_bundle,
-        default_mode=settings.default_mode,
-        own_namespace=None if settings.url_mode else settings.namespace,
-        timeout_seconds=settings.timeout_seconds,
-        failure_policy=settings.failure_policy,
-        audit_failure_policy=settings.audit_failure_policy,
-        excluded_namespaces=settings.excluded_namespaces,
-        name=settings.configuration_name,
-    )
 
 
 def bootstrap(
@@ -496,7 +117,7 @@ def bootstrap(
             "has it): external IPs inside the Service range are refused only by "
             "allowedExternalIPCIDRs, which must not cover it"
         )
-    configurations = with_record(
+    registered = with_record(
         registrations_for(settings, plan.state.ca_bundle, service_cidrs=service_cidrs),
         record_of(settings),
     )
@@ -514,13 +135,13 @@ def bootstrap(
         return report
     if dry_run:
         secrets, report.comments = store.preview(plan.state)
-        report.objects = [*secrets, *configurations]
+        report.objects = [*secrets, *registered]
         return report
     if settings.client_cert_dir is not None and plan.state.ca is not None:
         _issue_client_certificate(settings, plan.state.ca, now, report)
     if current.ca_bundle and plan.adds_trust(current.ca_bundle):
         # A new CA is trusted by the API server before anything is signed by it.
-        apply_configurations(api, configurations, report)
+        apply_admission_objects(api, registered, report)
         report.say(f"waited {settings.trust_propagation_seconds:g}s for the new caBundle")
         sleep(settings.trust_propagation_seconds)
         store.save(plan.state, report)
@@ -530,10 +151,10 @@ def bootstrap(
             # A fail-closed webhook registered before a replica answers would refuse every
             # exposed Service write in the namespaces it selects until one does.
             _wait_for_ready_endpoint(api, settings, report, sleep)
-        apply_configurations(api, configurations, report)
+        apply_admission_objects(api, registered, report)
     # What an earlier registration held and this one does not (another default mode's
     # bindings) goes, so that no namespace stays judged by a mode it no longer has.
-    remove_configurations(api, settings.configuration_name, report, keep=configurations)
+    remove_admission_objects(api, settings.configuration_name, report, keep=registered)
     return report
 
 
@@ -610,7 +231,7 @@ def uninstall(
     """Webhook configurations first, so no fail-closed webhook outlives its certificates.
     A dry run reads and says what would go."""
     report = RunLog()
-    remove_configurations(api, settings.configuration_name, report, dry_run=dry_run)
+    remove_admission_objects(api, settings.configuration_name, report, dry_run=dry_run)
     if keep_certificates:  # someone else's, e.g. cert-manager's
         report.say("certificates kept")
     elif settings.url_mode and settings.cert_dir is not None:

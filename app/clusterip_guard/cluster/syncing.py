@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from clusterip_guard.cluster.bootstrap import bootstrap_native
 from clusterip_guard.cluster.client import read_or_none
 from clusterip_guard.cluster.errors import ClusterError
+from clusterip_guard.cluster.registrations import bootstrap_native
 from clusterip_guard.cluster.settings import BootstrapSettings
 from clusterip_guard.cluster.watching import watch_forever
 from clusterip_guard.core.native import next_rendering
