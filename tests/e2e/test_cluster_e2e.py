@@ -25,6 +25,7 @@ from tests.support.node import (
     Node,
     cluster,
     http_get,
+    on_the_terminal,
     pod_template,
     running_node,
 )
@@ -39,8 +40,8 @@ PAGE = "hello from a pod\n"
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    with running_node(tmp_path_factory.mktemp("node")) as started:
+def node(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Node]:
+    with running_node(tmp_path_factory.mktemp("node"), on_the_terminal(pytestconfig)) as started:
         yield started
 
 

@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.node import require_a_machine_that_runs_a_node
+from tests.support.node import (
+    on_the_terminal,
+    require_a_machine_that_runs_a_node,
+    stop_the_checkout_cluster,
+)
 from tests.support.paths import ROOT
 from tests.support.webhook_process import free_port
 
@@ -61,10 +65,11 @@ def test_make_demo_shows_each_mode_as_a_user_sees_it(tmp_path: Path) -> None:
 
 @pytest.mark.node
 def test_make_demo_on_a_node_shows_nginx_reachable_only_inside_the_cluster(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> None:
     dev = tmp_path_factory.mktemp("demo")  # short: containerd's socket path has a limit
     require_a_machine_that_runs_a_node()
+    stop_the_checkout_cluster(on_the_terminal(pytestconfig))
     try:
         demo = make("demo", dev)
         out = demo.stdout + demo.stderr

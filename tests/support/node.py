@@ -2,7 +2,10 @@
 drive it with the pinned kubectl, and know when this machine cannot run one.
 
 Only one node runs on a machine at a time (its ports are fixed): node tests run one module
-after another, each with its own node, and `down` undoes everything `up` did.
+after another, each with its own node, and `down` undoes everything `up` did. The cluster
+`make demo` (or `make cluster`) leaves running in this checkout's `.dev/cluster` is stopped
+first, saying so in one line (`make demo` starts it again); a cluster of any other folder is
+not ours to stop: `up` refuses it, naming its folder.
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from localnode.base import Layout, State
+from localnode.host import bridge_owner
 from tests.support.kubectl import Kubectl
 from tests.support.paths import ROOT
 from tests.support.prerequisites import skip_or_fail
 
 CLUSTER = ROOT / "hack" / "cluster" / "cluster.py"
+CHECKOUT_DEV = ROOT / ".dev"  # where `make demo` and `make cluster` keep this checkout's node
 NODE_IP = "10.244.0.1"
 BRIDGE = "cipg0"
 SYSCTLS = (
@@ -121,12 +129,60 @@ def require_a_machine_that_runs_a_node() -> None:
         skip_or_fail("this machine cannot run a node: " + "; ".join(problems))
 
 
+def checkout_cluster_in_the_way(
+    owner: str | None, checkout_cluster_alive: bool, checkout_cluster: Path
+) -> str | None:
+    """The line to say before stopping this checkout's own cluster (`make demo`'s), when it
+    holds the one node a machine can run: its processes run, or the bridge is its (the
+    bridge's alias names the state folder of the cluster that made it). None otherwise: no
+    cluster, or another folder's, which `up` refuses, naming it."""
+    if not checkout_cluster_alive and (owner is None or Path(owner) != checkout_cluster):
+        return None
+    return (
+        f"node tests: stopping this checkout's cluster in {checkout_cluster} (one node per "
+        f"machine: the tests start their own); `make demo` starts it again"
+    )
+
+
+def to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def on_the_terminal(config: pytest.Config) -> Callable[[str], None]:
+    """A line on the terminal, past pytest's output capture."""
+
+    def say(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or reporter is None:
+            to_stderr(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return say
+
+
+def stop_the_checkout_cluster(say: Callable[[str], None] = to_stderr) -> None:
+    """Stop the cluster `make demo` left in this checkout's `.dev`, saying so, if it runs."""
+    layout = Layout(CHECKOUT_DEV.resolve())  # as cluster.py names it in the bridge's alias
+    alive = any(process.alive() for process in State(layout.work).processes)
+    notice = checkout_cluster_in_the_way(bridge_owner(), alive, layout.work)
+    if notice is None:
+        return
+    say(notice)
+    stopped = cluster(CHECKOUT_DEV, "down")
+    assert stopped.returncode == 0, f"stopping {layout.work} failed:\n{stopped.stderr[-4000:]}"
+
+
 @contextmanager
-def running_node(dev: Path) -> Iterator[Node]:
+def running_node(dev: Path, say: Callable[[str], None] = to_stderr) -> Iterator[Node]:
     """A node for a test module, or a skip naming why this machine cannot run one (a failure
-    under CI=true, where a missing prerequisite is the project's fault)."""
+    under CI=true, where a missing prerequisite is the project's fault). `say` tells the
+    user that this checkout's own cluster was stopped to make room, when it was."""
     require_a_machine_that_runs_a_node()
-    before = HostSnapshot.take()
+    stop_the_checkout_cluster(say)
+    before = HostSnapshot.take()  # after: the checkout's cluster is not ours to compare
     up = cluster(dev, "up", timeout=UP_TIMEOUT)
     try:
         assert up.returncode == 0, f"cluster up failed:\n{up.stderr[-4000:]}"
