@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from clusterip_guard.core.addresses import MAPPED_BITS, read_range
 from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS, Provider
 from clusterip_guard.core.policy import (
     SERVICE_KIND,
@@ -120,9 +121,23 @@ def _cidrs(value: object) -> tuple[IPNetwork, ...]:
     networks: list[IPNetwork] = []
     for index, item in enumerate(value):
         try:
-            networks.append(ipaddress.ip_network(str(item), strict=True))
+            network = ipaddress.ip_network(str(item), strict=True)
         except ValueError as error:
             raise PolicyError(f"policy file: {key}[{index}]: {error}") from error
+        mapped = isinstance(network, ipaddress.IPv6Network) and (
+            network.network_address.ipv4_mapped is not None
+        )
+        if mapped:
+            # An IPv4-mapped range means the IPv4 range under it, as the API server reads it
+            # (core/addresses.py); held as that range, which both engines read the same way.
+            unmapped = read_range(str(item))
+            if unmapped is None:
+                raise PolicyError(
+                    f"policy file: {key}[{index}]: {item} is IPv4-mapped in a form neither "
+                    f"engine reads (dotted, /{MAPPED_BITS} or longer): write the IPv4 range"
+                )
+            network = unmapped
+        networks.append(network)
     return tuple(networks)
 
 

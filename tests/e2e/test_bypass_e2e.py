@@ -341,10 +341,8 @@ def test_harmless_changes_to_legacy_services_still_go_through_with_a_warning(
 ) -> None:
     changed = tenant.kubectl(*arguments)
     assert changed.returncode == 0, changed.stderr
-    warned = "existing exposure kept (allowExistingViolations)" in changed.stderr
-    # An admission policy that passes says nothing: only the webhook warns (docs/design.md,
-    # "Engines", what the platform says differently).
-    assert warned is (tenant.engine == "webhook"), changed.stderr
+    # Both engines warn (the native engine by its warning policy: docs/design.md, "Engines").
+    assert "existing exposure kept (allowExistingViolations)" in changed.stderr, changed.stderr
 
 
 # --- side doors: services/status ---------------------------------------------------------------
@@ -393,8 +391,8 @@ def test_a_load_balancer_controller_may_still_write_the_status_of_a_legacy_balan
         tenant, "legacy-lb", {"status": {"loadBalancer": {"ingress": [{"ip": "10.1.2.3"}]}}}
     )
     assert run.returncode == 0, run.stderr
-    # The webhook's warning beside the write; an admission policy that passes says nothing.
-    assert ("existing exposure kept" in run.stderr) is (tenant.engine == "webhook")
+    # Each engine's warning beside the write.
+    assert "existing exposure kept" in run.stderr, run.stderr
     (ingress,) = live(tenant, "legacy-lb")["status"]["loadBalancer"]["ingress"]
     assert ingress["ip"] == "10.1.2.3"  # the API server adds ipMode: VIP
 

@@ -501,3 +501,39 @@ def test_a_status_write_is_reported_in_audit() -> None:
     decision = decide(status_write(INTERNAL_LB, PUBLIC_LB), "audit", ALLOW_INTERNAL, today=TODAY)
     assert decision.verdict == "warned"
     assert decision.allowed
+
+
+# The API server drops a denial message over 5 KiB (the native engine's would say only its
+# expression): both engines name MAX_PIECES_SAID pieces, then how many more.
+MESSAGE_LIMIT_BYTES = 5 * 1024
+
+
+def test_a_denial_names_a_dozen_pieces_then_how_many_more() -> None:
+    ips = [f"203.0.113.{i}" for i in range(1, 61)]
+    change = ServiceChange("CREATE", "ns", "web", service("ClusterIP", externalIPs=ips))
+    decision = decide(change, "enforce", PolicySettings(), today=TODAY)
+    assert len(decision.violations) == 60
+    assert decision.denial.endswith("203.0.113.12 is outside the allowed CIDRs; remove it from "
+                                    "spec.externalIPs (and 48 more)")  # fmt: skip
+    assert "203.0.113.13 " not in decision.denial
+
+
+def test_the_longest_denial_stays_under_the_api_servers_limit() -> None:
+    """Every value at the largest the API server takes (a 63-character namespace, a 253-
+    character name, a 316-character class, unreadable values as long as an annotation holds)."""
+    unreadable = "x" * 10_000
+    spec: dict[str, Any] = {
+        "loadBalancerClass": "a" * 253 + "/" + "b" * 62,
+        "externalIPs": [unreadable + str(i) for i in range(40)],
+        "externalTrafficPolicy": "Local",
+        "ports": [{"name": f"p{i}", "port": 1000 + i, "nodePort": 30000 + i} for i in range(40)],
+    }
+    annotations = {"service.beta.kubernetes.io/load-balancer-source-ranges": ",".join(
+        [unreadable] * 40)}  # fmt: skip
+    manifest = service("LoadBalancer", annotations=annotations, **spec)
+    change = ServiceChange("CREATE", "n" * 63, "s" * 253, manifest, subresource="status")
+    policy = policy_from_mapping({"allowInternalLoadBalancers": True,
+                                  "internalLoadBalancerProviders": ["aws"]})  # fmt: skip
+    decision = decide(change, "enforce", policy, today=TODAY, label_not_a_mode=True)
+    assert decision.verdict == "denied"
+    assert len(decision.denial.encode()) < MESSAGE_LIMIT_BYTES, len(decision.denial.encode())

@@ -4,9 +4,13 @@ tests/e2e/test_native_e2e.py."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import ipaddress
 import json
 import re
 from fnmatch import fnmatchcase
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,9 +18,19 @@ from hypothesis import strategies as st
 
 from clusterip_guard.core.admission import registered_entries
 from clusterip_guard.core.admission_policies import policy_bindings
+from clusterip_guard.core.cloud_providers import CLASS_READERS, INTERNAL_READERS
 from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
-from clusterip_guard.core.native import NativeUnsupported, native_objects
-from clusterip_guard.core.native.cel import glob_regex
+from clusterip_guard.core.native import (
+    COMPILED_FIELDS,
+    NOT_COMPILED_FIELDS,
+    NativeUnsupported,
+    native_objects,
+    native_supports,
+)
+from clusterip_guard.core.native.cel import glob_regex, re2_refuses
+from clusterip_guard.core.native.providers import CLASS_READERS as native_class_readers
+from clusterip_guard.core.native.providers import READERS
+from clusterip_guard.core.policy import Exemption, PolicySettings
 from clusterip_guard.policyfile import parse_policy
 
 GLOB_CHARACTERS = st.text(alphabet="ab-1*?[]!", max_size=8)
@@ -93,3 +107,82 @@ def test_no_selector_the_api_server_would_refuse(never_judged: tuple[str, ...]) 
         for expression in selector.get("matchExpressions", []):
             if expression["operator"] in ("In", "NotIn"):
                 assert expression["values"], document["metadata"]["name"]
+
+
+@given(glob=GLOB_CHARACTERS)
+def test_no_glob_becomes_a_pattern_re2_refuses(glob: str) -> None:
+    # Every fnmatch construct: *, ?, sets, negated sets, ranges, empty ranges ([b-a]).
+    assert not re2_refuses(glob_regex(glob)), glob_regex(glob)
+
+
+def test_an_empty_range_is_a_glob_that_matches_nothing_in_both_engines() -> None:
+    policy = parse_policy("exemptions: [{namespace: '*', name: '[z-a]*', reason: none}]")
+    assert native_supports(policy) is None
+    assert "[^\\s\\S]" in glob_regex("[z-a]*")
+    assert policy.exemption_for("ns", "zebra", datetime.date(2030, 1, 1)) is None
+
+
+# A value for each compiled field that differs from its default.
+NOT_DEFAULT: dict[str, Any] = {
+    "allowed_external_ip_cidrs": (ipaddress.ip_network("192.0.2.0/24"),),
+    "allow_internal_load_balancers": True,
+    "allow_internal_load_balancer_node_ports": True,
+    "internal_load_balancer_providers": ("aws",),
+    "internal_load_balancer_classes": (("service.k8s.aws/nlb", "aws"),),
+    "allow_existing_violations": False,
+    "exemptions": (Exemption(namespace="*", name="vendor-*", reason="r"),),
+    "allowed_host_ports": ((8080, 8080),),
+}
+# Fields read only with another set (internal balancers' settings need them allowed).
+NEEDS: dict[str, dict[str, Any]] = {
+    "allow_internal_load_balancer_node_ports": {
+        "allow_internal_load_balancers": True,
+        "internal_load_balancer_providers": ("aws",),
+    },
+    "internal_load_balancer_providers": {"allow_internal_load_balancers": True},
+    "internal_load_balancer_classes": {"allow_internal_load_balancers": True},
+}
+
+
+def test_every_policy_key_is_compiled_or_refused_by_the_native_engine() -> None:
+    fields = {field.name for field in dataclasses.fields(PolicySettings)}
+    assert fields == COMPILED_FIELDS | NOT_COMPILED_FIELDS.keys()
+    assert not COMPILED_FIELDS & NOT_COMPILED_FIELDS.keys()
+    assert NOT_DEFAULT.keys() == COMPILED_FIELDS
+
+
+@pytest.mark.parametrize("field", sorted(COMPILED_FIELDS))
+def test_each_compiled_key_changes_what_the_native_engine_registers(field: str) -> None:
+    base = PolicySettings(**NEEDS.get(field, {}))
+    changed = dataclasses.replace(base, **{field: NOT_DEFAULT[field]})
+    assert native_objects(base, name="n") != native_objects(changed, name="n"), field
+
+
+def test_the_native_provider_readers_are_the_cores() -> None:
+    assert READERS.keys() == INTERNAL_READERS.keys()
+    assert native_class_readers.keys() == CLASS_READERS.keys()
+
+
+def test_a_policy_too_large_for_the_api_server_is_refused_in_one_line_naming_the_key() -> None:
+    exemptions = [{"namespace": "*", "name": f"vendor-{i}-*", "reason": "r"} for i in range(950)]
+    said = native_supports(parse_policy(json.dumps({"exemptions": exemptions})))
+    assert said is not None
+    assert "\n" not in said
+    assert said.startswith("exemptions: 950 exemptions make an expression of ")
+    assert "over the API server's limit of 100,000" in said
+    assert native_supports(parse_policy(json.dumps({"exemptions": exemptions[:100]}))) is None
+
+
+def test_an_ipv4_mapped_cidr_is_read_as_the_ipv4_range_it_means() -> None:
+    policy = parse_policy("allowedExternalIPCIDRs: ['::ffff:198.51.100.0/120']")
+    assert policy.allowed_external_ip_cidrs == (ipaddress.ip_network("198.51.100.0/24"),)
+    assert native_supports(policy) is None
+    assert policy.external_ip_allowed("198.51.100.7")
+    assert policy.external_ip_allowed("::ffff:198.51.100.7")
+
+
+def test_the_name_of_a_generated_name_is_read_without_failing() -> None:
+    # A MutatingAdmissionPolicy sees a CREATE with generateName before the name exists.
+    name = next(v for v in native_objects(parse_policy(""), name="n")[0]["spec"]["variables"]
+                if v["name"] == "name")  # fmt: skip
+    assert name["expression"].startswith("has(object.metadata.name) && ")

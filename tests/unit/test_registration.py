@@ -307,11 +307,15 @@ def test_the_unknown_mode_warning_is_evaluated_only_where_the_label_is_not_a_mod
 
 
 def test_the_service_range_policy_reads_every_service_cidr_and_judges_only_added_ips() -> None:
+    from clusterip_guard.core.addresses import cel_ip
     from clusterip_guard.core.admission_policies import service_range_policy
 
     spec = service_range_policy(name="p")["spec"]
     assert spec["paramKind"] == {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR"}
     assert spec["failurePolicy"] == "Fail"
     variables = {v["name"]: v["expression"] for v in spec["variables"]}
-    assert "oldObject.spec.externalIPs" in variables["added"]
+    assert "oldObject.spec.externalIPs" in variables["oldIPs"]
+    assert "variables.oldIPs" in variables["added"]
+    # Read as kube-proxy reads them: 010.000.000.050 is 10.0.0.50 (core/addresses.py).
+    assert cel_ip("a") in variables["inRange"]
     assert "containsIP" in variables["inRange"]

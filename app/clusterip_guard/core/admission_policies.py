@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
+from clusterip_guard.core.addresses import cel_ip, let
 from clusterip_guard.core.admission import (
     ADMISSION_ENTRIES,
     AdmissionEntry,
@@ -135,15 +136,22 @@ def mode_label_policy(
 # kube-apiserver's --service-cluster-ip-range).
 SERVICE_CIDR_PARAM: Final = {"apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR"}
 
-# The new external IPs of a write that fall in one of the ServiceCIDR's ranges. Kept ones (in
-# the old object, same spelling) are judged as existing exposure is: allowed.
-_ADDED_EXTERNAL_IPS = (
-    "object.spec.externalIPs.filter(a, oldObject == null || !has(oldObject.spec.externalIPs)"
-    " || !(a in oldObject.spec.externalIPs))"
+# The new external IPs of a write that fall in one of the ServiceCIDR's ranges, read as kube-proxy
+# reads them (core/addresses.py: `010.000.000.050` is 10.0.0.50). Kept ones (in the old object,
+# however spelt) are judged as existing exposure is: allowed.
+_OLD_EXTERNAL_IPS = (
+    "oldObject == null || !has(oldObject.spec.externalIPs) ? [] : "
+    f"oldObject.spec.externalIPs.map(b, {cel_ip('b')})"
 )
+_ADDED_EXTERNAL_IPS = f"object.spec.externalIPs.filter(a, !({cel_ip('a')} in variables.oldIPs))"
 _IN_SERVICE_RANGE = (
-    "variables.added.filter(a, isIP(a)"
-    " && params.spec.cidrs.exists(c, isCIDR(c) && cidr(c).containsIP(a)))"
+    "variables.added.filter(a, "
+    + let(
+        "q",
+        cel_ip("a"),
+        "q != '' && params.spec.cidrs.exists(c, isCIDR(c) && cidr(c).containsIP(q))",
+    )
+    + ")"
 )
 
 
@@ -163,7 +171,13 @@ def service_writes(resources: Collection[str] = ("services",)) -> dict[str, Any]
 
 # Bindings of an in-process policy, one per effect: (name part, its actions, the failure role
 # of the entries it stands for). A mutating policy has one effect, named "convert".
-_VALIDATING_EFFECTS: Final = (("deny", ["Deny"], "guard"), ("warn", ["Warn", "Audit"], "reporter"))
+Effects = tuple[tuple[str, list[str] | None, str | None], ...]
+VALIDATING_EFFECTS: Final[Effects] = (
+    ("deny", ["Deny"], "guard"),
+    ("warn", ["Warn", "Audit"], "reporter"),
+)
+# A policy that only ever warns, wherever a validating entry judges (a role of None: all).
+WARNING_EFFECTS: Final[Effects] = (("warnings", ["Warn"], None),)
 _CONVERT: Final = "convert"
 
 
@@ -174,6 +188,7 @@ def policy_bindings(
     never_judged: Collection[str] | str,
     configuration: Configuration = "validating",
     param_ref: dict[str, Any] | None = None,
+    effects: Effects = VALIDATING_EFFECTS,
 ) -> list[Manifest]:
     """The bindings of an in-process policy that judges as the table's entries of this
     configuration do: the namespaces they select, Deny where they guard (enforce, the mutate
@@ -188,9 +203,8 @@ def policy_bindings(
         if configuration == "validating"
         else "MutatingAdmissionPolicyBinding"
     )
-    effects: tuple[tuple[str, list[str] | None, str | None], ...] = (
-        _VALIDATING_EFFECTS if configuration == "validating" else ((_CONVERT, None, None),)
-    )
+    if configuration == "mutating":
+        effects = ((_CONVERT, None, None),)
     bindings: list[Manifest] = []
     for effect, actions, role in effects:
         members = [
@@ -215,7 +229,9 @@ def policy_bindings(
     return bindings
 
 
-def policy_binding_names(policy_name: str, configuration: Configuration) -> list[str]:
+def policy_binding_names(
+    policy_name: str, configuration: Configuration, effects: Effects = VALIDATING_EFFECTS
+) -> list[str]:
     """Every binding name `policy_bindings` gives this policy, whatever the default mode, and
     the names of the one binding per entry that builds before 0.2.0 registered (so that a
     bootstrap or an uninstall removes those too)."""
@@ -230,6 +246,7 @@ def policy_binding_names(policy_name: str, configuration: Configuration) -> list
             registered_entries(default_mode),
             never_judged=(),
             configuration=configuration,
+            effects=effects,
         ):
             names[binding["metadata"]["name"]] = None
     return list(names)
@@ -261,6 +278,7 @@ def service_range_policy(*, name: str) -> Manifest:
                 }
             ],
             "variables": [
+                {"name": "oldIPs", "expression": _OLD_EXTERNAL_IPS},
                 {"name": "added", "expression": _ADDED_EXTERNAL_IPS},
                 {"name": "inRange", "expression": _IN_SERVICE_RANGE},
             ],

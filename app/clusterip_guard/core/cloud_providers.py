@@ -59,6 +59,16 @@ ANNOTATIONS_READ: Mapping[Provider, tuple[str, ...]] = MappingProxyType(
 GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
+# The exact values each reading below compares with (Go `==` or `switch`), shared with the
+# native engine's CEL (core/native/providers.py).
+AWS_NOT_INTERNAL = frozenset({"", "false"})  # the cloud controller: anything else is internal
+AWS_SCHEME_INTERNAL = "internal"
+GCP_INTERNAL = frozenset({"Internal", "internal"})
+OCI_NETWORK_LOAD_BALANCER = "nlb"  # compared lowercased
+EXACTLY_TRUE = (
+    "true"  # Azure's consts.TrueAnnotationValue; OpenStack's getBoolFromServiceAnnotation
+)
+
 # aws-load-balancer-type values the AWS cloud controller manager leaves to the AWS Load
 # Balancer Controller (isLBExternal: it returns cloudprovider.ImplementedElsewhere).
 AWS_TYPES_FOR_THE_LOAD_BALANCER_CONTROLLER = frozenset({"external", "nlb-ip"})
@@ -95,7 +105,7 @@ def aws_cloud_controller_internal(annotations: Mapping[str, str]) -> bool:
     The scheme annotation is not read there.
     """
     value = _value(annotations, AWS_LOAD_BALANCER_INTERNAL)
-    return value is not None and value not in ("", "false")
+    return value is not None and value not in AWS_NOT_INTERNAL
 
 
 def aws_load_balancer_controller_internal(annotations: Mapping[str, str]) -> bool:
@@ -111,7 +121,7 @@ def aws_load_balancer_controller_internal(annotations: Mapping[str, str]) -> boo
     """
     scheme = _value(annotations, AWS_LOAD_BALANCER_SCHEME)
     if scheme is not None:
-        return scheme == "internal"
+        return scheme == AWS_SCHEME_INTERNAL
     legacy = _value(annotations, AWS_LOAD_BALANCER_INTERNAL)
     return legacy is not None and go_parse_bool(legacy) is True
 
@@ -143,7 +153,7 @@ def gcp_internal(annotations: Mapping[str, str]) -> bool:
     for key in (GKE_LOAD_BALANCER_TYPE, GKE_DEPRECATED_LOAD_BALANCER_TYPE):
         value = _value(annotations, key)
         if value is not None:
-            return value in ("Internal", "internal")
+            return value in GCP_INTERNAL
     return False
 
 
@@ -154,7 +164,7 @@ def azure_internal(annotations: Mapping[str, str]) -> bool:
     00dfec20e1e6), requiresInternalLoadBalancer: exactly consts.TrueAnnotationValue, "true"
     (Go `==`); it picks the frontend, a subnet or a public IP. "True" gets a public IP.
     """
-    return _value(annotations, AZURE_LOAD_BALANCER_INTERNAL) == "true"
+    return _value(annotations, AZURE_LOAD_BALANCER_INTERNAL) == EXACTLY_TRUE
 
 
 def oci_internal(annotations: Mapping[str, str]) -> bool:
@@ -168,7 +178,7 @@ def oci_internal(annotations: Mapping[str, str]) -> bool:
     """
     balancer_type = _value(annotations, OCI_LOAD_BALANCER_TYPE) or ""
     # Only ASCII letters lower to "nlb" under Go's strings.ToLower, so this matches it exactly.
-    if balancer_type.isascii() and balancer_type.lower() == "nlb":
+    if balancer_type.isascii() and balancer_type.lower() == OCI_NETWORK_LOAD_BALANCER:
         value = _value(annotations, OCI_NETWORK_LOAD_BALANCER_INTERNAL)
     else:
         value = _value(annotations, OCI_LOAD_BALANCER_INTERNAL)
@@ -183,7 +193,7 @@ def openstack_internal(annotations: Mapping[str, str]) -> bool:
     anything else falls back to the internal-lb config default (false unless the cluster
     forces every balancer internal, which annotations cannot show).
     """
-    return _value(annotations, OPENSTACK_INTERNAL_LOAD_BALANCER) == "true"
+    return _value(annotations, OPENSTACK_INTERNAL_LOAD_BALANCER) == EXACTLY_TRUE
 
 
 INTERNAL_READERS: Mapping[Provider, Callable[[Mapping[str, str]], bool]] = MappingProxyType(

@@ -8,6 +8,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clusterip_guard.core import sentences as say
 from clusterip_guard.core.conversion import conversion_patch
 from clusterip_guard.core.exposure import (
     Violation,
@@ -138,7 +139,7 @@ def _exempted(subject: str, violations: tuple[Violation, ...], exemption: str) -
     return Decision(
         verdict="warned",
         violations=violations,
-        warnings=(f"{subject} is exposed but allowed by {exemption}",),
+        warnings=(say.EXEMPTED.format(subject=subject, exemption=exemption),),
         audit_annotations={AUDIT_EXEMPTED_BY: exemption},
         why_warned=f"allowed by {exemption}",
     )
@@ -148,7 +149,10 @@ def _audited(subject: str, violations: tuple[Violation, ...]) -> Decision:
     return Decision(
         verdict="warned",
         violations=violations,
-        warnings=tuple(f"audit: {subject}: {v.field}: {v.summary}" for v in violations),
+        warnings=tuple(
+            say.AUDITED.format(subject=subject, field=v.field, summary=v.summary)
+            for v in violations
+        ),
         audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
         why_warned="audit mode: exposure is reported, not denied",
     )
@@ -159,11 +163,10 @@ def _existing_kept(violations: tuple[Violation, ...]) -> Decision:
         verdict="warned",
         violations=violations,
         warnings=tuple(
-            f"existing exposure kept (allowExistingViolations): {v.field}: {v.summary}"
-            for v in violations
+            say.EXISTING_KEPT.format(field=v.field, summary=v.summary) for v in violations
         ),
         audit_annotations={AUDIT_EXISTING_EXPOSURE: _joined(violations)},
-        why_warned="existing exposure kept (allowExistingViolations): the change adds none",
+        why_warned=say.KEPT_WHY,
     )
 
 
@@ -179,7 +182,9 @@ def _decide_workload(
     violations = reported(host_exposure_of(change.workload, kind, policy))
     if not violations:
         return ALLOWED
-    subject = f"{kind.kind} {change.namespace}/{change.name}"
+    subject = say.WORKLOAD_SUBJECT.format(
+        kind=kind.kind, namespace=change.namespace, name=change.name
+    )
     exemption = policy.exemption_for(change.namespace, change.name, today, kind.kind)
     if exemption is not None:
         return _exempted(subject, violations, exemption.describe())
@@ -209,7 +214,7 @@ def _decide_workload(
             return _existing_kept(violations)
         if added:
             violations = added
-    keeps = f"namespace {change.namespace} keeps what runs there reachable only inside the cluster"
+    keeps = say.KEEPS_WORKLOADS_INTERNAL.format(namespace=change.namespace)
     if mode == "enforce":
         return _deny(
             subject, change.namespace, violations, label_not_a_mode=label_not_a_mode, keeps=keeps
@@ -221,10 +226,8 @@ def _decide_workload(
                 change.namespace,
                 violations,
                 label_not_a_mode=False,
-                keeps=(
-                    f"namespace {change.namespace} (label {MODE_LABEL}=mutate) converts what it "
-                    "can, but the host network cannot be taken from a Pod without making it "
-                    "another Pod"
+                keeps=say.HOST_NETWORK_IN_MUTATE.format(
+                    namespace=change.namespace, label=MODE_LABEL
                 ),
             )
         patch = host_port_removal(change.workload, kind, violations)
@@ -243,12 +246,14 @@ def _decide_workload(
 
 
 def _subject(change: ServiceChange) -> str:
-    through = f" (written through services/{change.subresource})" if change.subresource else ""
-    return f"Service {change.namespace}/{change.name}{through}"
+    through = (
+        say.THROUGH_SUBRESOURCE.format(subresource=change.subresource) if change.subresource else ""
+    )
+    return say.SERVICE_SUBJECT.format(namespace=change.namespace, name=change.name) + through
 
 
 def _joined(violations: tuple[Violation, ...]) -> str:
-    return "; ".join(violation.detail for violation in violations)
+    return say.PIECES_JOINED.join(violation.detail for violation in violations)
 
 
 def _deny(
@@ -261,13 +266,17 @@ def _deny(
 ) -> Decision:
     # The enforce path also backs up mutate namespaces, so the mode is not named here.
     why = (
-        f"the label {MODE_LABEL} of namespace {namespace} is not a mode "
-        f"({', '.join(MODES)}), so it is judged as enforce"
+        say.NOT_A_MODE.format(label=MODE_LABEL, namespace=namespace, modes=", ".join(MODES))
         if label_not_a_mode
-        else (keeps or f"namespace {namespace} keeps Services internal") + f" (label {MODE_LABEL})"
+        else (keeps or say.KEEPS_SERVICES_INTERNAL.format(namespace=namespace))
+        + say.BY_LABEL.format(label=MODE_LABEL)
     )
-    reason = (
-        f"{subject} would be reachable from outside the cluster, and {why}: {_joined(violations)}"
+    said = violations[: say.MAX_PIECES_SAID]
+    more = len(violations) - len(said)
+    reason = say.DENIAL.format(
+        subject=subject,
+        why=why,
+        pieces=_joined(said) + (say.MORE_PIECES.format(count=more) if more else ""),
     )
     return Decision(
         verdict="denied",

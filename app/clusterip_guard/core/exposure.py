@@ -21,9 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clusterip_guard.core import sentences as say
+from clusterip_guard.core.addresses import read_ip, read_range, shown
 from clusterip_guard.core.cloud_providers import is_internal_for, is_internal_with_class
 from clusterip_guard.core.names import SOURCE_RANGES_ANNOTATION
-from clusterip_guard.core.policy import IPNetwork, PolicySettings, parse_ip_sloppy
+from clusterip_guard.core.policy import IPNetwork, PolicySettings
 from clusterip_guard.core.services import (
     EXTERNAL_NAME,
     LOAD_BALANCER,
@@ -38,6 +40,9 @@ from clusterip_guard.core.services import (
 NODE_PORT_TYPE = "node-ports"
 LOAD_BALANCER_PIECE = "load-balancer"
 INTERNAL_NODE_PORTS = "internal-load-balancer-node-ports"
+# Keys of the other pieces start with these.
+NODE_PORT_KEY_PREFIX = "node-port:"
+SOURCE_RANGE_KEY_PREFIX = "source-range:"
 # Where a load balancer admits everyone: no source ranges at all.
 ANYWHERE: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("0.0.0.0/0"),
@@ -70,7 +75,7 @@ class Violation:
     @property
     def detail(self) -> str:
         """The message with the field it is about, for denials, logs and tables."""
-        return f"{self.field}: {self.message}"
+        return say.PIECE_LINE.format(field=self.field, summary=self.summary, fix=self.fix)
 
     def kept_from(self, old: Iterable[Violation]) -> bool:
         """Whether the old object already had this piece (then it is not new exposure).
@@ -95,14 +100,14 @@ class Violation:
 _NODE_PORT_TYPE_PIECE = Violation(
     key=NODE_PORT_TYPE,
     field="spec.type",
-    summary="type NodePort opens a port on every node",
-    fix="use type ClusterIP",
+    summary=say.NODE_PORT_TYPE,
+    fix=say.USE_CLUSTER_IP,
 )
 _LOAD_BALANCER_TYPE_PIECE = Violation(
     key=LOAD_BALANCER_PIECE,
     field="spec.type",
-    summary="type LoadBalancer exposes the Service outside the cluster",
-    fix="use type ClusterIP",
+    summary=say.LOAD_BALANCER_TYPE,
+    fix=say.USE_CLUSTER_IP,
 )
 
 
@@ -156,26 +161,26 @@ def exposure_of(service: Mapping[str, Any], policy: PolicySettings) -> tuple[Vio
     pieces: list[Violation] = []
     if kind == NODE_PORT:
         pieces.append(_NODE_PORT_TYPE_PIECE)
-        pieces += _node_ports(service, covered_by=NODE_PORT_TYPE, fix="remove it")
+        pieces += _node_ports(service, covered_by=NODE_PORT_TYPE, fix=say.REMOVE_IT)
     elif kind == LOAD_BALANCER:
         pieces += _load_balancer_exposure(service, policy)
     for ip in external_ips(service):
         if policy.external_ip_allowed(ip):
             continue
-        address = parse_ip_sloppy(ip)
+        address = read_ip(ip)
         service_range = policy.service_range_of(ip)
-        summary = (
-            f"external IP {ip} is inside the Service range {service_range}: it would take over "
-            "the traffic of a ClusterIP (CVE-2020-8554), whatever allowedExternalIPCIDRs says"
-            if service_range is not None
-            else f"external IP {ip} is outside the allowed CIDRs"
-        )
+        if address is None:
+            summary = say.UNREADABLE_EXTERNAL_IP.format(ip=shown(ip))
+        elif service_range is not None:
+            summary = say.EXTERNAL_IP_IN_SERVICE_RANGE.format(ip=ip, service_range=service_range)
+        else:
+            summary = say.EXTERNAL_IP_OUTSIDE.format(ip=ip)
         pieces.append(
             Violation(
                 key=f"external-ip:{address if address is not None else ip}",
                 field="spec.externalIPs",
                 summary=summary,
-                fix="remove it from spec.externalIPs",
+                fix=say.REMOVE_EXTERNAL_IP,
             )
         )
     return tuple(pieces)
@@ -211,18 +216,17 @@ def _renamed(piece: Violation, before: Iterable[Violation]) -> Violation:
             and piece.node_port is not None
             and old.port_name != piece.port_name
         ):
+            old_name = old.port_name or say.NO_PORT_NAME
             return dataclasses.replace(
                 piece,
-                summary=(
-                    f"port {piece.key.removeprefix('node-port:')} was renamed from "
-                    f"{old.port_name or '(no name)'} to {piece.port_name or '(no name)'}, so the "
-                    f"API server gave it node port {piece.node_port} for its node port "
-                    f"{old.node_port}"
+                summary=say.RENAMED_PORT.format(
+                    port=piece.key.removeprefix(NODE_PORT_KEY_PREFIX),
+                    old_name=old_name,
+                    new_name=piece.port_name or say.NO_PORT_NAME,
+                    node_port=piece.node_port,
+                    old_node_port=old.node_port,
                 ),
-                fix=(
-                    f"keep the port's name {old.port_name or '(no name)'}, or set "
-                    f"nodePort: {old.node_port}"
-                ),
+                fix=say.KEEP_PORT_NAME.format(old_name=old_name, old_node_port=old.node_port),
             )
     return piece
 
@@ -249,12 +253,16 @@ def _node_ports(
         explicit = node_port if isinstance(node_port, int) and node_port else None
         if explicit_only and explicit is None:
             continue
-        opened = f"node port {explicit}" if explicit is not None else "a node port"
+        opened = (
+            say.EXPLICIT_NODE_PORT.format(node_port=explicit)
+            if explicit is not None
+            else say.ANY_NODE_PORT
+        )
         pieces.append(
             Violation(
-                key=f"node-port:{_port_name(port)}",
+                key=f"{NODE_PORT_KEY_PREFIX}{_port_name(port)}",
                 field=f"spec.ports[{index}]" + (".nodePort" if explicit_only else ""),
-                summary=f"port {_port_name(port)} opens {opened} on every node",
+                summary=say.NODE_PORT.format(port=_port_name(port), opened=opened),
                 fix=fix,
                 covered_by=covered_by,
                 node_port=explicit,
@@ -271,16 +279,17 @@ def _health_check_node_port(service: Mapping[str, Any], covered_by: str) -> list
         Violation(
             key="health-check-node-port",
             field="spec.externalTrafficPolicy",
-            summary="externalTrafficPolicy Local opens a health-check node port on every node",
-            fix="use externalTrafficPolicy Cluster",
+            summary=say.HEALTH_CHECK_NODE_PORT,
+            fix=say.USE_CLUSTER_POLICY,
             covered_by=covered_by,
         )
     ]
 
 
-def source_ranges(service: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
+def source_ranges(service: Mapping[str, Any]) -> tuple[IPNetwork | str, ...]:
     """Whom a load balancer admits: spec.loadBalancerSourceRanges, else the annotation, else
-    everyone (as the cloud providers read them). Unreadable entries admit nothing more."""
+    everyone (as the cloud providers read them, `read_range`). An entry that cannot be read
+    stays as its text: it counts as exposure, never as nothing."""
     spec_ranges = spec_of(service).get("loadBalancerSourceRanges")
     raw: list[str] = []
     if isinstance(spec_ranges, list) and spec_ranges:
@@ -291,27 +300,35 @@ def source_ranges(service: Mapping[str, Any]) -> tuple[IPNetwork, ...]:
             raw = [part for part in annotation.split(",") if part.strip()]
     if not raw:
         return ANYWHERE
-    networks: list[IPNetwork] = []
-    for text in raw:
-        try:
-            networks.append(ipaddress.ip_network(text.strip(), strict=False))
-        except ValueError:
-            continue
-    return tuple(networks)
+    return tuple(_read_source_range(text.strip()) for text in raw)
 
 
 @functools.lru_cache(maxsize=256)
-def _source_range_piece(network: IPNetwork) -> Violation:
+def _read_source_range(text: str) -> IPNetwork | str:
+    network = read_range(text)
+    return network if network is not None else text
+
+
+@functools.lru_cache(maxsize=256)
+def _source_range_piece(source_range: IPNetwork | str) -> Violation:
     """Remembered: ipaddress formats slowly, and most load balancers admit the same few
     ranges (everyone, by default). A Violation is immutable, so one serves every review."""
-    text = str(network)
+    if isinstance(source_range, str):  # unreadable: kept only when written the same way
+        return Violation(
+            key=f"{SOURCE_RANGE_KEY_PREFIX}{source_range}",
+            field="spec.loadBalancerSourceRanges",
+            summary=say.UNREADABLE_SOURCE_RANGE.format(source_range=shown(source_range)),
+            fix=say.NARROW_SOURCE_RANGES,
+            covered_by=LOAD_BALANCER_PIECE,
+        )
+    text = str(source_range)
     return Violation(
-        key=f"source-range:{text}",
+        key=f"{SOURCE_RANGE_KEY_PREFIX}{text}",
         field="spec.loadBalancerSourceRanges",
-        summary=f"the load balancer admits {text}",
-        fix="narrow spec.loadBalancerSourceRanges",
+        summary=say.SOURCE_RANGE.format(source_range=text),
+        fix=say.NARROW_SOURCE_RANGES,
         covered_by=LOAD_BALANCER_PIECE,
-        source_range=network,
+        source_range=source_range,
     )
 
 
@@ -319,12 +336,8 @@ def _classed_load_balancer_piece(claimed_by: str) -> Violation:
     return Violation(
         key=LOAD_BALANCER_PIECE,
         field="spec.loadBalancerClass",
-        summary=(
-            f"type LoadBalancer of class {claimed_by} exposes the Service outside the cluster "
-            "(the policy does not name that class as internal; a cloud's internal annotations "
-            "do not apply to a classed balancer)"
-        ),
-        fix="use type ClusterIP",
+        summary=say.CLASSED_LOAD_BALANCER.format(load_balancer_class=claimed_by),
+        fix=say.USE_CLUSTER_IP,
     )
 
 
@@ -340,7 +353,7 @@ def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) 
         pieces += _node_ports(
             service,
             covered_by=LOAD_BALANCER_PIECE,
-            fix="set spec.allocateLoadBalancerNodePorts: false",
+            fix=say.STOP_LOAD_BALANCER_NODE_PORTS,
             explicit_only=not opens_load_balancer_node_ports(service),
         )
         pieces += _health_check_node_port(service, LOAD_BALANCER_PIECE)
@@ -355,14 +368,16 @@ def _load_balancer_exposure(service: Mapping[str, Any], policy: PolicySettings) 
             Violation(
                 key=INTERNAL_NODE_PORTS,
                 field="spec.allocateLoadBalancerNodePorts",
-                summary="this internal load balancer opens a port on every node",
-                fix="set spec.allocateLoadBalancerNodePorts: false",
+                summary=say.INTERNAL_NODE_PORTS,
+                fix=say.STOP_LOAD_BALANCER_NODE_PORTS,
             )
         )
         pieces += _node_ports(
-            service, covered_by=INTERNAL_NODE_PORTS, fix="set allocateLoadBalancerNodePorts: false"
+            service, covered_by=INTERNAL_NODE_PORTS, fix=say.STOP_INTERNAL_NODE_PORTS
         )
     else:
-        pieces += _node_ports(service, covered_by="", fix="remove the nodePort", explicit_only=True)
+        pieces += _node_ports(
+            service, covered_by="", fix=say.REMOVE_THE_NODE_PORT, explicit_only=True
+        )
     pieces += _health_check_node_port(service, covered_by="")
     return pieces

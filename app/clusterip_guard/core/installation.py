@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
 from clusterip_guard.core.admission import Configuration
-from clusterip_guard.core.admission_policies import companion_policies, policy_binding_names
+from clusterip_guard.core.admission_policies import (
+    VALIDATING_EFFECTS,
+    WARNING_EFFECTS,
+    Effects,
+    companion_policies,
+    policy_binding_names,
+)
 from clusterip_guard.core.native import native_objects
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
@@ -51,6 +57,7 @@ class InstalledPolicy:
     configuration: Configuration
     engines: tuple[Engine, ...]
     bound_as_entries: bool = True
+    effects: Effects = VALIDATING_EFFECTS
 
     def name(self, installation: str) -> str:
         return installation + self.suffix
@@ -60,7 +67,7 @@ class InstalledPolicy:
         before 0.2.0: `policy_binding_names`)."""
         if not self.bound_as_entries:
             return [self.name(installation)]
-        return policy_binding_names(self.name(installation), self.configuration)
+        return policy_binding_names(self.name(installation), self.configuration, self.effects)
 
 
 MODE_LABEL_GUARD: Final = InstalledPolicy(
@@ -71,6 +78,9 @@ UNKNOWN_MODE_WARNING: Final = InstalledPolicy(
 )
 SERVICE_RANGE: Final = InstalledPolicy("-service-range", "validating", ENGINES)
 SERVICE_EXPOSURE: Final = InstalledPolicy("-exposure", "validating", ("native",))
+SERVICE_WARNINGS: Final = InstalledPolicy(
+    "-exposure-warnings", "validating", ("native",), effects=WARNING_EFFECTS
+)
 HOST_EXPOSURE: Final = InstalledPolicy("-host-exposure", "validating", ("native",))
 SERVICE_CONVERSION: Final = InstalledPolicy("-conversion", "mutating", ("native",))
 HOST_CONVERSION: Final = InstalledPolicy("-host-conversion", "mutating", ("native",))
@@ -82,6 +92,7 @@ INSTALLED_POLICIES: Final = (
     UNKNOWN_MODE_WARNING,
     SERVICE_RANGE,
     SERVICE_EXPOSURE,
+    SERVICE_WARNINGS,
     HOST_EXPOSURE,
     SERVICE_CONVERSION,
     HOST_CONVERSION,

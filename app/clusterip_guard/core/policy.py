@@ -7,33 +7,13 @@ Pure: the policy file's YAML is parsed in `clusterip_guard.policyfile`; every de
 from __future__ import annotations
 
 import datetime
-import ipaddress
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from clusterip_guard.core.addresses import IPAddress, IPNetwork, read_ip
 from clusterip_guard.core.cloud_providers import Provider
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def parse_ip_sloppy(text: str) -> IPAddress | None:
-    """An IP address as the API server reads Service fields (Go's netutils.ParseIPSloppy):
-    IPv4 octets with leading zeros are decimal ("010.0.0.1" is 10.0.0.1). None when it is not
-    an address. So a re-spelt address (leading zeros, IPv6 case) is the same address."""
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        pass
-    octets = text.split(".")
-    if len(octets) == 4 and all(o.isascii() and o.isdigit() and len(o) <= 4 for o in octets):
-        try:
-            return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets))
-        except ValueError:
-            return None
-    return None
-
+__all__ = ["SERVICE_KIND", "Exemption", "IPAddress", "IPNetwork", "PolicySettings"]
 
 SERVICE_KIND = "Service"
 
@@ -96,13 +76,13 @@ class PolicySettings:
 
     def service_range_of(self, ip: str) -> IPNetwork | None:
         """The Service range this external IP falls in, if any."""
-        address = parse_ip_sloppy(ip)
+        address = read_ip(ip)
         if address is None:
             return None
         return next((network for network in self.service_ranges if address in network), None)
 
     def external_ip_allowed(self, ip: str) -> bool:
-        address = parse_ip_sloppy(ip)
+        address = read_ip(ip)
         if address is None or self.service_range_of(ip) is not None:
             return False
         return any(address in network for network in self.allowed_external_ip_cidrs)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from clusterip_guard.core import sentences as say
 from clusterip_guard.core.conversion import json_copy
 from clusterip_guard.core.exposure import Violation
 from clusterip_guard.core.pointers import field_path, pointer_to, unescape_token
@@ -164,6 +165,10 @@ def _prefix(kind: WorkloadKind) -> str:
     return ".".join(kind.pod_spec_path)
 
 
+# A hostIP that binds every address of the node: said as no address at all.
+ALL_ADDRESSES = ("", "0.0.0.0", "::")
+
+
 def host_exposure_of(
     workload: Mapping[str, Any], kind: WorkloadKind, policy: PolicySettings
 ) -> tuple[Violation, ...]:
@@ -177,15 +182,8 @@ def host_exposure_of(
             Violation(
                 key=HOST_NETWORK_PIECE,
                 field=f"{prefix}.hostNetwork",
-                summary=(
-                    "hostNetwork: true puts the Pod on its node's own network: every port it "
-                    "listens on answers on the node's addresses"
-                ),
-                fix=(
-                    "remove hostNetwork and reach the Pod through a ClusterIP Service "
-                    "(clusterip-guard cannot remove it for you: without it the Pod is a "
-                    "different Pod)"
-                ),
+                summary=say.HOST_NETWORK,
+                fix=say.REMOVE_HOST_NETWORK,
             )
         )
     for field, index, container in _containers(spec):
@@ -201,30 +199,28 @@ def host_exposure_of(
                 continue
             where = f"{prefix}.{field}[{index}].ports[{port_index}]"
             if on_host_network:
-                summary = (
-                    f"container {name} listens on port {protocol}/{container_port} of its node "
-                    "(host network)"
+                summary = say.HOST_NETWORK_PORT.format(
+                    container=name, port=f"{protocol}/{container_port}"
                 )
             else:
                 on_ip = port.get("hostIP")
                 bound = (
-                    f" (on its address {on_ip})"
-                    if isinstance(on_ip, str) and on_ip not in ("", "0.0.0.0", "::")
+                    say.ON_ITS_ADDRESS.format(host_ip=on_ip)
+                    if isinstance(on_ip, str) and on_ip not in ALL_ADDRESSES
                     else ""
                 )
                 summary = (
-                    f"container {name}'s port {protocol}/{container_port} opens host port "
-                    f"{host_port} on its node{bound}"
+                    say.HOST_PORT.format(
+                        container=name, port=f"{protocol}/{container_port}", host_port=host_port
+                    )
+                    + bound
                 )
             pieces.append(
                 Violation(
                     key=f"host-port:{protocol}/{number}",
                     field=f"{where}.hostPort",
                     summary=summary,
-                    fix=(
-                        "remove hostPort (the container port stays; reach it through a "
-                        "ClusterIP Service)"
-                    ),
+                    fix=say.REMOVE_HOST_PORT,
                     covered_by=HOST_NETWORK_PIECE if on_host_network else "",
                 )
             )

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
-import json
-from collections.abc import Iterable
+import re
+import string
+from typing import Final
 
+from clusterip_guard.core import sentences as say
+from clusterip_guard.core.cel_literals import text
 from clusterip_guard.core.names import MODE_LABEL
-from clusterip_guard.core.policy import SERVICE_KIND, PolicySettings
+from clusterip_guard.core.policy import SERVICE_KIND, Exemption, PolicySettings
 from clusterip_guard.core.types import Mode
 
 
@@ -18,14 +21,27 @@ class NativeUnsupported(ValueError):
     """The policy says something the native engine cannot; one line naming the key."""
 
 
-def text(value: str) -> str:
-    """A CEL string literal: the one way the native engine quotes a string."""
-    return json.dumps(value)
+def sentence(template: str, **values: str) -> str:
+    """CEL: a sentence of core/sentences.py, each `{field}` filled by the CEL string expression
+    given for it (the Python judge fills the same template with `str.format`)."""
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        if literal:
+            parts.append(text(literal))
+        if field is not None:
+            parts.append(f"({values[field]})")
+    return "(" + " + ".join(parts) + ")" if parts else "''"
 
 
-def texts(values: Iterable[str]) -> str:
-    """A CEL list of string literals, sorted (a rendering does not depend on set order)."""
-    return "[" + ", ".join(text(v) for v in sorted(values)) + "]"
+def said_pieces(judged: str, line: str) -> str:
+    """CEL: the pieces a denial names (`judged`: a list; `line`: its item `v` as one line), at
+    most MAX_PIECES_SAID, then how many more (the API server drops a message over 5 KiB)."""
+    more = sentence(say.MORE_PIECES, count=f"string(size({judged}) - {say.MAX_PIECES_SAID})")
+    return (
+        f"{judged}.transformList(i, v, i < {say.MAX_PIECES_SAID}, {line})"
+        f".join({text(say.PIECES_JOINED)}) + "
+        f"(size({judged}) > {say.MAX_PIECES_SAID} ? {more} : '')"
+    )
 
 
 def name_variable() -> dict[str, str]:
@@ -33,27 +49,42 @@ def name_variable() -> dict[str, str]:
     return {
         "name": "name",
         "expression": (
-            "object.metadata.name != '' ? object.metadata.name : "
+            # On a CREATE with generateName the name is absent (not ''): reading it would fail.
+            "has(object.metadata.name) && object.metadata.name != '' ? object.metadata.name : "
             "(has(object.metadata.generateName) && object.metadata.generateName != ''"
             " ? object.metadata.generateName + '*' : '<unnamed>')"
         ),
     }
 
 
+# fnmatch's translation uses three constructs RE2 (CEL's `matches`) lacks, each rewritten to one
+# that matches the same names: an atomic group (used only to stop backtracking) as a plain group,
+# `\\Z` as `\\z`, and an empty range's never-matching lookahead as an empty class.
+_RE2_REWRITES: Final = (("(?>", "(?:"), ("\\Z", "\\z"), ("(?!)", "[^\\s\\S]"))
+# What RE2 refuses outright: lookarounds, atomic groups, backreferences.
+_NOT_RE2: Final = re.compile(r"\(\?[=!<>]|\(\?P=|\\[1-9]")
+
+
 def glob_regex(glob: str) -> str:
     """An RE2 pattern (CEL's `matches`) matching what fnmatchcase matches: fnmatch's own
-    translation, with the two constructs RE2 lacks rewritten (an atomic group, used only to
-    stop backtracking, as a plain group; `\\Z` as `\\z`)."""
-    return "^" + fnmatch.translate(glob).replace("(?>", "(?:").replace("\\Z", "\\z")
+    translation, with the constructs RE2 lacks rewritten (`_RE2_REWRITES`)."""
+    pattern = fnmatch.translate(glob)
+    for python, re2 in _RE2_REWRITES:
+        pattern = pattern.replace(python, re2)
+    return "^" + pattern
 
 
-def exemption_terms(
-    policy: PolicySettings, today: datetime.date | None, *, workloads: bool = False
-) -> str:
-    """The exemptions in force (of Services, or with `workloads` of the other kinds), as one CEL
-    condition. CEL has no clock: with `today` (the sync
-    component, which renders again when one ends), only those in force today; without it, an
-    exemption that ends is refused."""
+def re2_refuses(pattern: str) -> bool:
+    """Whether RE2 refuses a construct of `pattern` (checked before anything is rendered)."""
+    return _NOT_RE2.search(pattern) is not None
+
+
+def _exemptions_in_force(
+    policy: PolicySettings, today: datetime.date | None, *, workloads: bool
+) -> list[tuple[str, Exemption]]:
+    """(CEL condition, exemption) for each exemption in force, of Services, or with `workloads`
+    of the other kinds. CEL has no clock: with `today` (the sync component, which renders again
+    when one ends), only those in force today; without it, an exemption that ends is refused."""
     terms = []
     for index, exemption in enumerate(policy.exemptions):
         if (exemption.kind != SERVICE_KIND) != workloads:
@@ -68,10 +99,31 @@ def exemption_terms(
             continue  # ended
         kind = f"request.kind.kind == {text(exemption.kind)} && " if workloads else ""
         terms.append(
-            f"({kind}namespaceObject.metadata.name.matches({text(glob_regex(exemption.namespace))})"
-            f" && variables.name.matches({text(glob_regex(exemption.name))}))"
+            (
+                f"({kind}namespaceObject.metadata.name.matches({text(glob_regex(exemption.namespace))})"
+                f" && variables.name.matches({text(glob_regex(exemption.name))}))",
+                exemption,
+            )
         )
-    return " || ".join(terms) or "false"
+    return terms
+
+
+def exemption_terms(
+    policy: PolicySettings, today: datetime.date | None, *, workloads: bool = False
+) -> str:
+    """The exemptions in force, as one CEL condition (see `_exemptions_in_force`)."""
+    terms = _exemptions_in_force(policy, today, workloads=workloads)
+    return " || ".join(term for term, _ in terms) or "false"
+
+
+def exemption_described(policy: PolicySettings, today: datetime.date | None) -> str:
+    """CEL: how the first Service exemption in force that applies describes itself
+    (Exemption.describe, as the webhook names it), '' when none does."""
+    terms = _exemptions_in_force(policy, today, workloads=False)
+    if not terms:
+        return "''"
+    said = ", ".join(f"{term} ? {text(exemption.describe())} : ''" for term, exemption in terms)
+    return f"[{said}].filter(x, x != '').transformList(i, x, i == 0, x).join('')"
 
 
 def mode_of_namespace(default_mode: Mode) -> str:

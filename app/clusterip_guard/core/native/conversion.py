@@ -7,10 +7,11 @@ from __future__ import annotations
 import datetime
 
 from clusterip_guard.core.admission_policies import registered_object, service_writes
+from clusterip_guard.core.cel_literals import text
 from clusterip_guard.core.conversion import EXPOSED_ONLY_SPEC_FIELDS
 from clusterip_guard.core.names import CONVERTED_FROM_ANNOTATION, SOURCE_RANGES_ANNOTATION
-from clusterip_guard.core.native.cel import text, texts
 from clusterip_guard.core.native.decision import judging_variables
+from clusterip_guard.core.native.exposure import allowed_external_ip
 from clusterip_guard.core.native.providers import internal_load_balancer
 from clusterip_guard.core.native.services import object_type
 from clusterip_guard.core.pointers import escape_token
@@ -89,14 +90,13 @@ def conversion_policy(
 ) -> Manifest:
     """The MutatingAdmissionPolicy that converts as the mutating entries do: only what the
     validating policy would refuse (the same `judged`), the whole Service at once."""
-    cidrs = texts(str(network) for network in policy.allowed_external_ip_cidrs)
     variables = [
         *judging_variables(policy, default_mode=default_mode, today=today),
         {
             "name": "allowedIPs",
             "expression": (
-                "has(object.spec.externalIPs) ? object.spec.externalIPs.filter(a, isIP(a) && "
-                f"{cidrs}.exists(c, cidr(c).containsIP(a))) : []"
+                "has(object.spec.externalIPs) ? object.spec.externalIPs.filter(a, "
+                f"{allowed_external_ip(policy, 'a')}) : []"
             ),
         },
     ]

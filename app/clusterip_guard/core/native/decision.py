@@ -7,25 +7,40 @@ from __future__ import annotations
 
 import datetime
 
+from clusterip_guard.core import sentences as say
 from clusterip_guard.core.admission_policies import registered_object, service_writes
+from clusterip_guard.core.cel_literals import text, texts
+from clusterip_guard.core.exposure import NODE_PORT_KEY_PREFIX
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native.cel import (
+    exemption_described,
     exemption_terms,
     mode_of_namespace,
     name_variable,
-    texts,
+    said_pieces,
+    sentence,
 )
 from clusterip_guard.core.native.exposure import (
     KEPT,
+    KEPT_LISTS,
     exposed,
     pieces_expression,
     renamed_piece,
     reported,
 )
-from clusterip_guard.core.native.services import type_of
+from clusterip_guard.core.native.services import annotations_of, type_of
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import exposed_match_condition, with_config_hash
 from clusterip_guard.core.types import MODES, Manifest, Mode
+
+
+def _keeps_existing(policy: PolicySettings) -> str:
+    """CEL: whether kept exposure is allowed (a status write always keeps, as in the core)."""
+    return (
+        "true"
+        if policy.allow_existing_violations
+        else "has(request.subResource) && request.subResource == 'status'"
+    )
 
 
 def judging_variables(
@@ -33,12 +48,7 @@ def judging_variables(
 ) -> list[dict[str, str]]:
     """The variables that decide, shared by the validating and the mutating policy:
     `judged` holds the pieces a write is refused (or converted) for, empty when it passes."""
-    keeps_existing = (
-        "true"
-        if policy.allow_existing_violations
-        else "has(request.subResource) && request.subResource == 'status'"
-    )
-    added = f"pieces.filter(p, !{KEPT}).map(p, {renamed_piece()})"
+    keeps_existing = _keeps_existing(policy)
     return [
         name_variable(),
         {"name": "mode", "expression": mode_of_namespace(default_mode)},
@@ -52,12 +62,21 @@ def judging_variables(
             "name": "oldPieces",
             "expression": f"oldObject == null ? [] : {pieces_expression('oldObject', policy)}",
         },
+        # What exposure is read from (the spec and the annotations) unchanged: every piece is
+        # kept, said without comparing the pieces (a label-only UPDATE of a Service with
+        # hundreds of them stays inside the CEL cost budget).
+        {
+            "name": "unchanged",
+            "expression": (
+                "oldObject != null && object.spec == oldObject.spec && "
+                f"{annotations_of('object')} == {annotations_of('oldObject')}"
+            ),
+        },
+        *({"name": name, "expression": value} for name, value in KEPT_LISTS.items()),
         {"name": "reported", "expression": reported("variables.pieces")},
         {
             "name": "new",
-            "expression": added.replace("pieces.", "variables.pieces.").replace(
-                "oldPieces.", "variables.oldPieces."
-            ),
+            "expression": f"variables.pieces.filter(p, !{KEPT}).map(p, {renamed_piece()})",
         },
         {"name": "added", "expression": reported("variables.new")},
         {
@@ -66,7 +85,7 @@ def judging_variables(
                 f"size(variables.reported) == 0 || ({exemption_terms(policy, today)}) ? [] : "
                 # Nothing exposed before: every piece is new, and none was renamed.
                 "oldObject == null || size(variables.oldPieces) == 0 ? variables.reported : "
-                f"size(variables.added) > 0 ? variables.added : "
+                "!variables.unchanged && size(variables.added) > 0 ? variables.added : "
                 f"({keeps_existing}) ? [] : variables.reported"
             ),
         },
@@ -86,31 +105,38 @@ def judging_variables(
 
 def _summary_of(v: str) -> str:
     """A piece's summary: its own, or for a node port, said from its key and node port."""
+    opened = (
+        f"({v}.nodePort != '' ? {sentence(say.EXPLICIT_NODE_PORT, node_port=f'{v}.nodePort')}"
+        f" : {text(say.ANY_NODE_PORT)})"
+    )
+    port = f"{v}.key.substring({len(NODE_PORT_KEY_PREFIX)})"
     return (
-        f"({v}.summary != '' ? {v}.summary : 'port ' + {v}.key.substring(10) + ' opens ' + "
-        f"({v}.nodePort != '' ? 'node port ' + {v}.nodePort : 'a node port') + ' on every node')"
+        f"({v}.summary != '' ? {v}.summary : {sentence(say.NODE_PORT, port=port, opened=opened)})"
+    )
+
+
+def _subject() -> str:
+    namespace = "namespaceObject.metadata.name"
+    subresource = "has(request.subResource) && request.subResource != ''"
+    return (
+        f"{sentence(say.SERVICE_SUBJECT, namespace=namespace, name='variables.name')} + "
+        f"({subresource} ? "
+        f"{sentence(say.THROUGH_SUBRESOURCE, subresource='request.subResource')} : '')"
     )
 
 
 def _denial() -> str:
-    subject = (
-        "'Service ' + namespaceObject.metadata.name + '/' + variables.name + "
-        "(has(request.subResource) && request.subResource != '' ? ' (written through services/' "
-        "+ request.subResource + ')' : '')"
+    namespace = "namespaceObject.metadata.name"
+    subject = _subject()
+    keeps = sentence(say.KEEPS_SERVICES_INTERNAL, namespace=namespace)
+    by_label = text(say.BY_LABEL.format(label=MODE_LABEL))
+    not_a_mode = sentence(
+        say.NOT_A_MODE, label=text(MODE_LABEL), namespace=namespace, modes=text(", ".join(MODES))
     )
-    modes = ", ".join(MODES)
-    why = (
-        f"(variables.mode in {texts(MODES)} ? 'namespace ' + namespaceObject.metadata.name + "
-        f"' keeps Services internal (label {MODE_LABEL})' : 'the label {MODE_LABEL} of "
-        f"namespace ' + namespaceObject.metadata.name + ' is not a mode ({modes}), so it is "
-        "judged as enforce')"
-    )
-    joined = (
-        f"variables.judged.map(v, v.field + ': ' + {_summary_of('v')} + '; ' + v.fix).join('; ')"
-    )
-    return (
-        f"{subject} + ' would be reachable from outside the cluster, and ' + {why} + ': ' + "
-        f"{joined}"
+    why = f"(variables.mode in {texts(MODES)} ? {keeps} + {by_label} : {not_a_mode})"
+    line = sentence(say.PIECE_LINE, field="v.field", summary=_summary_of("v"), fix="v.fix")
+    return sentence(
+        say.DENIAL, subject=subject, why=why, pieces=said_pieces("variables.judged", line)
     )
 
 
@@ -144,3 +170,56 @@ def exposure_policy(
         },
     }
     return with_config_hash(body)
+
+
+def warning_policy(
+    policy: PolicySettings,
+    *,
+    name: str,
+    default_mode: Mode,
+    today: datetime.date | None = None,
+) -> Manifest:
+    """The ValidatingAdmissionPolicy that warns where the webhook allows exposure with a
+    warning in every mode: an exempted Service (naming the exemption), and an UPDATE that keeps
+    existing exposure and adds none. Bound with Warn wherever a validating entry judges
+    (WARNING_EFFECTS). Audit mode's own warning is the exposure policy's."""
+    keeps_existing = _keeps_existing(policy)
+    kept = sentence(say.EXISTING_KEPT, field="v.field", summary=_summary_of("v"))
+    exempted = sentence(say.EXEMPTED, subject=_subject(), exemption="variables.exemption")
+    return with_config_hash(
+        {
+            **registered_object("ValidatingAdmissionPolicy", name),
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": service_writes(("services", "services/status")),
+                "matchConditions": [exposed_match_condition()],
+                "variables": [
+                    *judging_variables(policy, default_mode=default_mode, today=today),
+                    {"name": "exemption", "expression": exemption_described(policy, today)},
+                    {
+                        "name": "kept",
+                        "expression": (
+                            "variables.exemption == '' && oldObject != null && "
+                            "size(variables.reported) > 0 && size(variables.oldPieces) > 0 && "
+                            "(variables.unchanged || size(variables.added) == 0) && "
+                            f"({keeps_existing})"
+                        ),
+                    },
+                ],
+                "validations": [
+                    {
+                        "expression": (
+                            "!(size(variables.reported) > 0 && variables.exemption != '') && "
+                            "!variables.kept"
+                        ),
+                        "messageExpression": (
+                            f"variables.kept ? {said_pieces('variables.reported', kept)} : "
+                            f"size(variables.reported) > 0 && variables.exemption != '' ? "
+                            f"{exempted} : ''"
+                        ),
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        }
+    )

@@ -4,9 +4,18 @@ or the old object. Pure: strings out."""
 
 from __future__ import annotations
 
-from clusterip_guard.core.exposure import INTERNAL_NODE_PORTS, LOAD_BALANCER_PIECE, NODE_PORT_TYPE
+from clusterip_guard.core import sentences as say
+from clusterip_guard.core.addresses import cel_ip, cel_range, cel_shown, let
+from clusterip_guard.core.cel_literals import text, texts
+from clusterip_guard.core.exposure import (
+    INTERNAL_NODE_PORTS,
+    LOAD_BALANCER_PIECE,
+    NODE_PORT_KEY_PREFIX,
+    NODE_PORT_TYPE,
+    SOURCE_RANGE_KEY_PREFIX,
+)
 from clusterip_guard.core.names import SOURCE_RANGES_ANNOTATION
-from clusterip_guard.core.native.cel import text, texts
+from clusterip_guard.core.native.cel import sentence
 from clusterip_guard.core.native.providers import has_class, internal_load_balancer
 from clusterip_guard.core.native.services import annotations_of, object_type
 from clusterip_guard.core.policy import PolicySettings
@@ -31,7 +40,7 @@ def _node_ports(o: str, *, cover: str, fix: str, explicit_only: str, field_suffi
     """One piece per port that opens a node port (`explicit_only`: a CEL bool)."""
     name = f"{_PROTOCOL} + '/' + string(p.port)"
     piece = _piece(
-        key=f"'node-port:' + {name}",
+        key=f"{text(NODE_PORT_KEY_PREFIX)} + {name}",
         field=f"'spec.ports[' + string(i) + ']' + {field_suffix}",
         # Said by the message only, from the key and the node port (`_summary_of`): most
         # pieces built are never said.
@@ -56,8 +65,8 @@ def _health_check(o: str, cover: str) -> str:
     piece = _piece(
         key="'health-check-node-port'",
         field="'spec.externalTrafficPolicy'",
-        summary="'externalTrafficPolicy Local opens a health-check node port on every node'",
-        fix="'use externalTrafficPolicy Cluster'",
+        summary=text(say.HEALTH_CHECK_NODE_PORT),
+        fix=text(say.USE_CLUSTER_POLICY),
         cover=text(cover),
     )
     return f"({opens} ? [{piece}] : [])"
@@ -65,51 +74,53 @@ def _health_check(o: str, cover: str) -> str:
 
 def _source_ranges(o: str) -> str:
     """Whom a load balancer admits (core.exposure.source_ranges): the field, else the
-    annotation, else everyone; unreadable entries admit nothing more."""
+    annotation, else everyone; an entry that cannot be read is a piece of its own."""
     annotations = annotations_of(o)
     field = f"{o}.spec.loadBalancerSourceRanges"
     annotation = f"{annotations}[{text(SOURCE_RANGES_ANNOTATION)}]"
     raw = (
-        f"(has({field}) && size({field}) > 0 ? {field} : "
+        f"(has({field}) && size({field}) > 0 ? {field}.map(x, x.trim()) : "
         f"({text(SOURCE_RANGES_ANNOTATION)} in {annotations} && {annotation}.trim() != ''"
-        f" ? {annotation}.split(',').filter(x, x.trim() != '') : []))"
+        f" ? {annotation}.split(',').filter(x, x.trim() != '').map(x, x.trim()) : []))"
     )
-    # A bare address is a one-address range, as Python's ip_network reads it.
-    as_range = (
-        "(isIP(x.trim()) ? x.trim() + (ip(x.trim()).family() == 4 ? '/32' : '/128') : x.trim())"
-    )
-    ranges = (
-        f"(size({raw}) == 0 ? ['0.0.0.0/0', '::/0'] : {raw}.map(x, {as_range})"
-        ".filter(x, isCIDR(x)).map(x, string(cidr(x).masked())))"
-    )
+    read = f"{{'text': x, 'range': {cel_range('x')}}}"
+    anywhere = "[{'text': '0.0.0.0/0', 'range': '0.0.0.0/0'}, {'text': '::/0', 'range': '::/0'}]"
     piece = _piece(
-        key="'source-range:' + r",
+        key=f"{text(SOURCE_RANGE_KEY_PREFIX)} + (r.range != '' ? r.range : r.text)",
         field="'spec.loadBalancerSourceRanges'",
-        summary="'the load balancer admits ' + r",
-        fix="'narrow spec.loadBalancerSourceRanges'",
+        summary=(
+            f"(r.range != '' ? {sentence(say.SOURCE_RANGE, source_range='r.range')} : "
+            f"{sentence(say.UNREADABLE_SOURCE_RANGE, source_range=cel_shown('r.text'))})"
+        ),
+        fix=text(say.NARROW_SOURCE_RANGES),
         cover=text(LOAD_BALANCER_PIECE),
-        source_range="r",
+        source_range="r.range",
     )
-    return f"{ranges}.map(r, {piece})"
+    return f"(size({raw}) == 0 ? {anywhere} : {raw}.map(x, {read})).map(r, {piece})"
 
 
-def _allowed_external_ip(policy: PolicySettings) -> str:
-    """Whether the external IP `a` is inside allowedExternalIPCIDRs."""
+def allowed_external_ip(policy: PolicySettings, address: str) -> str:
+    """CEL: whether the external IP `address` (a name) is inside allowedExternalIPCIDRs, read
+    as core.policy.PolicySettings.external_ip_allowed reads it."""
+    if not policy.allowed_external_ip_cidrs:
+        return "false"
     cidrs = texts(str(network) for network in policy.allowed_external_ip_cidrs)
-    return f"(isIP(a) && {cidrs}.exists(c, cidr(c).containsIP(a)))"
+    return let("q", cel_ip(address), f"q != '' && {cidrs}.exists(c, cidr(c).containsIP(q))")
 
 
 def _external_ips(o: str, policy: PolicySettings) -> str:
-    allowed = _allowed_external_ip(policy)
     piece = _piece(
-        key="'external-ip:' + (isIP(a) ? string(ip(a)) : a)",
+        key="'external-ip:' + (q != '' ? q : a)",
         field="'spec.externalIPs'",
-        summary="'external IP ' + a + ' is outside the allowed CIDRs'",
-        fix="'remove it from spec.externalIPs'",
+        summary=(
+            f"(q != '' ? {sentence(say.EXTERNAL_IP_OUTSIDE, ip='a')} : "
+            f"{sentence(say.UNREADABLE_EXTERNAL_IP, ip=cel_shown('a'))})"
+        ),
+        fix=text(say.REMOVE_EXTERNAL_IP),
     )
     return (
-        f"(has({o}.spec.externalIPs) ? "
-        f"{o}.spec.externalIPs.filter(a, !{allowed}).map(a, {piece}) : [])"
+        f"(has({o}.spec.externalIPs) ? {o}.spec.externalIPs.filter(a, "
+        f"!{allowed_external_ip(policy, 'a')}).map(a, {let('q', cel_ip('a'), piece)}) : [])"
     )
 
 
@@ -121,18 +132,16 @@ def _load_balancer(o: str, policy: PolicySettings) -> str:
     plain = _piece(
         key=text(LOAD_BALANCER_PIECE),
         field="'spec.type'",
-        summary="'type LoadBalancer exposes the Service outside the cluster'",
-        fix="'use type ClusterIP'",
+        summary=text(say.LOAD_BALANCER_TYPE),
+        fix=text(say.USE_CLUSTER_IP),
     )
     classed = _piece(
         key=text(LOAD_BALANCER_PIECE),
         field="'spec.loadBalancerClass'",
-        summary=(
-            f"'type LoadBalancer of class ' + {o}.spec.loadBalancerClass + ' exposes the Service "
-            "outside the cluster (the policy does not name that class as internal; a cloud\\'s "
-            "internal annotations do not apply to a classed balancer)'"
+        summary=sentence(
+            say.CLASSED_LOAD_BALANCER, load_balancer_class=f"{o}.spec.loadBalancerClass"
         ),
-        fix="'use type ClusterIP'",
+        fix=text(say.USE_CLUSTER_IP),
     )
     type_piece = (
         f"({has_class(o)} ? {classed} : {plain})" if policy.allow_internal_load_balancers else plain
@@ -142,7 +151,7 @@ def _load_balancer(o: str, policy: PolicySettings) -> str:
         + _node_ports(
             o,
             cover=LOAD_BALANCER_PIECE,
-            fix="set spec.allocateLoadBalancerNodePorts: false",
+            fix=say.STOP_LOAD_BALANCER_NODE_PORTS,
             explicit_only=f"!({allocates})",
             field_suffix=f"({allocates} ? '' : '.nodePort')",
         )
@@ -156,15 +165,15 @@ def _load_balancer(o: str, policy: PolicySettings) -> str:
         opened = _piece(
             key=text(INTERNAL_NODE_PORTS),
             field="'spec.allocateLoadBalancerNodePorts'",
-            summary="'this internal load balancer opens a port on every node'",
-            fix="'set spec.allocateLoadBalancerNodePorts: false'",
+            summary=text(say.INTERNAL_NODE_PORTS),
+            fix=text(say.STOP_LOAD_BALANCER_NODE_PORTS),
         )
         internal = (
             f"({allocates} ? [{opened}] + "
             + _node_ports(
                 o,
                 cover=INTERNAL_NODE_PORTS,
-                fix="set allocateLoadBalancerNodePorts: false",
+                fix=say.STOP_INTERNAL_NODE_PORTS,
                 explicit_only="false",
                 field_suffix="''",
             )
@@ -172,7 +181,7 @@ def _load_balancer(o: str, policy: PolicySettings) -> str:
             + _node_ports(
                 o,
                 cover="",
-                fix="remove the nodePort",
+                fix=say.REMOVE_THE_NODE_PORT,
                 explicit_only="true",
                 field_suffix="'.nodePort'",
             )
@@ -186,11 +195,11 @@ def pieces_expression(o: str, policy: PolicySettings) -> str:
     node_port_type = _piece(
         key=text(NODE_PORT_TYPE),
         field="'spec.type'",
-        summary="'type NodePort opens a port on every node'",
-        fix="'use type ClusterIP'",
+        summary=text(say.NODE_PORT_TYPE),
+        fix=text(say.USE_CLUSTER_IP),
     )
     node_ports = _node_ports(
-        o, cover=NODE_PORT_TYPE, fix="remove it", explicit_only="false", field_suffix="''"
+        o, cover=NODE_PORT_TYPE, fix=say.REMOVE_IT, explicit_only="false", field_suffix="''"
     )
     kind = object_type(o)
     return (
@@ -202,16 +211,26 @@ def pieces_expression(o: str, policy: PolicySettings) -> str:
 
 
 # A piece kept from the old object (Violation.kept_from): a source range inside an old one, or
-# the same key with the node port unset or unchanged.
+# the same key with the node port unset or unchanged. Said with `in` over lists of the old
+# pieces' keys (variables.oldKeys, oldKeyPorts, oldRanges) wherever it can be, so that an UPDATE
+# of a Service with hundreds of pieces stays inside the CEL cost budget: only a source range
+# written anew pays the comparison with every old range.
 KEPT = (
-    "oldPieces.exists(b, p.range != '' && b.range != ''"
-    " ? (cidr(p.range).ip().family() == cidr(b.range).ip().family()"
+    "(p.range != '' ? p.range in variables.oldRanges || variables.oldPieces.exists(b, "
+    "b.range != '' && cidr(p.range).ip().family() == cidr(b.range).ip().family()"
     " && cidr(b.range).containsCIDR(p.range))"
-    " : b.key == p.key && (p.nodePort == '' || p.nodePort == b.nodePort))"
+    " : (p.nodePort == '' ? p.key in variables.oldKeys"
+    " : p.key + '=' + p.nodePort in variables.oldKeyPorts))"
 )
+# The lists KEPT reads, as judging variables.
+KEPT_LISTS = {
+    "oldKeys": "variables.oldPieces.map(b, b.key)",
+    "oldKeyPorts": "variables.oldPieces.map(b, b.key + '=' + b.nodePort)",
+    "oldRanges": "variables.oldPieces.filter(b, b.range != '').map(b, b.range)",
+}
 # A node port moved only because its port was renamed says so (exposure._renamed).
 _RENAMED_FROM = (
-    "oldPieces.filter(b, b.key == p.key && b.nodePort != '' && p.nodePort != ''"
+    "variables.oldPieces.filter(b, b.key == p.key && b.nodePort != '' && p.nodePort != ''"
     " && b.portName != p.portName)"
 )
 
@@ -220,21 +239,24 @@ def renamed_piece() -> str:
     """The piece `p`, with the rename's summary and fix when its port was renamed."""
     renamed = f"size({_RENAMED_FROM}) > 0"
     b = f"{_RENAMED_FROM}[0]"
-    port = "string(p.key).substring(10)"  # after 'node-port:'
-    old_name = f"({b}.portName != '' ? string({b}.portName) : '(no name)')"
-    new_name = "(p.portName != '' ? string(p.portName) : '(no name)')"
+    port = f"string(p.key).substring({len(NODE_PORT_KEY_PREFIX)})"
+    old_name = f"({b}.portName != '' ? string({b}.portName) : {text(say.NO_PORT_NAME)})"
+    new_name = f"(p.portName != '' ? string(p.portName) : {text(say.NO_PORT_NAME)})"
+    old_node_port = f"string({b}.nodePort)"
+    summary = sentence(
+        say.RENAMED_PORT,
+        port=port,
+        old_name=old_name,
+        new_name=new_name,
+        node_port="string(p.nodePort)",
+        old_node_port=old_node_port,
+    )
+    fix = sentence(say.KEEP_PORT_NAME, old_name=old_name, old_node_port=old_node_port)
     return _piece(
         key="string(p.key)",
         field="string(p.field)",
-        summary=(
-            f"({renamed} ? 'port ' + {port} + ' was renamed from ' + {old_name} + ' to ' + "
-            f"{new_name} + ', so the API server gave it node port ' + string(p.nodePort) + "
-            f"' for its node port ' + string({b}.nodePort) : string(p.summary))"
-        ),
-        fix=(
-            f"({renamed} ? 'keep the port\\'s name ' + {old_name} + ', or set nodePort: ' + "
-            f"string({b}.nodePort) : string(p.fix))"
-        ),
+        summary=f"({renamed} ? {summary} : string(p.summary))",
+        fix=f"({renamed} ? {fix} : string(p.fix))",
         cover="string(p.cover)",
         node_port="string(p.nodePort)",
         source_range="string(p.range)",
@@ -257,7 +279,7 @@ def exposed(o: str, policy: PolicySettings) -> str:
     pieces = "variables.pieces" if o == "object" else "variables.oldPieces"
     outside = (
         f"(has({o}.spec.externalIPs) && "
-        f"{o}.spec.externalIPs.exists(a, !{_allowed_external_ip(policy)}))"
+        f"{o}.spec.externalIPs.exists(a, !{allowed_external_ip(policy, 'a')}))"
     )
     return (
         f"({kind} != 'ExternalName' && ({kind} == 'NodePort' || {outside} || "

@@ -3,24 +3,30 @@ it, built from the same annotation keys and value sets. Pure: strings out."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Final
 
+from clusterip_guard.core.cel_literals import text, texts
 from clusterip_guard.core.cloud_providers import (
     AWS_LOAD_BALANCER_INTERNAL,
     AWS_LOAD_BALANCER_SCHEME,
     AWS_LOAD_BALANCER_TYPE,
+    AWS_NOT_INTERNAL,
+    AWS_SCHEME_INTERNAL,
     AWS_TYPES_FOR_THE_LOAD_BALANCER_CONTROLLER,
     AZURE_LOAD_BALANCER_INTERNAL,
+    EXACTLY_TRUE,
+    GCP_INTERNAL,
     GKE_DEPRECATED_LOAD_BALANCER_TYPE,
     GKE_LOAD_BALANCER_TYPE,
     GO_TRUE,
     OCI_LOAD_BALANCER_INTERNAL,
     OCI_LOAD_BALANCER_TYPE,
+    OCI_NETWORK_LOAD_BALANCER,
     OCI_NETWORK_LOAD_BALANCER_INTERNAL,
     OPENSTACK_INTERNAL_LOAD_BALANCER,
     Provider,
 )
-from clusterip_guard.core.native.cel import text, texts
 from clusterip_guard.core.native.services import annotations_of, object_type
 from clusterip_guard.core.policy import PolicySettings
 
@@ -40,14 +46,16 @@ def _go_true(m: str, key: str) -> str:
 def _aws_load_balancer_controller(m: str) -> str:
     scheme = AWS_LOAD_BALANCER_SCHEME
     return (
-        f"({_has(m, scheme)} ? {_value(m, scheme)} == 'internal'"
+        f"({_has(m, scheme)} ? {_value(m, scheme)} == {text(AWS_SCHEME_INTERNAL)}"
         f" : {_go_true(m, AWS_LOAD_BALANCER_INTERNAL)})"
     )
 
 
 def _aws(m: str) -> str:
     internal = AWS_LOAD_BALANCER_INTERNAL
-    cloud_controller = f"({_has(m, internal)} && !({_value(m, internal)} in ['', 'false']))"
+    cloud_controller = (
+        f"({_has(m, internal)} && !({_value(m, internal)} in {texts(AWS_NOT_INTERNAL)}))"
+    )
     lbc = _aws_load_balancer_controller(m)
     handed_over = (
         f"({_has(m, AWS_LOAD_BALANCER_TYPE)} && {_value(m, AWS_LOAD_BALANCER_TYPE)} in "
@@ -57,7 +65,7 @@ def _aws(m: str) -> str:
 
 
 def _gcp(m: str) -> str:
-    internal = "['Internal', 'internal']"
+    internal = texts(GCP_INTERNAL)
     new, old = GKE_LOAD_BALANCER_TYPE, GKE_DEPRECATED_LOAD_BALANCER_TYPE
     return (
         f"({_has(m, new)} ? {_value(m, new)} in {internal}"
@@ -68,7 +76,7 @@ def _gcp(m: str) -> str:
 def _oci(m: str) -> str:
     network = (
         f"({_has(m, OCI_LOAD_BALANCER_TYPE)} && "
-        f"{_value(m, OCI_LOAD_BALANCER_TYPE)}.lowerAscii() == 'nlb')"
+        f"{_value(m, OCI_LOAD_BALANCER_TYPE)}.lowerAscii() == {text(OCI_NETWORK_LOAD_BALANCER)})"
     )
     return (
         f"({network} ? {_go_true(m, OCI_NETWORK_LOAD_BALANCER_INTERNAL)}"
@@ -76,18 +84,22 @@ def _oci(m: str) -> str:
     )
 
 
-def _exactly_true(key: str) -> Any:
-    return lambda m: f"({_has(m, key)} && {_value(m, key)} == 'true')"
+def _exactly_true(key: str) -> Callable[[str], str]:
+    return lambda m: f"({_has(m, key)} && {_value(m, key)} == {text(EXACTLY_TRUE)})"
 
 
-_READERS: Final = {
+# The same providers as cloud_providers.INTERNAL_READERS and CLASS_READERS, each read the same
+# way (tests/unit/test_native.py holds the keys equal; the differential test the readings).
+READERS: Final[Mapping[Provider, Callable[[str], str]]] = {
     "aws": _aws,
     "gcp": _gcp,
     "azure": _exactly_true(AZURE_LOAD_BALANCER_INTERNAL),
     "oci": _oci,
     "openstack": _exactly_true(OPENSTACK_INTERNAL_LOAD_BALANCER),
 }
-_CLASS_READERS: Final = {"aws": _aws_load_balancer_controller}
+CLASS_READERS: Final[Mapping[Provider, Callable[[str], str]]] = {
+    "aws": _aws_load_balancer_controller
+}
 
 
 def has_class(o: str) -> str:
@@ -100,10 +112,10 @@ def internal_load_balancer(o: str, policy: PolicySettings) -> str:
         return "false"
     m = annotations_of(o)
     providers: list[Provider] = list(policy.internal_load_balancer_providers)
-    unclassed = " || ".join(_READERS[p](m) for p in providers) or "false"
+    unclassed = " || ".join(READERS[p](m) for p in providers) or "false"
     classed = (
         " || ".join(
-            f"({o}.spec.loadBalancerClass == {text(name)} && {_CLASS_READERS[p](m)})"
+            f"({o}.spec.loadBalancerClass == {text(name)} && {CLASS_READERS[p](m)})"
             for name, p in policy.internal_load_balancer_classes
         )
         or "false"

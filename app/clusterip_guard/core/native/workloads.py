@@ -11,14 +11,16 @@ from __future__ import annotations
 import datetime
 from typing import Final
 
+from clusterip_guard.core import sentences as say
 from clusterip_guard.core.admission_policies import registered_object
+from clusterip_guard.core.cel_literals import text, texts
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native.cel import (
     exemption_terms,
     mode_of_namespace,
     name_variable,
-    text,
-    texts,
+    said_pieces,
+    sentence,
 )
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.registration import (
@@ -27,7 +29,7 @@ from clusterip_guard.core.registration import (
     workload_rules,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode
-from clusterip_guard.core.workloads import CONTROLLERS, WORKLOAD_KINDS
+from clusterip_guard.core.workloads import ALL_ADDRESSES, CONTROLLERS, WORKLOAD_KINDS
 
 HOST_EXPOSURE_SUFFIX: Final = "-host-exposure"
 HOST_CONVERSION_SUFFIX: Final = "-host-conversion"
@@ -108,8 +110,7 @@ def _controlled() -> str:
     """CEL: written by a workload controller from its workload (core/workloads.py,
     made_by_its_controller): its identity, and a controlling owner of the kind it makes."""
     table = ", ".join(
-        f"{text(user)}: {texts(kinds)}"
-        for user, kinds in sorted(CONTROLLERS.items())
+        f"{text(user)}: {texts(kinds)}" for user, kinds in sorted(CONTROLLERS.items())
     )
     return (
         f"request.userInfo.username in {{{table}}} && has(object.metadata.ownerReferences) && "
@@ -190,53 +191,55 @@ def judging_variables(
 
 
 def _lines(policy: PolicySettings) -> str:
-    """CEL: the judged pieces, each as the webhook says it (field: summary; fix)."""
+    """CEL: the judged pieces, each as the webhook says it (field: summary; fix), as a list."""
     prefix = _by_resource("", join=".")
-    fix = "remove hostPort (the container port stays; reach it through a ClusterIP Service)"
     bound = (
-        "(has(p.hostIP) && !(p.hostIP in ['', '0.0.0.0', '::']) ? "
-        "' (on its address ' + p.hostIP + ')' : '')"
+        f"(has(p.hostIP) && !(p.hostIP in {texts(ALL_ADDRESSES)}) ? "
+        f"{sentence(say.ON_ITS_ADDRESS, host_ip='p.hostIP')} : '')"
     )
-    summary = (
-        "(variables.hostNetwork ? 'container ' + c.name + ' listens on port ' + "
-        f"{_PROTOCOL} + '/' + string(p.containerPort) + ' of its node (host network)' : "
-        f"'container ' + c.name + '\\'s port ' + {_PROTOCOL} + '/' + string(p.containerPort) + "
-        f"' opens host port ' + string(p.hostPort) + ' on its node' + {bound})"
-    )
-    network = (
-        "(variables.hostNetworkJudged ? [" + prefix + " + '.hostNetwork: hostNetwork: true puts "
-        "the Pod on its node\\'s own network: every port it listens on answers on the node\\'s "
-        "addresses; remove hostNetwork and reach the Pod through a ClusterIP Service "
-        "(clusterip-guard cannot remove it for you: without it the Pod is a different Pod)'] "
-        ": [])"
+    port = f"{_PROTOCOL} + '/' + string(p.containerPort)"
+    on_network = sentence(say.HOST_NETWORK_PORT, container="c.name", port=port)
+    opens = sentence(say.HOST_PORT, container="c.name", port=port, host_port="string(p.hostPort)")
+    summary = f"(variables.hostNetwork ? {on_network} : {opens} + {bound})"
+    network = sentence(
+        say.PIECE_LINE,
+        field=f"{prefix} + '.hostNetwork'",
+        summary=text(say.HOST_NETWORK),
+        fix=text(say.REMOVE_HOST_NETWORK),
     )
     ports = [
         f"(has(variables.spec.{field}) ? variables.spec.{field}.transformList(i, c, has(c.ports), "
-        f"c.ports.transformList(j, p, {_port_judged(policy)}, {prefix} + '.{field}[' + "
-        f"string(i) + '].ports[' + string(j) + '].hostPort: ' + {summary} + '; {fix}'))"
-        ".flatten() : [])"
+        f"c.ports.transformList(j, p, {_port_judged(policy)}, "
+        + sentence(
+            say.PIECE_LINE,
+            field=f"{prefix} + '.{field}[' + string(i) + '].ports[' + string(j) + '].hostPort'",
+            summary=summary,
+            fix=text(say.REMOVE_HOST_PORT),
+        )
+        + ")).flatten() : [])"
         for field in _LISTS
     ]
-    return f"({network} + {' + '.join(ports)}).join('; ')"
+    return f"((variables.hostNetworkJudged ? [{network}] : []) + {' + '.join(ports)})"
 
 
 def _denial(policy: PolicySettings) -> str:
-    subject = "request.kind.kind + ' ' + namespaceObject.metadata.name + '/' + variables.name"
     namespace = "namespaceObject.metadata.name"
-    modes = ", ".join(MODES)
+    subject = sentence(
+        say.WORKLOAD_SUBJECT, kind="request.kind.kind", namespace=namespace, name="variables.name"
+    )
+    by_label = text(say.BY_LABEL.format(label=MODE_LABEL))
+    not_a_mode = sentence(
+        say.NOT_A_MODE, label=text(MODE_LABEL), namespace=namespace, modes=text(", ".join(MODES))
+    )
+    in_mutate = sentence(say.HOST_NETWORK_IN_MUTATE, namespace=namespace, label=text(MODE_LABEL))
+    keeps = sentence(say.KEEPS_WORKLOADS_INTERNAL, namespace=namespace)
     why = (
-        f"(!(variables.mode in {texts(MODES)}) ? 'the label {MODE_LABEL} "
-        f"of namespace ' + {namespace} + ' is not a mode ({modes}), so it is judged as "
-        "enforce' : variables.mode == 'mutate' && variables.hostNetworkJudged ? 'namespace ' + "
-        f"{namespace} + ' (label {MODE_LABEL}=mutate) converts what it can, but the host network "
-        "cannot be taken from a Pod without making it another Pod' : 'namespace ' + "
-        f"{namespace} + ' keeps what runs there reachable only inside the cluster') + "
-        f"' (label {MODE_LABEL})'"
+        f"(!(variables.mode in {texts(MODES)}) ? {not_a_mode} : "
+        f"(variables.mode == 'mutate' && variables.hostNetworkJudged ? {in_mutate} : {keeps})"
+        f" + {by_label})"
     )
-    return (
-        f"{subject} + ' would be reachable from outside the cluster, and ' + {why} + ': ' + "
-        f"{_lines(policy)}"
-    )
+    pieces = said_pieces(_lines(policy), "v")
+    return sentence(say.DENIAL, subject=subject, why=why, pieces=pieces)
 
 
 def host_exposure_policy(
