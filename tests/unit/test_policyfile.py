@@ -124,12 +124,12 @@ def test_exemption_namespaces_are_globs_as_names_are() -> None:
     assert policy.exemption_for("shop", "web", today) is None
 
 
-def test_the_readmes_policy_example_is_a_valid_policy_that_allows_no_service_range() -> None:
+def test_the_references_policy_example_is_a_valid_policy_that_allows_no_service_range() -> None:
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## The policy file", 1)[1]
+    reference = Path(__file__).resolve().parents[2] / "docs" / "reference" / "policy.md"
+    section = reference.read_text().split("## A whole policy file", 1)[1]
     example = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
     assert example is not None
     policy = parse_policy(example.group(1))
