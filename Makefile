@@ -1,6 +1,7 @@
 # clusterip-guard: one entry point for developers and CI.
 #   make demo   set everything up and show the exercise on a real node (or each mode beside the local control plane)
-#   make test   lint, types and every test (unit, HTTP over TLS, end to end on a real kube-apiserver)
+#   make test   lint, types, the docs and every test (unit, HTTP over TLS, end to end on a real kube-apiserver)
+#   make docs   the user guide (docs/, mkdocs.yml) as a site in .dev/site
 #   make cluster       a real one-node cluster (root, Linux): kubeconfig in .dev/cluster/kubeconfig
 #   make cluster-down  stop it and undo every change it made to the host
 #   make image  the container image, built without a registry (root, buildah): hack/image/README.md
@@ -9,13 +10,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
 
-.PHONY: setup controlplane lint unit test up down demo bench bench-scan fuzz image clean cluster cluster-down chart differential
+.PHONY: setup controlplane lint docs unit test up down demo bench bench-scan fuzz image clean cluster cluster-down chart differential
 
-# The virtualenv is rebuilt when pyproject.toml changes.
+# The virtualenv is rebuilt when pyproject.toml changes. It holds the `docs` extra too: `make
+# lint` (so `make test`, what CI runs on a fresh machine) builds the user guide with --strict.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -24,10 +26,23 @@ setup: $(VENV)/.installed
 controlplane:
 	hack/controlplane/build.sh node
 
+# The user guide, built the way `make docs` builds it but without writing the generated pages:
+# a stale one fails tests/unit/test_policy_reference.py instead. --strict turns a broken link
+# or anchor into a failure; --quiet would silence those warnings and pass, so it is not used.
+# NO_MKDOCS_2_WARNING: Material's banner about MkDocs 2.0, printed on every build.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DEV)/site
+
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(MKDOCS)
+
+# The policy file's reference page, generated from the keys the policy file reads
+# (app/clusterip_guard/policy_reference.py), then the site in .dev/site.
+docs: setup
+	$(BIN)/python -m clusterip_guard.policy_reference
+	$(MKDOCS)
 
 # The chart's admission templates, generated from the table of admission entries
 # (core/admission.py); tests/unit/test_rendering.py fails when they are stale.
