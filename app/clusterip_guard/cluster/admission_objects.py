@@ -15,9 +15,16 @@ from kubernetes import client
 
 from clusterip_guard.cluster.client import RunLog, read_or_none
 from clusterip_guard.cluster.errors import ClusterRefused
+from clusterip_guard.cluster.narrowing import narrowed_fields
 from clusterip_guard.cluster.served_apis import serves_native_policies
 from clusterip_guard.cluster.settings import RecordError
-from clusterip_guard.cluster.writing import ObjectAPI, as_plain, write_object
+from clusterip_guard.cluster.writing import (
+    ObjectAPI,
+    as_plain,
+    read_stored,
+    stored_as_wanted,
+    write_object,
+)
 from clusterip_guard.core.installation import (
     ADMISSION_KINDS,
     SERVICE_CONVERSION,
@@ -95,22 +102,31 @@ def _resource(kind: str) -> str:
 def apply_admission_objects(
     api: client.ApiClient, objects: Sequence[Manifest], report: RunLog
 ) -> None:
-    """Each object written unless the API server already holds it as wanted."""
+    """Each object written unless the API server already holds it as wanted, its fields that
+    narrow what it judges included (cluster/narrowing.py): one someone narrowed is put back,
+    and the report names each field restored."""
     kinds = _kinds(api)
     for manifest in objects:
         kind = kinds[manifest["kind"]]
         name = manifest["metadata"]["name"]
-        written = write_object(
-            ObjectAPI(
-                resource=_resource(kind.name),
-                namespace=None,
-                read=functools.partial(_plain, api, kind.read, name),
-                create=kind.create,
-                replace=functools.partial(kind.replace, name),
-            ),
-            manifest,
+        where = ObjectAPI(
+            resource=_resource(kind.name),
+            namespace=None,
+            read=functools.partial(_plain, api, kind.read, name),
+            create=kind.create,
+            replace=functools.partial(kind.replace, name),
         )
+        stored = read_stored(where)
+        narrowed = narrowed_fields(manifest, stored) if stored is not None else []
+        written = write_object(where, manifest, stored=stored, as_wanted=_as_wanted)
         report.say(f"{written} {kind.name} {name}")
+        if written == "updated":
+            for field in narrowed:
+                report.say(f"restored {kind.name} {name} {field}")
+
+
+def _as_wanted(wanted: Manifest, stored: Manifest) -> bool:
+    return stored_as_wanted(wanted, stored) and not narrowed_fields(wanted, stored)
 
 
 def _plain(api: client.ApiClient, read: Callable[[str], Any], name: str) -> Manifest:

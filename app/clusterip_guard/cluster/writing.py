@@ -5,7 +5,9 @@ admission objects, its reports), with one rule for each question a writer faces:
   has the value we want (`stored_as_wanted`). Fields the API server defaults or adds are not
   ours and are not compared, so a second run changes nothing (the same resourceVersion); a
   field someone else changed is ours again after the next run. The admission objects carry a
-  digest of what was asked (an annotation), so a field we stopped setting is never left over.
+  digest of what was asked (an annotation), so a field we stopped setting is never left over;
+  and their fields that narrow what they judge are compared whole (cluster/narrowing.py), so a
+  selector someone added is not "as wanted" because ours is empty.
 - Conflicts: a write refused with 409 (someone wrote between our read and our write, or
   created it first) is read again and retried, a few times, then refused in one line.
 """
@@ -64,7 +66,8 @@ def as_plain(api: client.ApiClient, model: object) -> Manifest:
     return plain if isinstance(plain, dict) else {}
 
 
-def _read(api: ObjectAPI) -> Manifest | None:
+def read_stored(api: ObjectAPI) -> Manifest | None:
+    """The object as stored, as plain data; None when there is none."""
     found = read_or_none("get", api.resource, api.namespace, api.read)
     return found if isinstance(found, dict) else None
 
@@ -75,16 +78,18 @@ def write_object(
     *,
     prepare: Callable[[Manifest, Manifest | None], Manifest] = lambda wanted, _: wanted,
     stored: Manifest | Literal["read"] | None = "read",
+    as_wanted: Callable[[Manifest, Manifest], bool] = stored_as_wanted,
 ) -> Written:
     """Create `manifest`, or replace the stored object when it is not stored as wanted.
     `prepare` may carry something of the stored object into what is written (a report keeps
     the timestamps of results that say the same). `stored`: the object as a list just read it
-    (saves a read per object); it is read again only after a conflict."""
+    (saves a read per object); it is read again only after a conflict. `as_wanted`: when the
+    stored object needs no write (`stored_as_wanted` unless the kind asks for more)."""
     if stored == "read":
-        stored = _read(api)
+        stored = read_stored(api)
     for _ in range(CONFLICT_RETRIES):
         wanted = prepare(manifest, stored)
-        if stored is not None and stored_as_wanted(wanted, stored):
+        if stored is not None and as_wanted(wanted, stored):
             return "unchanged"
         try:
             if stored is None:
@@ -97,7 +102,7 @@ def write_object(
             if not (isinstance(error, ApiException) and error.status == HTTP_CONFLICT):
                 verb = "create" if stored is None else "update"
                 raise failure(error, verb, api.resource, api.namespace) from error
-        stored = _read(api)  # a conflict: what is stored now decides
+        stored = read_stored(api)  # a conflict: what is stored now decides
     name = manifest["metadata"]["name"]
     raise ClusterRefused(
         f"cannot write {api.resource} {name}: it kept changing underneath "
