@@ -320,6 +320,38 @@ def test_an_update_is_judged_on_the_host_ports_it_adds(engine: Engine, kubectl: 
     assert (said in run.stderr) == (engine.name == "webhook")
 
 
+def test_a_kept_host_port_re_pointed_is_new_exposure(engine: Engine, kubectl: Kubectl) -> None:
+    """A host-port piece is what the node opens: protocol, port and the address it binds."""
+    namespace = engine.ns("repointed")
+    kubectl("create", "namespace", namespace)
+    legacy = yaml.safe_load(workload_yaml("Deployment", "legacy", host_port=8080))
+    ports = legacy["spec"]["template"]["spec"]["containers"][0]["ports"]
+    ports[0]["hostIP"] = "127.0.0.1"
+    assert apply(kubectl, namespace, yaml.safe_dump(legacy)).returncode == 0
+    kubectl("label", "namespace", namespace, f"{MODE_LABEL}=enforce")
+    everywhere = json.loads(json.dumps(legacy))
+    del everywhere["spec"]["template"]["spec"]["containers"][0]["ports"][0]["hostIP"]
+    # Labels reach admission a moment later: the first denial says they have.
+    assert until(
+        lambda: apply(kubectl, namespace, yaml.safe_dump(everywhere), "--dry-run=server")
+        .returncode != 0,
+        timeout=30,
+    )  # fmt: skip
+    run = apply(kubectl, namespace, yaml.safe_dump(everywhere))
+    assert "opens host port 8080 on its node;" in run.stderr, run.stderr
+    another = json.loads(json.dumps(legacy))
+    another["spec"]["template"]["spec"]["containers"].append(
+        {"name": "sidecar", "image": "nginx:1.27",
+         "ports": [{"containerPort": 81, "hostPort": 8080, "hostIP": "10.0.0.5"}]}
+    )  # fmt: skip
+    run = apply(kubectl, namespace, yaml.safe_dump(another))
+    assert "host port 8080 on its node (on its address 10.0.0.5)" in run.stderr, run.stderr
+    assert "(on its address 127.0.0.1)" not in run.stderr  # the kept one is not new
+    kept = json.loads(json.dumps(legacy))
+    kept["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:1.28"
+    assert apply(kubectl, namespace, yaml.safe_dump(kept)).returncode == 0
+
+
 def test_compliant_pods_and_workloads_never_reach_the_webhook(
     engine: Engine, kubectl: Kubectl
 ) -> None:

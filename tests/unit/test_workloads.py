@@ -186,6 +186,51 @@ def test_an_update_is_judged_on_the_host_ports_it_adds() -> None:
     assert [v.key for v in decision.violations] == ["host-port:TCP/8443"]
 
 
+def _bound(workload: dict[str, Any], host_ip: str | None) -> dict[str, Any]:
+    copied = copy.deepcopy(workload)
+    port = copied["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+    if host_ip is None:
+        port.pop("hostIP", None)
+    else:
+        port["hostIP"] = host_ip
+    return copied
+
+
+@pytest.mark.parametrize(
+    ("old_ip", "new_ip", "verdict"),
+    [
+        ("127.0.0.1", None, "denied"),  # all addresses now: re-pointed
+        ("127.0.0.1", "0.0.0.0", "denied"),
+        ("127.0.0.1", "10.0.0.5", "denied"),
+        ("127.0.0.1", "127.000.000.001", "warned"),  # the same address, written loosely
+        (None, "127.0.0.1", "warned"),  # narrowed: inside what was kept
+        ("::", "127.0.0.1", "warned"),
+        (None, None, "warned"),
+    ],
+)
+def test_a_host_port_is_keyed_by_the_address_it_binds(
+    old_ip: str | None, new_ip: str | None, verdict: str
+) -> None:
+    old = _bound(deployment(host_port=8080), old_ip)
+    new = _bound(old, new_ip)
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:2"
+    assert judge(new, "enforce", old=old).verdict == verdict
+
+
+def test_another_container_on_a_kept_host_port_is_new_exposure() -> None:
+    old = _bound(deployment(host_port=8080), "127.0.0.1")
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["spec"]["containers"].append(
+        {
+            "name": "sidecar",
+            "ports": [{"containerPort": 81, "hostPort": 8080, "hostIP": "10.0.0.5"}],
+        }
+    )
+    decision = judge(new, "enforce", old=old)
+    assert decision.verdict == "denied"
+    assert [v.key for v in decision.violations] == ["host-port:TCP/8080@10.0.0.5"]
+
+
 def test_what_a_controller_makes_from_its_workloads_template_is_judged_at_the_workload() -> None:
     made = pod(owner=("ReplicaSet", "web-5d8f"))
     decision = judge(made, "enforce", user=REPLICASET_CONTROLLER)

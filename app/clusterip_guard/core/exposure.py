@@ -42,6 +42,9 @@ LOAD_BALANCER_PIECE = "load-balancer"
 INTERNAL_NODE_PORTS = "internal-load-balancer-node-ports"
 # Keys of the other pieces start with these.
 NODE_PORT_KEY_PREFIX = "node-port:"
+# A host port's (core/workloads.py), and how it names the one address it binds.
+HOST_PORT = "host-port:"
+BOUND_TO = "@"
 SOURCE_RANGE_KEY_PREFIX = "source-range:"
 # Where a load balancer admits everyone: no source ranges at all.
 ANYWHERE: tuple[IPNetwork, ...] = (
@@ -81,9 +84,13 @@ class Violation:
         """Whether the old object already had this piece (then it is not new exposure).
 
         A node port the new object leaves unset is the one the API server keeps; one set to
-        another number is new. A source range inside one the old object admitted is kept.
+        another number is new. A source range inside one the old object admitted is kept. A
+        host port bound to one address is kept by the same port on all addresses.
         """
+        all_addresses = self.key.split(BOUND_TO)[0] if self.key.startswith(HOST_PORT) else None
         for before in old:
+            if before.key == all_addresses:
+                return True
             if self.source_range is not None and before.source_range is not None:
                 if self.source_range.version == before.source_range.version and (
                     self.source_range.subnet_of(before.source_range)  # type: ignore[arg-type]

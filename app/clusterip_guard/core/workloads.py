@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from clusterip_guard.core import sentences as say
+from clusterip_guard.core.addresses import read_ip
 from clusterip_guard.core.conversion import json_copy
-from clusterip_guard.core.exposure import Violation
+from clusterip_guard.core.exposure import BOUND_TO, HOST_PORT, Violation
 from clusterip_guard.core.pointers import field_path, pointer_to, unescape_token
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.types import Manifest, PatchOperation
@@ -169,6 +170,17 @@ def _prefix(kind: WorkloadKind) -> str:
 ALL_ADDRESSES = ("", "0.0.0.0", "::")
 
 
+def _bound_address(host_ip: object) -> str:
+    """`@address` for a host port bound to one address (read as the kubelet reads it), '' for
+    all of them; an address that cannot be read binds, for all we know, all of them."""
+    if not isinstance(host_ip, str) or host_ip in ALL_ADDRESSES:
+        return ""
+    address = read_ip(host_ip)
+    if address is None or str(address) in ALL_ADDRESSES:
+        return ""
+    return f"{BOUND_TO}{address}"
+
+
 def host_exposure_of(
     workload: Mapping[str, Any], kind: WorkloadKind, policy: PolicySettings
 ) -> tuple[Violation, ...]:
@@ -198,6 +210,11 @@ def host_exposure_of(
             if not on_host_network and policy.host_port_allowed(number):
                 continue
             where = f"{prefix}.{field}[{index}].ports[{port_index}]"
+            # What the node opens: the protocol, the port and the address it binds (none: all of
+            # them, as on the host network), so a kept port re-pointed is new exposure.
+            key = f"{HOST_PORT}{protocol}/{number}"
+            if not on_host_network:
+                key += _bound_address(port.get("hostIP"))
             if on_host_network:
                 summary = say.HOST_NETWORK_PORT.format(
                     container=name, port=f"{protocol}/{container_port}"
@@ -217,7 +234,7 @@ def host_exposure_of(
                 )
             pieces.append(
                 Violation(
-                    key=f"host-port:{protocol}/{number}",
+                    key=key,
                     field=f"{where}.hostPort",
                     summary=summary,
                     fix=say.REMOVE_HOST_PORT,
@@ -233,7 +250,7 @@ def host_port_removal(
     """The JSON Patch that removes each judged host port (and its hostIP, which means nothing
     without it), leaving the container port. Host-network pieces are not removed: a caller
     denies them."""
-    judged = {v.field for v in violations if v.key.startswith("host-port:") and not v.covered_by}
+    judged = {v.field for v in violations if v.key.startswith(HOST_PORT) and not v.covered_by}
     spec = pod_spec_of(workload, kind)
     prefix = _prefix(kind)
     operations: list[PatchOperation] = []

@@ -12,8 +12,10 @@ import datetime
 from typing import Final
 
 from clusterip_guard.core import sentences as say
+from clusterip_guard.core.addresses import cel_ip, let
 from clusterip_guard.core.admission_policies import registered_object
 from clusterip_guard.core.cel_literals import text, texts
+from clusterip_guard.core.exposure import BOUND_TO
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native.cel import (
     exemption_terms,
@@ -63,8 +65,24 @@ def _number(host_network: str) -> str:
     )
 
 
-def _key(host_network: str) -> str:
+def _port_key(host_network: str) -> str:
+    """CEL: what the node opens for port `p` on all its addresses (core/workloads.py's key)."""
     return f"{_PROTOCOL} + '/' + string({_number(host_network)})"
+
+
+def _key(host_network: str) -> str:
+    """CEL: the key of port `p`'s piece: its port key, and the one address it binds, read as
+    core/workloads._bound_address reads it (none on the host network)."""
+    bound = (
+        f"(has(p.hostIP) && !(p.hostIP in {texts(ALL_ADDRESSES)}) ? "
+        + let(
+            "h",
+            cel_ip("p.hostIP"),
+            f"h == '' || h in {texts(ALL_ADDRESSES)} ? '' : {text(BOUND_TO)} + h",
+        )
+        + " : '')"
+    )
+    return f"{_port_key(host_network)} + ({host_network} ? '' : {bound})"
 
 
 def _allowed(policy: PolicySettings) -> str:
@@ -82,8 +100,10 @@ def _is_piece(policy: PolicySettings) -> str:
     )
 
 
+# A port is new unless the old spec opened it, on its address or on all (Violation.kept_from).
 _IS_NEW: Final = (
-    f"(oldObject == null || !variables.oldKeys.exists(l, {_key('variables.hostNetwork')} in l))"
+    "(oldObject == null || !variables.oldKeys.exists(l, "
+    f"{_key('variables.hostNetwork')} in l || {_port_key('variables.hostNetwork')} in l))"
 )
 
 
