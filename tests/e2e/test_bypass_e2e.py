@@ -570,3 +570,33 @@ def test_scan_judges_an_external_ip_inside_the_service_range_as_admission_does(
         in (found["old-hijack"]["message"])
     )
     assert found["old-allowed"]["result"] == "pass"
+
+
+def test_a_tenant_who_may_delete_namespaces_cannot_shed_an_enforce_label_that_way(
+    tenant: Tenant, control_plane: ControlPlane, kubectl: Kubectl
+) -> None:
+    """The cluster default here is off: deleted and created again unlabelled, an enforce
+    namespace would be off. So deleting it needs set-mode, as creating one labelled anything
+    but enforce does (issue 30, item 4)."""
+    name = tenant.named("pinned")
+    kubectl("create", "namespace", name)
+    kubectl("label", "namespace", name, "clusterip-guard.io/mode=enforce")
+    user = f"namespace-admin-{tenant.engine}"
+    kubectl("create", "clusterrole", user, "--verb=create,delete,get",
+            "--resource=namespaces")  # fmt: skip
+    kubectl("create", "clusterrolebinding", user, f"--clusterrole={user}", f"--user={user}")
+    as_them = Kubectl(user_kubeconfig(control_plane, user))
+    deleted = as_them("delete", "namespace", name, "--wait=false", check=False)
+    assert deleted.returncode != 0
+    assert f"deleting namespace {name} (label clusterip-guard.io/mode=enforce" in deleted.stderr
+    assert "needs the verb set-mode" in deleted.stderr
+    # ... and a namespace created already labelled off, to outlive a stronger default.
+    created = as_them("create", "-f", "-", check=False, stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": tenant.named("pre-off"),
+                      "labels": {"clusterip-guard.io/mode": "off"}}}))  # fmt: skip
+    assert created.returncode != 0
+    assert "needs the verb set-mode" in created.stderr
+    # A namespace whose mode is not stronger than the default goes like any other.
+    kubectl("create", "namespace", tenant.named("plain"))
+    assert as_them("delete", "namespace", tenant.named("plain"), "--wait=false").returncode == 0

@@ -216,19 +216,72 @@ def test_rbac_can_delegate_the_mode_of_one_namespace(
     [
         pytest.param({}, True, id="without the label: the cluster default applies"),
         pytest.param({MODE_LABEL: "enforce"}, True, id="as strict as the default"),
-        pytest.param({MODE_LABEL: "mutate"}, True, id="mutate keeps Services internal too"),
+        # Any label but enforce pins a mode that tomorrow's default may be stronger than.
+        pytest.param({MODE_LABEL: "mutate"}, False, id="mutate pins a mode too"),
         pytest.param({MODE_LABEL: "audit"}, False, id="weaker than the default"),
         pytest.param({MODE_LABEL: "off"}, False, id="off"),
+        pytest.param({MODE_LABEL: ""}, False, id="an empty value"),
     ],
 )
-def test_creating_a_namespace_weaker_than_the_default_needs_the_verb(
+def test_creating_a_namespace_with_a_mode_label_but_enforce_needs_the_verb(
     cluster: Cluster, labels: dict[str, str], allowed: bool,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    name = f"new-{len(labels)}-{labels.get(MODE_LABEL, 'none')}"
+    name = f"new-{len(labels)}-{labels.get(MODE_LABEL, 'none') or 'empty'}"
     namespace = {"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": name, "labels": labels}}  # fmt: skip
     run = as_user(cluster, CREATOR)("create", "-f", "-", stdin=json.dumps(namespace), check=False)
     assert (run.returncode == 0) == allowed, run.stderr
     if not allowed:
         assert "needs the verb set-mode" in run.stderr
+
+
+def test_an_empty_mode_value_is_changed_or_removed_only_with_the_verb(cluster: Cluster) -> None:
+    """An admin's typo `clusterip-guard.io/mode=` is judged as enforce; the tenant may not
+    shed it, by removing the label or by giving it a value (issue 30, item 3)."""
+    admin = cluster.admin
+    admin("create", "namespace", "team-typo")
+    admin("label", "namespace", "team-typo", f"{MODE_LABEL}=")
+    # Its lead may edit the namespace object, and holds no set-mode.
+    admin("create", "clusterrole", "edit-team-typo", "--verb=get,patch,update",
+          "--resource=namespaces", "--resource-name=team-typo")  # fmt: skip
+    admin("create", "clusterrolebinding", "edit-team-typo", "--clusterrole=edit-team-typo",
+          "--user=typo-lead")  # fmt: skip
+    lead = as_user(cluster, "typo-lead")
+    removed = lead("label", "namespace", "team-typo", f"{MODE_LABEL}-", check=False)
+    assert removed.returncode != 0
+    assert "to (none) needs the verb set-mode" in removed.stderr, removed.stderr
+    changed = lead("label", "namespace", "team-typo", f"{MODE_LABEL}=off", "--overwrite",
+                   check=False)  # fmt: skip
+    assert "to off needs the verb set-mode" in changed.stderr, changed.stderr
+    assert lead("label", "namespace", "team-typo", "tier=web").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("label", "allowed"),
+    [
+        pytest.param("audit", True, id="weaker than the default: created again it is stronger"),
+        pytest.param("enforce", True, id="as strong as the default"),
+        pytest.param("", False, id="an empty value, judged as enforce"),
+    ],
+)
+def test_deleting_a_namespace_stronger_than_the_default_needs_the_verb(
+    cluster: Cluster, label: str, allowed: bool
+) -> None:
+    """Deleted and created again unlabelled, a namespace falls back to the cluster default: a
+    tenant who may delete namespaces must not shed a stronger mode that way (issue 30, item 4).
+    This cluster's default is enforce; only a value judged as enforce without being it is
+    stronger here (test_bypass_e2e.py's catalogue holds the default-off case)."""
+    name = f"doomed-{label.lower() or 'empty'}-{allowed}".lower()
+    namespace = {"apiVersion": "v1", "kind": "Namespace",
+                 "metadata": {"name": name, "labels": {MODE_LABEL: label}}}  # fmt: skip
+    cluster.admin("create", "-f", "-", stdin=json.dumps(namespace))
+    cluster.admin("create", "clusterrole", f"delete-{name}", "--verb=delete,get",
+                  "--resource=namespaces", f"--resource-name={name}")  # fmt: skip
+    cluster.admin("create", "clusterrolebinding", f"delete-{name}",
+                  f"--clusterrole=delete-{name}", f"--user={CREATOR}")  # fmt: skip
+    deleted = as_user(cluster, CREATOR)("delete", "namespace", name, "--wait=false", check=False)
+    assert (deleted.returncode == 0) == allowed, deleted.stderr
+    if not allowed:
+        assert f"deleting namespace {name}" in deleted.stderr
+        assert "needs the verb set-mode" in deleted.stderr

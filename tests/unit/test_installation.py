@@ -142,3 +142,33 @@ def test_a_rendering_leaves_the_ca_bundle_to_cainjector_and_a_bootstrap_fills_it
     filled = objects_for("webhook", bootstrapped)
     assert all("caBundle" not in w["clientConfig"] for m in rendered[:2] for w in m["webhooks"])
     assert all(w["clientConfig"]["caBundle"] == "Q0E=" for m in filled[:2] for w in m["webhooks"])
+
+
+def _never_judged_by_bindings(objects: list[Manifest]) -> set[str]:
+    excluded: set[str] = set()
+    for manifest in objects:
+        resources = manifest["spec"].get("matchResources") if manifest["kind"].endswith(
+            "Binding") else None  # fmt: skip
+        for expression in (resources or {}).get("namespaceSelector", {}).get(
+                "matchExpressions", []):  # fmt: skip
+            if expression["key"] == "kubernetes.io/metadata.name":
+                excluded |= set(expression["values"])
+    return excluded
+
+
+def test_the_native_engine_judges_its_namespace_unless_it_runs_there() -> None:
+    """Nothing of the native engine runs in the webhook's namespace, and nothing says that
+    namespace exists: a tenant who may create namespaces could make it and use it. Only the
+    sync component, in the release's namespace, excludes it (issue 30, item 2)."""
+    outside = Installation(name="guard", service=ServiceTarget("clusterip-guard", "guard"))
+    native = _never_judged_by_bindings(objects_for("native", outside))
+    assert "clusterip-guard" not in native
+    assert {"kube-system", "kube-public", "kube-node-lease"} <= native
+    inside = Installation(
+        name="guard",
+        service=ServiceTarget("clusterip-guard", "guard"),
+        native_runs_in_namespace=True,
+    )
+    assert "clusterip-guard" in _never_judged_by_bindings(objects_for("native", inside))
+    # The webhook runs there: its own namespace is never judged, or it could lock itself out.
+    assert "clusterip-guard" in _never_judged_by_bindings(objects_for("webhook", outside))

@@ -70,6 +70,8 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         default_mode=as_mode(args.default_mode),
         excluded_namespaces=tuple(args.exclude_namespace),
         engine="native",
+        # In the chart, the sync runs in the release's namespace, which it names.
+        runs_in_namespace=os.environ.get("POD_NAMESPACE") == args.namespace,
     )
     with session(args.kubeconfig, args.context) as api:
         if args.once:

@@ -41,6 +41,7 @@ def installation_of(
         failure_policy=settings.failure_policy,
         audit_failure_policy=settings.audit_failure_policy,
         service_cidrs=service_cidrs,
+        native_runs_in_namespace=settings.runs_in_namespace,
     )
 
 

@@ -58,6 +58,10 @@ class BootstrapSettings:
     # policies the API server runs itself, compiled from `policy_file` (native only).
     engine: Engine = "webhook"
     policy_file: Path | None = None
+    # The native engine runs something of its own in `namespace` (the sync component, in the
+    # release's namespace): only then is that namespace never judged. Nothing of the native
+    # engine runs there otherwise, and nothing says it exists: a tenant could create it.
+    runs_in_namespace: bool = False
 
     @property
     def url_mode(self) -> bool:

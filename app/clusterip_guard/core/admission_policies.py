@@ -41,10 +41,15 @@ from clusterip_guard.core.types import MODES, Manifest, Mode
 MODE_STRENGTH: dict[Mode, int] = {"off": 0, "audit": 1, "mutate": 2, "enforce": 2}
 
 
+# The mode label's value when there is none: no label value can be spelt so, so an empty value
+# ('') is a value like any other (judged as enforce, changed or removed only with set-mode).
+NO_LABEL: Final = "(none)"
+
+
 def _label_of(obj: str) -> str:
     return (
         f"{obj} != null && has({obj}.metadata.labels) && '{MODE_LABEL}' in {obj}.metadata.labels"
-        f" ? {obj}.metadata.labels['{MODE_LABEL}'] : ''"
+        f" ? {obj}.metadata.labels['{MODE_LABEL}'] : '{NO_LABEL}'"
     )
 
 
@@ -54,11 +59,14 @@ def mode_label_policy(
     """(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding) that keep the mode label
     in the hands of cluster admins (docs/design.md, "Modes, per namespace").
 
-    Adding, changing or removing `clusterip-guard.io/mode`, and creating a namespace with a
-    mode weaker than the cluster default, need the verb `set-mode` on
-    `namespaces.clusterip-guard.io` (for that namespace's name), which RBAC grants: cluster
-    admins hold every verb, and a ClusterRole can delegate it. A value that is not a mode is
-    refused, naming it. The API server evaluates it in-process: no webhook call, no lookup.
+    Adding, changing or removing `clusterip-guard.io/mode` (an empty value too), creating a
+    namespace with any mode label but `enforce` (a label equal to today's default still pins
+    the namespace against tomorrow's), and deleting a namespace whose mode is stronger than
+    the cluster default (created again, it would fall back to the default) need the verb
+    `set-mode` on `namespaces.clusterip-guard.io` (for that namespace's name), which RBAC
+    grants: cluster admins hold every verb, and a ClusterRole can delegate it. A value that is
+    not a mode is refused, naming it. The API server evaluates it in-process: no webhook call,
+    no lookup.
     `default_strength`, when given, is written in place of the default mode's strength (the
     chart's generator gives a Helm expression).
     """
@@ -67,7 +75,13 @@ def mode_label_policy(
     modes = ", ".join(f"'{mode}'" for mode in MODES)
     may_set_mode = (
         f"authorizer.group('{MODE_ADMIN_GROUP}').resource('{MODE_ADMIN_RESOURCE}')"
-        f".name(object.metadata.name).check('{MODE_ADMIN_VERB}').allowed()"
+        f".name(variables.namespaceName).check('{MODE_ADMIN_VERB}').allowed()"
+    )
+    # A mode stronger than the default: a value that is not a mode is judged as enforce.
+    strength = f"{{{strengths}}}"
+    stronger = (
+        f"variables.oldMode != '{NO_LABEL}' && (!(variables.oldMode in {strength}) || "
+        f"{strength}[variables.oldMode] > {default_strength})"
     )
     policy: Manifest = {
         **registered_object("ValidatingAdmissionPolicy", name),
@@ -78,22 +92,27 @@ def mode_label_policy(
                     {
                         "apiGroups": [""],
                         "apiVersions": ["v1"],
-                        "operations": ["CREATE", "UPDATE"],
+                        "operations": ["CREATE", "UPDATE", "DELETE"],
                         # The status and finalize subresources change labels too.
                         "resources": ["namespaces", "namespaces/status", "namespaces/finalize"],
                     }
                 ]
             },
             "variables": [
+                {
+                    "name": "namespaceName",
+                    "expression": (
+                        "object != null ? object.metadata.name : oldObject.metadata.name"
+                    ),
+                },
                 {"name": "mode", "expression": _label_of("object")},
                 {"name": "oldMode", "expression": _label_of("oldObject")},
                 {
                     "name": "changesMode",
                     "expression": (
-                        "request.operation == 'CREATE'"
-                        " ? variables.mode != '' && variables.mode in {" + strengths + "}"
-                        " && {" + strengths + "}[variables.mode] < "
-                        f"{default_strength}"
+                        f"request.operation == 'CREATE' ? variables.mode != '{NO_LABEL}'"
+                        " && variables.mode != 'enforce'"
+                        f" : request.operation == 'DELETE' ? {stronger}"
                         " : variables.mode != variables.oldMode"
                     ),
                 },
@@ -102,7 +121,7 @@ def mode_label_policy(
                 {
                     "expression": (
                         "variables.mode == variables.oldMode || variables.mode == ''"
-                        f" || variables.mode in [{modes}]"
+                        f" || variables.mode == '{NO_LABEL}' || variables.mode in [{modes}]"
                     ),
                     "messageExpression": (
                         f"'{MODE_LABEL}=' + variables.mode + ' is not a mode: use one of "
@@ -113,9 +132,15 @@ def mode_label_policy(
                 {
                     "expression": f"!variables.changesMode || {may_set_mode}",
                     "messageExpression": (
-                        "'setting the label " + MODE_LABEL + " of namespace ' + "
-                        "object.metadata.name + ' to ' + (variables.mode == '' ? '(none)' : "
-                        "variables.mode) + ' needs the verb "
+                        "(request.operation == 'DELETE' ? 'deleting namespace ' + "
+                        "variables.namespaceName + ' (label "
+                        + MODE_LABEL
+                        + "=' + variables.oldMode"
+                        " + ', stronger than the cluster default)' : 'setting the label "
+                        + MODE_LABEL
+                        + " of namespace ' + variables.namespaceName + ' to ' + "
+                        "(variables.mode == '' ? '\\'\\' (empty)' : variables.mode))"
+                        " + ' needs the verb "
                         + MODE_ADMIN_VERB
                         + " on "
                         + MODE_ADMIN_RESOURCE
@@ -347,7 +372,7 @@ def unknown_mode_warning(*, name: str) -> tuple[Manifest, Manifest]:
             "variables": [{"name": "mode", "expression": _label_of("namespaceObject")}],
             "validations": [
                 {
-                    "expression": f"variables.mode == '' || variables.mode in [{modes}]",
+                    "expression": f"variables.mode == '{NO_LABEL}' || variables.mode in [{modes}]",
                     "messageExpression": (
                         "'namespace ' + namespaceObject.metadata.name + ' has "
                         + MODE_LABEL

@@ -156,6 +156,9 @@ class Installation:
     audit_failure_policy: FailurePolicy = "Ignore"
     # Whether the API server serves ServiceCIDR, which the Service-range policy reads.
     service_cidrs: bool = True
+    # The native engine runs nothing in the webhook's namespace unless told it does (its sync
+    # component, in the chart): only then is that namespace never judged under it.
+    native_runs_in_namespace: bool = False
 
     @property
     def own_namespace(self) -> str | None:
@@ -164,8 +167,13 @@ class Installation:
     def target(self) -> ServiceTarget | UrlTarget:
         return UrlTarget(self.url) if self.url is not None else self.service
 
-    def never_judged(self) -> list[str]:
-        return never_judged_namespaces(self.own_namespace, self.excluded_namespaces)
+    def never_judged(self, engine: Engine = "webhook") -> list[str]:
+        """The system namespaces, the excluded ones, and the installation's own namespace
+        where something of the engine runs there (the webhook always, the native engine only
+        where told: `native_runs_in_namespace`)."""
+        runs_there = engine == "webhook" or self.native_runs_in_namespace
+        own = self.own_namespace if runs_there else None
+        return never_judged_namespaces(own, self.excluded_namespaces)
 
 
 def objects_for(
@@ -185,7 +193,7 @@ def objects_for(
             policy if policy is not None else PolicySettings(),
             name=installation.name,
             default_mode=installation.default_mode,
-            never_judged=installation.never_judged(),
+            never_judged=installation.never_judged("native"),
             today=today,
         )
         if not installation.service_cidrs:

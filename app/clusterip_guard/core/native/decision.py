@@ -185,6 +185,13 @@ def warning_policy(
     (WARNING_EFFECTS). Audit mode's own warning is the exposure policy's."""
     keeps_existing = _keeps_existing(policy)
     kept = sentence(say.EXISTING_KEPT, field="v.field", summary=_summary_of("v"))
+    exemption = exemption_described(policy, today)
+    # Without an exemption in force only an UPDATE can keep exposure: a CREATE costs nothing.
+    only_updates = (
+        [{"name": "updates", "expression": "request.operation == 'UPDATE'"}]
+        if exemption == "''"
+        else []
+    )
     exempted = sentence(say.EXEMPTED, subject=_subject(), exemption="variables.exemption")
     return with_config_hash(
         {
@@ -192,10 +199,10 @@ def warning_policy(
             "spec": {
                 "failurePolicy": "Fail",
                 "matchConstraints": service_writes(("services", "services/status")),
-                "matchConditions": [exposed_match_condition()],
+                "matchConditions": [exposed_match_condition(), *only_updates],
                 "variables": [
                     *judging_variables(policy, default_mode=default_mode, today=today),
-                    {"name": "exemption", "expression": exemption_described(policy, today)},
+                    {"name": "exemption", "expression": exemption},
                     {
                         "name": "kept",
                         "expression": (
