@@ -240,6 +240,29 @@ def test_python_client_external_ips_are_removed_in_mutate(
     assert not created.spec.external_ips
 
 
+# The API server's annotations limit is 256 KiB (this fills it); a control character is six
+# bytes in the review it sends (\u0001), and an UPDATE carries the object and the old object:
+# over the 3 MiB the webhook used to read (it failed under that limit, passes over it).
+LARGEST_ANNOTATION = 262_100
+
+
+def test_an_update_at_the_api_servers_size_limits_is_still_judged_in_audit(
+    engine: Engine, kubectl: Kubectl
+) -> None:
+    """A review the webhook refused (413) was let through by the audit entry's Ignore with no
+    warning, annotation or count (issue 30, item 8): now it is read and judged."""
+    namespace = engine.ns("audit")
+    note = "\x01" * LARGEST_ANNOTATION
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "large", "annotations": {"note": note}},
+               "spec": {"type": "NodePort", "ports": [{"port": 80}]}}  # fmt: skip
+    kubectl("-n", namespace, "create", "-f", "-", stdin=json.dumps(service))
+    relabelled = kubectl("-n", namespace, "label", "service", "large", "tier=web")
+    assert "existing exposure kept (allowExistingViolations)" in relabelled.stderr, (
+        relabelled.stderr
+    )
+
+
 def test_audit_warns_and_stores_the_service_as_sent(
     engine: Engine, kubectl: Kubectl, control_plane: ControlPlane
 ) -> None:

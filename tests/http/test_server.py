@@ -228,7 +228,7 @@ def test_metrics_include_a_latency_histogram(client: httpx.Client, webhook: Webh
         ),
         (b"{}", {"content-type": "text/plain"}, 415, "content type"),
         (b"{}", {}, 415, "content type"),
-        (b"x" * (3 * MIB + 1), JSON_HEADERS, 413, "limit"),
+        (b"x" * (32 * MIB + 1), JSON_HEADERS, 413, "limit"),
     ],
     ids=["malformed JSON", "wrong kind", "missing uid", "text/plain", "no type", "oversized"],
 )
@@ -245,11 +245,30 @@ def test_bad_input_gets_a_4xx_with_one_line(
 
 def test_an_oversized_chunked_body_is_refused(client: httpx.Client) -> None:
     def chunks() -> Iterator[bytes]:
-        for _ in range(4):
+        for _ in range(33):
             yield b"x" * MIB
 
     reply = client.post("/mutate", content=chunks(), headers=JSON_HEADERS)
     assert reply.status_code == 413
+
+
+def test_a_review_as_large_as_the_api_server_sends_is_judged(client: httpx.Client) -> None:
+    """An UPDATE of an object near the API server's limits, written with every `<` escaped
+    as the API server's encoder writes it (six bytes a byte): judged, not refused."""
+    escaped = "\\u003c" * (2 * MIB)  # 12 MiB in the body, per object
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "big", "namespace": "ns", "annotations": {"a": "<"}},
+               "spec": {"type": "NodePort", "ports": [{"port": 80}]}}  # fmt: skip
+    review = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u1", "operation": "UPDATE", "namespace": "ns", "name": "big",
+                    "kind": {"group": "", "version": "v1", "kind": "Service"},
+                    "resource": {"group": "", "version": "v1", "resource": "services"},
+                    "object": service, "oldObject": service}})  # fmt: skip
+    body = review.replace('"a": "<"', f'"a": "{escaped}"').encode()
+    assert len(body) > 24 * MIB
+    reply = client.post("/validate/audit", content=body, headers=JSON_HEADERS)
+    assert reply.status_code == 200, reply.text[:200]
+    assert reply.json()["response"]["uid"] == "u1"
 
 
 def test_wrong_method_and_unknown_path_are_4xx(client: httpx.Client) -> None:

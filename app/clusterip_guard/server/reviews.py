@@ -9,6 +9,7 @@ errors (`{"error": ...}`), the body limits, metrics and logs (docs/design.md, "H
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -41,8 +42,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 # A body a little over the limit is read and dropped so the client gets its 413 on an open
-# connection; past this many times the limit we stop reading and let the connection go.
-DRAIN_FACTOR = 10
+# connection; past this much more we stop reading and let the connection go.
+DRAIN_MARGIN_BYTES = 4 * MIB
+# Reviews of ordinary objects are far under this; a larger one (an object near the API
+# server's limits, escaped) waits for the one slot for large reviews, so that memory stays
+# bounded whatever arrives at once.
+USUAL_REVIEW_BYTES = 3 * MIB
 JSON_MEDIA_TYPE = "application/json"
 _JSON_CONTENT_TYPE = (b"content-type", b"application/json")
 _CLOSE = (b"connection", b"close")
@@ -83,6 +88,7 @@ class ReviewEndpoint:
         self.today = today
         self.max_body_bytes = max_body_bytes
         self.lifecycle = lifecycle
+        self._large_review = asyncio.Semaphore(1)
         # Metric children looked up once, not per review.
         self._latency = {path: metrics.review_seconds.labels(path) for path in routes}
         self._decisions: dict[tuple[str, str], Any] = {}
@@ -93,12 +99,28 @@ class ReviewEndpoint:
         if scope["method"] != "POST":
             await _send(send, 405, b'{"detail":"Method Not Allowed"}', [(b"allow", b"POST")])
             return
+        if _declared_length(scope) <= USUAL_REVIEW_BYTES:
+            await self._answer(scope, receive, send, path, route)
+            return
+        async with self._large_review:
+            await self._answer(scope, receive, send, path, route)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, send: Send, path: str, route: Route
+    ) -> None:
         started = time.perf_counter()
         try:
             body = await self._read_body(scope, receive)
             admission = parse_review(body)
         except BadRequest as error:
             self.metrics.bad_requests.labels(str(error.status)).inc()
+            if error.status == 413:
+                # The API server applies the entry's failure policy: say so where it is seen.
+                log.warning(
+                    "review refused: its body is over the limit; the API server applies the "
+                    "entry's failurePolicy (Ignore lets the write through unjudged)",
+                    extra={"path": path, "limit_bytes": self.max_body_bytes},
+                )
             await _send_error(send, error.status, error.reason)
             return
         except ReviewError as error:
@@ -162,7 +184,7 @@ class ReviewEndpoint:
                 raise ClientGone
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > limit * DRAIN_FACTOR:
+            if size > limit + DRAIN_MARGIN_BYTES:
                 break
             if size <= limit:
                 chunks.append(chunk)
@@ -222,6 +244,14 @@ def _log_decision(admission: AdmissionRequest, route: Route, decision: Decision)
         fields["why"] = decision.why_warned
     message = f"{decision.verdict} {admission.kind} {admission.namespace}/{admission.name}"
     log_fields(log, logging.INFO, message, fields)
+
+
+def _declared_length(scope: Scope) -> int:
+    """The body's declared length; one that is not declared counts as large."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return USUAL_REVIEW_BYTES + 1
 
 
 def _too_large(limit: int) -> str:

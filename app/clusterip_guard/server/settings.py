@@ -30,8 +30,12 @@ class ServeSettings:
     log_level: str = "info"
     # Longer than the gaps between the API server's calls, so connections are reused.
     keep_alive_seconds: int = 30
-    # An AdmissionReview carries the object and the old object, each under etcd's 1.5 MiB.
-    max_body_bytes: int = 3 * MIB
+    # The largest AdmissionReview the API server can send: the object up to its 3 MiB request
+    # limit and the old object up to etcd's 1.5 MiB, each written again by the API server's
+    # JSON encoder, which may spell one byte as six (`<` is `\u003c`): 27 MiB, and the
+    # envelope. Refusing a review it can send lets a write through an `audit` entry's Ignore
+    # unseen (reviews over USUAL_REVIEW_BYTES are read one at a time: server/reviews.py).
+    max_body_bytes: int = 32 * MIB
     # After SIGTERM, seconds of serving while not ready: the time kube-proxy and the API server
     # take to stop routing to a Pod whose endpoint went away (the usual preStop sleep).
     shutdown_delay_seconds: float = 5.0
