@@ -98,6 +98,13 @@ def test_a_flood_of_silent_connections_from_many_addresses_is_bounded(
                 answered = apiserver.post("/validate/enforce", content=body)
                 assert answered.status_code == 200
                 assert answered.json()["response"]["allowed"] is False
+            # ... and the kubelet's probes, new connections each time, on the plain-HTTP port
+            # the chart's probes use: the flood on the webhook port never turns it NotReady.
+            probes = f"http://{LOOPBACK}:{webhook.metrics_port}"
+            for _ in range(5):
+                for path in ("/healthz", "/readyz"):
+                    with httpx.Client(timeout=2) as kubelet:
+                        assert kubelet.get(probes + path).text == "ok"
         finally:
             for sock in flood:
                 sock.close()
