@@ -380,3 +380,34 @@ def test_watch_keeps_reports_current_with_one_writer(cluster: Cluster, tmp_path:
         for scanner in scanners:
             scanner.wait(timeout=10)
         time.sleep(0)
+
+
+def test_scan_reports_a_service_account_of_a_tenant_namespace_that_may_set_the_mode(
+    cluster: Cluster,
+) -> None:
+    """`edit` in a namespace may impersonate its ServiceAccounts: one that holds set-mode lends
+    it to every editor there (issue 30, item 7; docs/security.md, "The RBAC a tenant must
+    lack")."""
+    k = cluster.kubectl
+    k("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mode-setter"},
+        "rules": [{"apiGroups": ["clusterip-guard.io"], "resources": ["namespaces"],
+                   "verbs": ["set-mode"]}]}))  # fmt: skip
+    k("create", "clusterrolebinding", "deployer-sets-modes", "--clusterrole=mode-setter",
+      "--serviceaccount=shop:deployer")  # fmt: skip
+    k("create", "clusterrolebinding", "system-sets-modes", "--clusterrole=mode-setter",
+      "--serviceaccount=kube-system:operator")  # fmt: skip
+    try:
+        run = cluster.scan()
+        assert run.returncode == 1
+        said = [line for line in run.stderr.splitlines() if "gives set-mode" in line]
+        assert said == [
+            "clusterip-guard: ClusterRoleBinding deployer-sets-modes gives set-mode (mode-setter)"
+            " to ServiceAccount shop/deployer: whoever may impersonate ServiceAccounts in "
+            "namespace shop (edit and admin may) may change the mode of the namespaces it "
+            "covers; bind it to people or to a ServiceAccount in a namespace only admins edit"
+        ], run.stderr
+    finally:
+        k("delete", "clusterrolebinding", "deployer-sets-modes", "system-sets-modes")
+        k("delete", "clusterrole", "mode-setter")

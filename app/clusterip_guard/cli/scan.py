@@ -201,6 +201,8 @@ def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
         stdout.write(render(outcome, settings.output))
         for line in outcome.written:
             print(line, file=stderr)
+        for grant in outcome.mode_admins or []:
+            print(f"clusterip-guard: {grant.describe()}", file=stderr)
         if outcome.failed:
             # Everything else was written; the cluster refused these (exit 3, as any refusal).
             noun = "report was" if len(outcome.failed) == 1 else "reports were"

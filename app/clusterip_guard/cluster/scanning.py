@@ -29,7 +29,13 @@ from clusterip_guard.cluster.errors import ClusterError
 from clusterip_guard.cluster.serviceranges import read_service_ranges
 from clusterip_guard.cluster.writing import ObjectAPI, write_object
 from clusterip_guard.core.admission import default_mode_of
-from clusterip_guard.core.names import CONFIGURATION_NAME, MANAGED_BY_LABEL
+from clusterip_guard.core.mode_admins import ModeAdminGrant, mode_admin_grants
+from clusterip_guard.core.names import (
+    CONFIGURATION_NAME,
+    INSTALL_NAMESPACE,
+    MANAGED_BY_LABEL,
+    NEVER_JUDGED_NAMESPACES,
+)
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.reports import (
     MANAGED_BY,
@@ -313,10 +319,33 @@ class ScanOutcome:
     findings: list[Finding]
     written: list[str]  # one line per report written, updated, pruned or left unchanged
     failed: list[str] = field(default_factory=list)  # reports not written, one line each
+    # ServiceAccounts of tenant namespaces that may set the mode (core/mode_admins.py);
+    # None when RBAC could not be read (the scanner may not list it).
+    mode_admins: list[ModeAdminGrant] | None = None
 
     @property
     def fails(self) -> int:
-        return sum(1 for f in self.findings if f.result == "fail")
+        return sum(1 for f in self.findings if f.result == "fail") + len(self.mode_admins or [])
+
+
+def read_mode_admins(
+    api: client.ApiClient, install_namespace: str = INSTALL_NAMESPACE
+) -> list[ModeAdminGrant] | None:
+    """The grants of `set-mode` to ServiceAccounts of tenant namespaces; None when this
+    identity may not list ClusterRoles and ClusterRoleBindings (said by the caller)."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    try:
+        roles: Any = call("list", "clusterroles", None, rbac.list_cluster_role)
+        bindings: Any = call("list", "clusterrolebindings", None, rbac.list_cluster_role_binding)
+    except ClusterError as error:
+        log.info("RBAC not read: %s", error)
+        return None
+    plain: Callable[[Any], Manifest] = api.sanitize_for_serialization
+    return mode_admin_grants(
+        [plain(role) for role in roles.items],
+        [plain(binding) for binding in bindings.items],
+        trusted_namespaces={*NEVER_JUDGED_NAMESPACES, install_namespace},
+    )
 
 
 def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings) -> ScanOutcome:
@@ -354,7 +383,8 @@ def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings
             summary = write_reports(api, reports, report_format, scope=pruned_in)
             written += summary.lines()
             failed += summary.failed
-    return ScanOutcome(findings, written, failed)
+    mode_admins = read_mode_admins(api) if scope.namespace is None else None
+    return ScanOutcome(findings, written, failed, mode_admins)
 
 
 def scan_and_record(
