@@ -171,6 +171,14 @@ def add_parser(commands: Any) -> None:
         help="after publishing a new CA, wait this long before using it (default: %(default)s)",
     )
     parser.add_argument(
+        "--switch-timeout-seconds",
+        type=options.non_negative_seconds,
+        default=default("switch_timeout_seconds"),
+        help="an engine switch removes the old engine only once the new one answers a server "
+        "dry run in namespace <name>-probe (labelled audit; made if missing); fail, keeping the "
+        "old engine, after this long (default: %(default)s)",
+    )
+    parser.add_argument(
         "--client-cert-dir",
         type=Path,
         help=kept(
@@ -249,6 +257,7 @@ def command_from(args: argparse.Namespace) -> BootstrapCommand:
         wait_ready_seconds=args.wait_ready_seconds,
         certificates_only=args.certificates_only,
         trust_propagation_seconds=args.trust_propagation_seconds,
+        switch_timeout_seconds=args.switch_timeout_seconds,
         policy_file=args.policy_file,
         **given,
     )

@@ -166,6 +166,25 @@ def remove_admission_objects(
                 report.say(f"no {kind.name} {named}")
 
 
+def any_stored(api: client.ApiClient, named: Sequence[tuple[str, str]]) -> bool:
+    """Whether the API server holds any of the objects named (kind, name); reads until one."""
+    kinds = _kinds(api)
+    return any(
+        read_or_none("get", _resource(kind), None, functools.partial(kinds[kind].read, name))
+        is not None
+        for kind, name in named
+    )
+
+
+def remove_named(api: client.ApiClient, named: Sequence[tuple[str, str]], report: RunLog) -> None:
+    """The objects named (kind, name), where they exist."""
+    kinds = _kinds(api)
+    for kind, name in named:
+        delete = functools.partial(kinds[kind].delete, name)
+        if read_or_none("delete", _resource(kind), None, delete) is not None:
+            report.say(f"deleted {kind} {name}")
+
+
 # Where a registration records its settings: the webhook engine's configurations, the native
 # engine's MutatingAdmissionPolicies.
 RECORD_KINDS = (*WEBHOOK_CONFIGURATION_KINDS, "MutatingAdmissionPolicy")

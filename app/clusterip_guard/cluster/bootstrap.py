@@ -48,6 +48,7 @@ from clusterip_guard.cluster.stores import (
     read_file,
     write_files,
 )
+from clusterip_guard.cluster.switching import remove_probe_namespace, switch_engine
 from clusterip_guard.core.types import Manifest
 
 # Set by the EndpointSlice controller on every slice of a Service.
@@ -94,7 +95,9 @@ def bootstrap(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunLog:
     """Make or renew the certificates and register the webhooks; a second run changes nothing.
-    With `--engine native`, register the compiled policies instead (`bootstrap_native`)."""
+    With `--engine native`, register the compiled policies instead (`bootstrap_native`). Where
+    the native engine is registered, its objects go only once the webhook answers
+    (`switch_engine`)."""
     if settings.engine == "native" and not settings.certificates_only:
         return bootstrap_native(api, settings, dry_run=dry_run)
     report = RunLog()
@@ -152,8 +155,17 @@ def bootstrap(
             # exposed Service write in the namespaces it selects until one does.
             _wait_for_ready_endpoint(api, settings, report, sleep)
         apply_admission_objects(api, registered, report)
+    switch_engine(
+        api,
+        "webhook",
+        settings.configuration_name,
+        registered,
+        report,
+        timeout=settings.switch_timeout_seconds,
+    )
     # What an earlier registration held and this one does not (another default mode's
-    # bindings) goes, so that no namespace stays judged by a mode it no longer has.
+    # bindings, the native engine's policies) goes, so that no namespace stays judged by a
+    # mode it no longer has.
     remove_admission_objects(api, settings.configuration_name, report, keep=registered)
     return report
 
@@ -232,6 +244,7 @@ def uninstall(
     A dry run reads and says what would go."""
     report = RunLog()
     remove_admission_objects(api, settings.configuration_name, report, dry_run=dry_run)
+    remove_probe_namespace(api, settings.configuration_name, report, dry_run=dry_run)
     if keep_certificates:  # someone else's, e.g. cert-manager's
         report.say("certificates kept")
     elif settings.url_mode and settings.cert_dir is not None:

@@ -36,3 +36,7 @@ class CertificateFilesError(ClusterError):
 
 class ApiMissing(ClusterError):
     """The API server does not serve an API this needs (an older Kubernetes)."""
+
+
+class EngineNotInForce(ClusterError):
+    """An engine switch whose new engine never answered the probe: the old one stays."""

@@ -19,6 +19,7 @@ from clusterip_guard.cluster.client import RunLog
 from clusterip_guard.cluster.errors import ApiMissing
 from clusterip_guard.cluster.served_apis import serves_native_policies, serves_service_cidrs
 from clusterip_guard.cluster.settings import BootstrapSettings, record_of
+from clusterip_guard.cluster.switching import switch_engine
 from clusterip_guard.core.installation import Installation, objects_for
 from clusterip_guard.core.native import NativeUnsupported
 from clusterip_guard.core.policy import PolicySettings
@@ -92,7 +93,8 @@ def bootstrap_native(
     policy: PolicySettings | None = None,
     today: datetime.date | None = None,
 ) -> RunLog:
-    """Register the native engine's policies, then remove the webhook engine's objects (and
+    """Register the native engine's policies; where the webhook engine is registered, wait
+    until the policies answer (`switch_engine`); then remove the webhook engine's objects (and
     anything else of ours the new registration does not hold): no moment without a guard.
     Certificates are left as they are (the native engine uses none). An object that already
     says the same is not written."""
@@ -103,5 +105,13 @@ def bootstrap_native(
         report.objects = objects
         return report
     apply_admission_objects(api, objects, report)
+    switch_engine(
+        api,
+        "native",
+        settings.configuration_name,
+        objects,
+        report,
+        timeout=settings.switch_timeout_seconds,
+    )
     remove_admission_objects(api, settings.configuration_name, report, keep=objects)
     return report

@@ -54,6 +54,9 @@ class BootstrapSettings:
     # After a new CA is published, how long the API server gets to load the new caBundle
     # into its webhook clients (an informer, so not instant) before anything signs with it.
     trust_propagation_seconds: float = 5.0
+    # An engine switch removes the old engine only once the new one answers a probe (admission
+    # policies are compiled on a poll of about a second); this long, then it fails closed.
+    switch_timeout_seconds: float = 60.0
     # Which engine enforces the policy (docs/design.md, "Engines"): the webhook, or admission
     # policies the API server runs itself, compiled from `policy_file` (native only).
     engine: Engine = "webhook"

@@ -45,6 +45,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "clusterip-guard.registrationArgs" -}}
+{{- /* Given, not left to the record: after an upgrade from engine native, the record says native. */ -}}
+- --engine={{ .Values.engine }}
 - --default-mode={{ .Values.defaultMode }}
 - --timeout-seconds={{ .Values.webhook.timeoutSeconds }}
 - --failure-policy={{ .Values.webhook.failurePolicy }}
