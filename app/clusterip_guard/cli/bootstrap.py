@@ -44,6 +44,7 @@ class BootstrapCommand:
     context: str | None = None
     action: Action = "install"
     keep_certificates: bool = False  # with uninstall
+    stop_sync: str | None = None  # with uninstall: the sync component's Deployment
     dry_run: bool = False
     # The remembered settings this command line gave; the others come from the record.
     given: frozenset[str] = field(default_factory=frozenset)
@@ -200,6 +201,14 @@ def add_parser(commands: Any) -> None:
         "--uninstall", action="store_true", help="remove webhook configurations, then certificates"
     )
     parser.add_argument(
+        "--stop-sync",
+        type=options.dns_name,
+        metavar="DEPLOYMENT",
+        help="with --uninstall: first scale this Deployment of --namespace (the chart's sync "
+        "component) to 0 and wait until none of its Pods is left, so that nothing re-creates a "
+        "policy; without it, a marker tells a running sync to stand down",
+    )
+    parser.add_argument(
         "--dry-run",
         action="store_true",
         help="change nothing: print the objects as YAML for kubectl apply -f - (private keys "
@@ -219,6 +228,8 @@ def command_from(args: argparse.Namespace) -> BootstrapCommand:
         raise UsageError("--cert-dir is for url mode; give --url too")
     if args.keep_certificates and not args.uninstall:
         raise UsageError("--keep-certificates is for --uninstall")
+    if args.stop_sync is not None and not args.uninstall:
+        raise UsageError("--stop-sync is for --uninstall")
     if args.certificates_only and args.uninstall:
         raise UsageError("--certificates-only and --uninstall do opposite things; give one")
     given: dict[str, Any] = {}
@@ -267,6 +278,7 @@ def command_from(args: argparse.Namespace) -> BootstrapCommand:
         args.context,
         "uninstall" if args.uninstall else "install",
         keep_certificates=args.keep_certificates,
+        stop_sync=args.stop_sync,
         dry_run=args.dry_run,
         given=frozenset(given),
     )
@@ -336,6 +348,7 @@ def run(command: BootstrapCommand, *, stdout: TextIO, stderr: TextIO) -> int:
                 settings,
                 keep_certificates=command.keep_certificates,
                 dry_run=command.dry_run,
+                stop_sync_deployment=command.stop_sync,
             )
         else:
             check_target(settings)

@@ -56,7 +56,7 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
     from clusterip_guard.cluster.client import session
     from clusterip_guard.cluster.settings import BootstrapSettings
-    from clusterip_guard.cluster.syncing import PolicySource, keep_synced, sync_once
+    from clusterip_guard.cluster.syncing import PolicySource, StandDown, keep_synced, sync_once
     from clusterip_guard.cluster.watching import lead
     from clusterip_guard.telemetry.logs import configure_json_logging
 
@@ -75,7 +75,10 @@ def invoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     )
     with session(args.kubeconfig, args.context) as api:
         if args.once:
-            sync_once(api, settings, source, datetime.datetime.now(datetime.UTC).date())
+            try:
+                sync_once(api, settings, source, datetime.datetime.now(datetime.UTC).date())
+            except StandDown as error:
+                print(f"standing down: {error}", file=stdout)
             return EXIT_OK
         configure_json_logging("info")
         stop = threading.Event()

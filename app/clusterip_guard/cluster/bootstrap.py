@@ -27,6 +27,7 @@ from clusterip_guard.certs.issuing import (
 )
 from clusterip_guard.certs.rotation import CertificatePlan, plan_certificates
 from clusterip_guard.cluster.admission_objects import (
+    any_stored,
     apply_admission_objects,
     remove_admission_objects,
     with_record,
@@ -48,7 +49,12 @@ from clusterip_guard.cluster.stores import (
     read_file,
     write_files,
 )
-from clusterip_guard.cluster.switching import remove_probe_namespace, switch_engine
+from clusterip_guard.cluster.switching import (
+    engine_only_objects,
+    remove_probe_namespace,
+    switch_engine,
+)
+from clusterip_guard.cluster.uninstalled import lift_marker, marker_name, stop_sync, write_marker
 from clusterip_guard.core.types import Manifest
 
 # Set by the EndpointSlice controller on every slice of a Service.
@@ -99,7 +105,10 @@ def bootstrap(
     the native engine is registered, its objects go only once the webhook answers
     (`switch_engine`)."""
     if settings.engine == "native" and not settings.certificates_only:
-        return bootstrap_native(api, settings, dry_run=dry_run)
+        report = bootstrap_native(api, settings, dry_run=dry_run)
+        if not dry_run:
+            lift_marker(api, settings.namespace, settings.configuration_name, report)
+        return report
     report = RunLog()
     if not settings.url_mode:
         _require_namespace(api, settings.namespace)
@@ -167,6 +176,7 @@ def bootstrap(
     # bindings, the native engine's policies) goes, so that no namespace stays judged by a
     # mode it no longer has.
     remove_admission_objects(api, settings.configuration_name, report, keep=registered)
+    lift_marker(api, settings.namespace, settings.configuration_name, report)
     return report
 
 
@@ -239,12 +249,31 @@ def uninstall(
     *,
     keep_certificates: bool = False,
     dry_run: bool = False,
+    stop_sync_deployment: str | None = None,
+    now: datetime.datetime | None = None,
 ) -> RunLog:
     """Webhook configurations first, so no fail-closed webhook outlives its certificates.
-    A dry run reads and says what would go."""
+    A dry run reads and says what would go. Nothing re-creates a policy afterwards: the
+    chart's sync is stopped first (`stop_sync_deployment`), one run by hand is told to stand
+    down by a marker written before anything goes (cluster/uninstalled.py)."""
     report = RunLog()
+    said_after: list[str] = []
+    if stop_sync_deployment is not None:
+        if dry_run:
+            report.say(f"would stop Deployment {settings.namespace}/{stop_sync_deployment}")
+        else:
+            stop_sync(api, settings.namespace, stop_sync_deployment, report)
+    elif _native_registered(api, settings.configuration_name):
+        marker = f"ConfigMap {settings.namespace}/{marker_name(settings.configuration_name)}"
+        said_after.append(
+            f"would write {marker}"
+            if dry_run
+            else _mark_uninstalled(api, settings, now or datetime.datetime.now(datetime.UTC))
+        )
     remove_admission_objects(api, settings.configuration_name, report, dry_run=dry_run)
     remove_probe_namespace(api, settings.configuration_name, report, dry_run=dry_run)
+    for line in said_after:
+        report.say(line)
     if keep_certificates:  # someone else's, e.g. cert-manager's
         report.say("certificates kept")
     elif settings.url_mode and settings.cert_dir is not None:
@@ -252,6 +281,27 @@ def uninstall(
     elif not settings.url_mode:
         _secret_store(api, settings).remove(report, dry_run=dry_run)
     return report
+
+
+def _native_registered(api: client.ApiClient, installation: str) -> bool:
+    """Whether the native engine's policies are there, which a sync may be keeping (the
+    chart's pre-delete Job may not read them: it stops its sync instead)."""
+    try:
+        return any_stored(api, engine_only_objects("native", installation))
+    except ClusterRefused:
+        return False
+
+
+def _mark_uninstalled(
+    api: client.ApiClient, settings: BootstrapSettings, now: datetime.datetime
+) -> str:
+    try:
+        return write_marker(api, settings.namespace, settings.configuration_name, now)
+    except ClusterError as error:
+        return (
+            f"no uninstall marker ({error}): a sync of {settings.configuration_name} run by "
+            "hand would apply its policies again; stop it"
+        )
 
 
 def render(objects: Sequence[Manifest], comments: Sequence[str] = ()) -> str:

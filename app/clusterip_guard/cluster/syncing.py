@@ -6,7 +6,9 @@ Each rendering is applied as the bootstrap applies one (`bootstrap_native`): obj
 the same are not written, changed ones are replaced in place (never deleted and created, so
 no namespace is unguarded in between), and what the rendering no longer holds goes after.
 A broken policy is logged and never applied: the last good rendering stays in force.
-One writer among replicas, by a Lease, as the reports component.
+One writer among replicas, by a Lease, as the reports component. After an uninstall (its
+marker, cluster/uninstalled.py) it stands down: it applies nothing, says so, and removes what
+a rendering wrote while the uninstall ran.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
-from clusterip_guard.cluster.client import read_or_none
-from clusterip_guard.cluster.errors import ClusterError
+from clusterip_guard.cluster.admission_objects import remove_admission_objects
+from clusterip_guard.cluster.client import RunLog, read_or_none
+from clusterip_guard.cluster.errors import ClusterError, ClusterRefused
 from clusterip_guard.cluster.registrations import bootstrap_native
 from clusterip_guard.cluster.settings import BootstrapSettings
+from clusterip_guard.cluster.uninstalled import marked_at, marker_name
 from clusterip_guard.cluster.watching import watch_forever
 from clusterip_guard.core.native import next_rendering
 from clusterip_guard.core.policy import PolicySettings
@@ -44,8 +48,19 @@ class PolicySource:
         return f"ConfigMap {self.namespace}/{self.name} ({self.key})"
 
 
+class StandDown(ClusterError):
+    """The installation was uninstalled after its policy was written: nothing is applied."""
+
+
 def read_policy(api: client.ApiClient, source: PolicySource) -> PolicySettings:
     """The policy the ConfigMap holds now; no ConfigMap or no key is an error (one line)."""
+    return _read_policy(api, source)[0]
+
+
+def _read_policy(
+    api: client.ApiClient, source: PolicySource
+) -> tuple[PolicySettings, datetime.datetime | None]:
+    """The policy, and when its ConfigMap was made."""
     core = client.CoreV1Api(api)
     found = read_or_none(
         "get",
@@ -56,10 +71,30 @@ def read_policy(api: client.ApiClient, source: PolicySource) -> PolicySettings:
     data: dict[str, str] = (found.data if found is not None else None) or {}
     if source.key not in data:
         raise PolicyError(f"{source}: not found")
+    made = found.metadata.creation_timestamp if found is not None and found.metadata else None
     try:
-        return parse_policy(data[source.key])
+        return parse_policy(data[source.key]), made
     except PolicyError as error:
         raise PolicyError(str(error).replace("policy file", str(source), 1)) from None
+
+
+def _uninstalled(
+    api: client.ApiClient, settings: BootstrapSettings, policy_made: datetime.datetime | None
+) -> str | None:
+    """What the uninstall marker says, when it counts: written at or after the policy's
+    ConfigMap was made (a marker older than it is an earlier installation's)."""
+    try:
+        marked = marked_at(api, settings.namespace, settings.configuration_name)
+    except ClusterRefused as error:
+        log.warning("cannot read the uninstall marker, applying anyway: %s", error)
+        return None
+    if marked is None or (policy_made is not None and marked < policy_made):
+        return None
+    return (
+        f"{settings.configuration_name} was uninstalled at {marked.isoformat()} (ConfigMap "
+        f"{settings.namespace}/{marker_name(settings.configuration_name)}): nothing is applied "
+        "until a bootstrap or a new policy ConfigMap installs it again"
+    )
 
 
 def sync_once(
@@ -68,9 +103,19 @@ def sync_once(
     source: PolicySource,
     today: datetime.date,
 ) -> datetime.date | None:
-    """One rendering applied; the day the next one is due (an exemption ends), if any."""
-    policy = read_policy(api, source)
+    """One rendering applied; the day the next one is due (an exemption ends), if any.
+    StandDown, applying nothing, once the installation is uninstalled; a rendering the
+    uninstall overtook is removed again."""
+    policy, made = _read_policy(api, source)
+    said = _uninstalled(api, settings, made)
+    if said is not None:
+        raise StandDown(said)
     report = bootstrap_native(api, settings, policy=policy, today=today)
+    said = _uninstalled(api, settings, made)
+    if said is not None:  # the uninstall ran while this rendering was written: undo it
+        undone = RunLog()
+        remove_admission_objects(api, settings.configuration_name, undone)
+        raise StandDown(f"{said}; removed what this rendering wrote ({len(undone.lines)})")
     changes = [line for line in report.lines if not line.startswith("unchanged")]
     log.info("rendered %s: %s", source, "; ".join(changes) if changes else "nothing changed")
     return next_rendering(policy, today)
@@ -99,17 +144,35 @@ def keep_synced(
         source.namespace,
         field_selector=f"metadata.name={source.name}",
     )
-    threading.Thread(
-        target=watch_forever, args=(listing, str(source), changed, stop), daemon=True,
-        name="watch-policy",
-    ).start()  # fmt: skip
+    marker = functools.partial(
+        core.list_namespaced_config_map,
+        settings.namespace,
+        field_selector=f"metadata.name={marker_name(settings.configuration_name)}",
+    )
+    for list_call, what, thread in (
+        (listing, str(source), "watch-policy"),
+        (marker, "the uninstall marker", "watch-marker"),
+    ):
+        threading.Thread(
+            target=watch_forever, args=(list_call, what, changed, stop), daemon=True,
+            name=thread,
+        ).start()  # fmt: skip
+    standing_down: str | None = None
     while not stop.is_set():
         changed.clear()
         wait = resync_seconds
         try:
             due = sync_once(api, settings, source, now().date())
+            if standing_down is not None:
+                log.info("applying again: the uninstall marker no longer counts")
+                standing_down = None
             if due is not None:
                 wait = min(wait, _seconds_until(due, now()) + 1)
+        except StandDown as error:
+            # Said at every rendering it skips (a change, a resync): loud the first time.
+            level = logging.INFO if str(error) == standing_down else logging.WARNING
+            log.log(level, "standing down: %s", error)
+            standing_down = str(error)
         except PolicyError as error:
             log.error("policy not applied; the last good rendering stays in force: %s", error)
         except ClusterError as error:
