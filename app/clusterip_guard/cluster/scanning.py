@@ -26,16 +26,12 @@ from kubernetes import client
 
 from clusterip_guard.cluster.client import call, read_or_none
 from clusterip_guard.cluster.errors import ClusterError
+from clusterip_guard.cluster.mode_admins import read_mode_admins
 from clusterip_guard.cluster.serviceranges import read_service_ranges
 from clusterip_guard.cluster.writing import ObjectAPI, write_object
 from clusterip_guard.core.admission import default_mode_of
-from clusterip_guard.core.mode_admins import ModeAdminGrant, mode_admin_grants
-from clusterip_guard.core.names import (
-    CONFIGURATION_NAME,
-    INSTALL_NAMESPACE,
-    MANAGED_BY_LABEL,
-    NEVER_JUDGED_NAMESPACES,
-)
+from clusterip_guard.core.mode_admins import ModeAdminGrant
+from clusterip_guard.core.names import CONFIGURATION_NAME, MANAGED_BY_LABEL
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.reports import (
     MANAGED_BY,
@@ -326,26 +322,6 @@ class ScanOutcome:
     @property
     def fails(self) -> int:
         return sum(1 for f in self.findings if f.result == "fail") + len(self.mode_admins or [])
-
-
-def read_mode_admins(
-    api: client.ApiClient, install_namespace: str = INSTALL_NAMESPACE
-) -> list[ModeAdminGrant] | None:
-    """The grants of `set-mode` to ServiceAccounts of tenant namespaces; None when this
-    identity may not list ClusterRoles and ClusterRoleBindings (said by the caller)."""
-    rbac = client.RbacAuthorizationV1Api(api)
-    try:
-        roles: Any = call("list", "clusterroles", None, rbac.list_cluster_role)
-        bindings: Any = call("list", "clusterrolebindings", None, rbac.list_cluster_role_binding)
-    except ClusterError as error:
-        log.info("RBAC not read: %s", error)
-        return None
-    plain: Callable[[Any], Manifest] = api.sanitize_for_serialization
-    return mode_admin_grants(
-        [plain(role) for role in roles.items],
-        [plain(binding) for binding in bindings.items],
-        trusted_namespaces={*NEVER_JUDGED_NAMESPACES, install_namespace},
-    )
 
 
 def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings) -> ScanOutcome:

@@ -207,7 +207,9 @@ def warning_policy(
                         "name": "kept",
                         "expression": (
                             "variables.exemption == '' && oldObject != null && "
-                            "size(variables.reported) > 0 && size(variables.oldPieces) > 0 && "
+                            # Said from the types and addresses where they decide, as `refused`
+                            # is: an UPDATE that keeps exposure builds pieces for its message.
+                            f"{exposed('object', policy)} && {exposed('oldObject', policy)} && "
                             "(variables.unchanged || size(variables.added) == 0) && "
                             f"({keeps_existing})"
                         ),
@@ -216,12 +218,12 @@ def warning_policy(
                 "validations": [
                     {
                         "expression": (
-                            "!(size(variables.reported) > 0 && variables.exemption != '') && "
+                            f"!({exposed('object', policy)} && variables.exemption != '') && "
                             "!variables.kept"
                         ),
                         "messageExpression": (
                             f"variables.kept ? {said_pieces('variables.reported', kept)} : "
-                            f"size(variables.reported) > 0 && variables.exemption != '' ? "
+                            f"variables.exemption != '' ? "
                             f"{exempted} : ''"
                         ),
                         "reason": "Forbidden",
