@@ -577,7 +577,23 @@ def test_bootstrap_switches_between_the_engines_and_leaves_only_one(
         listed = kubectl("get", kind, "-o", "name").stdout.split()
         return {line.split("/", 1)[1] for line in listed if line.split("/", 1)[1].startswith(name)}
 
-    run("--url", "https://127.0.0.1:1", "--cert-dir", str(folder / "certs"), "--ip", "127.0.0.1")
+    # A webhook that answers: a switch back to it removes the native engine only once the API
+    # server shows it answering (cluster/switching.py).
+    files = CertificateFiles(folder / "certs")
+    port = free_port()
+    run("--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder), "--ip", "127.0.0.1")
+    serving = WebhookProcess(files, port=port, policy_file=policy_file).start()
+    try:
+        switch_both_ways(run, ours, kubectl, name, policy_file)
+    finally:
+        serving.stop()
+    run("--uninstall")
+    assert not ours("validatingadmissionpolicies")
+    assert not ours("mutatingwebhookconfigurations")
+
+
+def switch_both_ways(run: Any, ours: Any, kubectl: Kubectl, name: str, policy_file: Path) -> None:
+    """Webhook to native and back, each new engine seen answering before the old one goes."""
     assert ours("mutatingwebhookconfigurations") == {name}
     assert not ours("mutatingadmissionpolicies")
 
@@ -611,9 +627,6 @@ def test_bootstrap_switches_between_the_engines_and_leaves_only_one(
     assert not [n for n in ours("validatingadmissionpolicies") if n.endswith("-exposure")]
     assert f"deleted MutatingAdmissionPolicy {name}-conversion" in back.stdout
     assert f"deleted MutatingAdmissionPolicy {name}-host-conversion" in back.stdout
-    run("--uninstall")
-    assert not ours("validatingadmissionpolicies")
-    assert not ours("mutatingwebhookconfigurations")
 
 
 # --- sync: the policy's ConfigMap reaches the native objects by itself --------------------------
