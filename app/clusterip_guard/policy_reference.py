@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS
+from clusterip_guard.core.ingresses import INGRESS_KIND
 from clusterip_guard.core.policy import SERVICE_KIND, Exemption
 from clusterip_guard.core.workloads import WORKLOAD_KIND_NAMES
 from clusterip_guard.policyfile import POLICY_KEYS
@@ -134,6 +135,21 @@ KEYS: tuple[Key, ...] = (
         example='allowedHostPorts: [9100, "30000-30100"]\n',
     ),
     Key(
+        name="allowedIngressClasses",
+        type="list of ingress class names or globs",
+        default="[]",
+        text=(
+            "The ingress classes whose controllers keep what they serve inside the cluster "
+            "(`internal`, `internal-*`). An Ingress is exposure unless every class it names is "
+            "one of them: `spec.ingressClassName`, and the deprecated annotation "
+            "`kubernetes.io/ingress.class` (an UPDATE can add it beside the field). An Ingress "
+            "that names none is exposure too: the API server writes the cluster's default "
+            "IngressClass into `spec.ingressClassName` when it is created, so one still "
+            "without a class is served by whatever controller takes those."
+        ),
+        example="allowedIngressClasses: [internal]\n",
+    ),
+    Key(
         name="exemptions",
         type="list of exemptions (below)",
         default="[]",
@@ -169,7 +185,8 @@ EXEMPTION_FIELDS: tuple[Key, ...] = (
         type="kind",
         default=SERVICE_KIND,
         text=(
-            f"What it exempts: {_names((SERVICE_KIND, *WORKLOAD_KIND_NAMES))}. A workload's "
+            f"What it exempts: {_names((SERVICE_KIND, *WORKLOAD_KIND_NAMES, INGRESS_KIND))}. A "
+            "workload's "
             "Pods, and what its controller makes from it, go with it."
         ),
     ),
@@ -208,6 +225,8 @@ allowInternalLoadBalancerNodePorts: false
 allowExistingViolations: true
 # Host ports a Pod may open: node-exporter's, and a range.
 allowedHostPorts: [9100, "30000-30100"]
+# The ingress classes that stay inside the cluster: an Ingress of any other is exposure.
+allowedIngressClasses: [internal]
 exemptions:
   - namespace: edge          # a glob too: team-*
     name: ingress-*          # a glob

@@ -15,6 +15,7 @@ from typing import Any
 
 from clusterip_guard.core.addresses import MAPPED_BITS, read_range
 from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS, Provider
+from clusterip_guard.core.ingresses import INGRESS_KIND
 from clusterip_guard.core.policy import (
     SERVICE_KIND,
     Exemption,
@@ -42,10 +43,11 @@ POLICY_KEYS = (
     "internalLoadBalancerClasses",
     "allowExistingViolations",
     "allowedHostPorts",
+    "allowedIngressClasses",
     "exemptions",
 )
 _EXEMPTION_KEYS = ("namespace", "name", "kind", "reason", "expires")
-_EXEMPTION_KINDS = (SERVICE_KIND, *WORKLOAD_KIND_NAMES)
+_EXEMPTION_KINDS = (SERVICE_KIND, *WORKLOAD_KIND_NAMES, INGRESS_KIND)
 _MAX_PORT = 65535
 
 
@@ -96,6 +98,7 @@ def policy_from_mapping(document: object) -> PolicySettings:
         ),
         exemptions=_exemptions(document.get("exemptions", [])),
         allowed_host_ports=_host_ports(document.get("allowedHostPorts", [])),
+        allowed_ingress_classes=_ingress_classes(document.get("allowedIngressClasses", [])),
     )
 
 
@@ -217,6 +220,20 @@ def _host_ports(value: object) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
+def _ingress_classes(value: object) -> tuple[str, ...]:
+    """allowedIngressClasses: IngressClass names, or globs of them (`internal-*`)."""
+    key = "allowedIngressClasses"
+    if not isinstance(value, list):
+        raise PolicyError(f"policy file: {key}: expected a list of ingress class names")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not _CLASS_GLOB.fullmatch(item):
+            raise PolicyError(
+                f"policy file: {key}[{index}]: {item!r} can never match an ingress class: class "
+                "names are lowercase letters, digits, '-' and '.' (a glob may add * ? [...])"
+            )
+    return tuple(value)
+
+
 def _exemptions(value: object) -> tuple[Exemption, ...]:
     if not isinstance(value, list):
         raise PolicyError("policy file: exemptions: expected a list")
@@ -256,6 +273,8 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
 
 # What a namespace or Service name glob may hold: DNS label characters, and fnmatch's own.
 _NAME_GLOB = re.compile(r"[a-z0-9*?\[\]!-]+")
+# An IngressClass name glob: a DNS subdomain's characters, and fnmatch's own.
+_CLASS_GLOB = re.compile(r"[a-z0-9.*?\[\]!-]+")
 # A loadBalancerClass, as the API server validates it: a qualified name with a domain prefix.
 _CLASS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

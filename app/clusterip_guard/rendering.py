@@ -47,6 +47,7 @@ _HELM = {
     "auditFailurePolicy": "{{ .Values.webhook.auditFailurePolicy }}",
     "timeoutSeconds": "{{ .Values.webhook.timeoutSeconds }}",
     "neverJudged": '{{ include "clusterip-guard.neverJudged" . }}',
+    "exactIngressClasses": '{{ include "clusterip-guard.exactIngressClasses" . }}',
     "defaultStrength": (
         "{{ get (dict "
         + " ".join(f'"{mode}" "{strength}"' for mode, strength in MODE_STRENGTH.items())
@@ -116,6 +117,7 @@ def _webhook(entry: AdmissionEntry) -> str:
             "failurePolicy" if entry.failure_role == "guard" else "auditFailurePolicy"
         ),
         timeout_seconds=_placeholder("timeoutSeconds"),
+        allowed_ingress_classes=_placeholder("exactIngressClasses"),
     )
     for expression in body["namespaceSelector"]["matchExpressions"]:
         if expression["key"] == NAMESPACE_NAME_LABEL:
@@ -200,6 +202,16 @@ def _never_judged_helpers() -> str:
         + '{{- $never := include "clusterip-guard.systemNamespaces" . | fromJsonArray -}}\n'
         + "{{- concat $never (list .Release.Namespace) .Values.webhook.excludedNamespaces"
         + " | uniq | sortAlpha | toJson -}}\n"
+        + "{{- end -}}\n\n"
+        + "{{/* The policy's allowed ingress classes that are not globs, as a CEL list (each\n"
+        + "   matches only itself): an Ingress of one never costs a webhook call. */}}\n"
+        + '{{- define "clusterip-guard.exactIngressClasses" -}}\n'
+        + "{{- $exact := list -}}\n"
+        + "{{- range ((.Values.policy).allowedIngressClasses | default list) -}}\n"
+        + '{{- if not (regexMatch "[*?\\\\[]" .) }}{{ $exact = append $exact (printf "\'%s\'" .) }}'
+        + "{{ end -}}\n"
+        + "{{- end -}}\n"
+        + '[{{ join ", " $exact }}]\n'
         + "{{- end -}}\n\n"
         + "{{/* The name suffixes of the policies and bindings the bootstrap writes. */}}\n"
         + '{{- define "clusterip-guard.admissionPolicySuffixes" -}}'

@@ -287,6 +287,8 @@ def _headers_warnings(headers: Any) -> tuple[str, ...]:
 
 def _normalized(stored: dict[str, Any]) -> dict[str, Any]:
     """What must be equal: spec and annotations, with what the API server allocates blanked."""
+    if stored.get("kind") == "Ingress":
+        return {"spec": stored["spec"], "annotations": stored["metadata"].get("annotations") or {}}
     spec = dict(stored["spec"])
     for key in ("clusterIP", "clusterIPs"):
         spec.pop(key, None)
@@ -325,9 +327,16 @@ def _said(text: str, namespace: str) -> str:
     return RANDOM_NODE_PORT.sub("<allocated>", text)
 
 
+def collection(namespace: str, manifest: dict[str, Any]) -> str:
+    """The path of the collection `manifest` is written to: Services, or Ingresses."""
+    if manifest.get("kind") == "Ingress":
+        return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
+    return f"/api/v1/namespaces/{namespace}/services"
+
+
 def write(api: client.ApiClient, namespace: str, case: Case) -> Outcome:
     body = json.loads(json.dumps(case.service))
-    path = f"/api/v1/namespaces/{namespace}/services"
+    path = collection(namespace, body)
     method = "POST"
     if case.old is not None:
         path += f"/{case.name}"

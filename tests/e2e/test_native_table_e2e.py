@@ -34,7 +34,7 @@ from clusterip_guard.core.registration import never_judged_namespaces
 from clusterip_guard.policyfile import policy_from_mapping
 from clusterip_guard.yamltext import dump_yaml_documents
 from localcluster import ControlPlane
-from tests.e2e.test_native_e2e import Case, Outcome, _call, write
+from tests.e2e.test_native_e2e import Case, Outcome, _call, collection, write
 from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
 from tests.support.polling import until
@@ -56,11 +56,13 @@ def policy_document(policy: PolicySettings) -> dict[str, Any]:
         "internalLoadBalancerProviders": list(policy.internal_load_balancer_providers),
         "internalLoadBalancerClasses": dict(policy.internal_load_balancer_classes),
         "allowExistingViolations": policy.allow_existing_violations,
+        "allowedIngressClasses": list(policy.allowed_ingress_classes),
         "exemptions": [
             {
                 "namespace": e.namespace,
                 "name": e.name,
                 "reason": e.reason,
+                "kind": e.kind,
                 **({"expires": e.expires.isoformat()} if e.expires else {}),
             }
             for e in policy.exemptions
@@ -100,12 +102,12 @@ def case_of(index: int) -> Case:
 
 
 def _bare(service: dict[str, Any]) -> dict[str, Any]:
-    """The row's Service as a client writes it: no namespace (the URL says it), and for an
+    """The row's object as a client writes it: no namespace (the URL says it), and for an
     ExternalName none of the defaults the table's builder fills in for every type (the API
     server refuses an ip family policy on one)."""
     copy: dict[str, Any] = json.loads(json.dumps(service))
     copy["metadata"].pop("namespace", None)
-    if copy["spec"]["type"] == "ExternalName":
+    if copy["spec"].get("type") == "ExternalName":
         copy["spec"].pop("ipFamilyPolicy", None)
     return copy
 
@@ -128,7 +130,7 @@ def prepare(api: client.ApiClient, kubectl: Kubectl, engine: str, label_of: Any)
             kubectl("create", "namespace", namespace)
         old = case_of(index).old
         if old is not None:
-            status, created, _ = _call(api, "POST", f"/api/v1/namespaces/{namespace}/services", old)
+            status, created, _ = _call(api, "POST", collection(namespace, old), old)
             assert status == 201, created.get("message")
         kubectl("label", "namespace", namespace, f"{label_of(index)}={ROWS[index].mode}",
                 "--overwrite")  # fmt: skip
@@ -182,7 +184,7 @@ def write_policy(path: Path, policy: PolicySettings) -> None:
 def clean(kubectl: Kubectl, engine: str, label_of: Any) -> None:
     for index in range(len(ROWS)):
         namespace = namespace_of(engine, index)
-        kubectl("-n", namespace, "delete", "services", "--all", "--wait=false")
+        kubectl("-n", namespace, "delete", "services,ingresses", "--all", "--wait=false")
         if namespace in NEVER_JUDGED_NAMESPACES:
             kubectl("label", "namespace", namespace, f"{label_of(index)}-", check=False)
 

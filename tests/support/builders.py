@@ -40,6 +40,30 @@ def service(
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": body}
 
 
+def ingress(
+    ingress_class: str | None = None,
+    *,
+    name: str = "web",
+    namespace: str = "shop",
+    annotations: dict[str, str] | None = None,
+) -> Manifest:
+    """An Ingress (networking.k8s.io/v1) sending everything to Service `web`, of this class."""
+    spec: dict[str, Any] = {
+        "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+    }
+    if ingress_class is not None:
+        spec["ingressClassName"] = ingress_class
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": metadata,
+        "spec": spec,
+    }
+
+
 def admission_review(
     obj: Manifest | None,
     *,

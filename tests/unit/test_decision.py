@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from clusterip_guard.core.decision import ServiceChange, decide
+from clusterip_guard.core.decision import Change, IngressChange, ServiceChange, decide
 from clusterip_guard.core.pointers import field_path
 from clusterip_guard.core.policy import Exemption, PolicySettings
 from clusterip_guard.core.types import Manifest, Mode, Verdict
 from clusterip_guard.policyfile import policy_from_mapping
-from tests.support.builders import service
+from tests.support.builders import ingress, service
 
 TODAY = datetime.date(2026, 11, 24)
 INTERNAL_AWS = {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}
@@ -59,11 +59,22 @@ EXPIRED_EXEMPTION = PolicySettings(
 )
 
 
+# Ingresses: the classes whose controllers stay inside the cluster, and a legacy one exempted.
+INGRESS_POLICY = PolicySettings(
+    allowed_ingress_classes=("internal", "private-*"),
+    exemptions=(
+        Exemption(namespace="shop", name="legacy-*", reason="vendor portal", kind="Ingress"),
+    ),
+)
+CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+ANNOTATION_FIELD = f"metadata.annotations[{CLASS_ANNOTATION}]"
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
     mode: Mode
-    service: Manifest
+    service: Manifest  # the object written: a Service, or an Ingress
     verdict: Verdict
     fields: tuple[str, ...] = ()
     operation: str = "CREATE"
@@ -333,16 +344,54 @@ CASES = [
         )
         for ns in ("kube-system", "kube-public", "kube-node-lease")
     ),
-]
+    # Ingresses: exposure unless every class they name is allowed.
+    *(
+        Case(f"Ingress of an allowed class in {m}", m, ingress("internal"), "allowed",
+             policy=INGRESS_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    Case("Ingress of a class a glob allows", "enforce", ingress("private-web"), "allowed",
+         policy=INGRESS_POLICY),
+    Case("Ingress of another class in enforce", "enforce", ingress("public"), "denied",
+         ("spec.ingressClassName",), policy=INGRESS_POLICY),
+    Case("Ingress of another class in mutate (cannot be converted)", "mutate", ingress("public"),
+         "denied", ("spec.ingressClassName",), policy=INGRESS_POLICY),
+    Case("Ingress of another class in audit", "audit", ingress("public"), "warned",
+         ("spec.ingressClassName",), policy=INGRESS_POLICY),
+    Case("Ingress of another class in off", "off", ingress("public"), "allowed",
+         policy=INGRESS_POLICY),
+    Case("Ingress without a class", "enforce", ingress(name="classless"), "denied",
+         ("spec.ingressClassName",), policy=INGRESS_POLICY),
+    Case("no ingress class is allowed by default", "enforce", ingress("internal"), "denied",
+         ("spec.ingressClassName",)),
+    Case("Ingress classed by the annotation", "enforce",
+         ingress(annotations={CLASS_ANNOTATION: "public"}), "denied", (ANNOTATION_FIELD,),
+         policy=INGRESS_POLICY),
+    Case("Ingress of an allowed class by the annotation", "enforce",
+         ingress(annotations={CLASS_ANNOTATION: "internal"}), "allowed", policy=INGRESS_POLICY),
+    Case("exempted Ingress", "enforce", ingress("public", name="legacy-portal"), "warned",
+         ("spec.ingressClassName",), policy=INGRESS_POLICY),
+    Case("UPDATE keeping an Ingress's class", "enforce",
+         ingress("public", annotations={"team": "shop"}), "warned", ("spec.ingressClassName",),
+         operation="UPDATE", old=ingress("public"), policy=INGRESS_POLICY),
+    Case("UPDATE moving an Ingress to another class", "enforce", ingress("public"), "denied",
+         ("spec.ingressClassName",), operation="UPDATE", old=ingress("internal"),
+         policy=INGRESS_POLICY),
+    Case("UPDATE adding an annotation that names another class", "enforce",
+         ingress("internal", annotations={CLASS_ANNOTATION: "public"}), "denied",
+         (ANNOTATION_FIELD,), operation="UPDATE", old=ingress("internal"),
+         policy=INGRESS_POLICY),
+    Case("Ingress in kube-system", "enforce", ingress("public", namespace="kube-system"),
+         "allowed", policy=INGRESS_POLICY, namespace="kube-system"),
+]  # fmt: skip
 
 
 def _decide(case: Case) -> Any:
-    change = ServiceChange(
-        operation=case.operation,
-        namespace=case.namespace,
-        name=case.service["metadata"]["name"],
-        service=case.service,
-        old_service=case.old,
+    name = case.service["metadata"]["name"]
+    change: Change = (
+        IngressChange(case.operation, case.namespace, name, case.service, case.old)
+        if case.service["kind"] == "Ingress"
+        else ServiceChange(case.operation, case.namespace, name, case.service, case.old)
     )
     return decide(change, case.mode, case.policy, today=TODAY)
 

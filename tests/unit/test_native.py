@@ -132,6 +132,7 @@ NOT_DEFAULT: dict[str, Any] = {
     "allow_existing_violations": False,
     "exemptions": (Exemption(namespace="*", name="vendor-*", reason="r"),),
     "allowed_host_ports": ((8080, 8080),),
+    "allowed_ingress_classes": ("internal-*",),
 }
 # Fields read only with another set (internal balancers' settings need them allowed).
 NEEDS: dict[str, dict[str, Any]] = {

@@ -17,6 +17,7 @@ from clusterip_guard.core.registration import (
     ServiceTarget,
     UrlTarget,
     host_exposed_expression,
+    ingress_match_condition,
     webhook_configurations,
 )
 from clusterip_guard.core.types import MODES, Mode
@@ -72,16 +73,22 @@ def test_one_entry_per_mode_with_its_own_path() -> None:
         "unknown-mode.clusterip-guard.io": "/validate/unknown-mode",
         "mutate-backstop.clusterip-guard.io": "/validate/mutate-backstop",
     }
-    # Each has a twin for Pods and workloads, on the same path, selecting the same namespaces.
-    twins = {name.replace(".", "-workloads.", 1): path for name, path in services.items()}
+    # Each has a twin for Pods and workloads, and one for Ingresses, on the same path,
+    # selecting the same namespaces.
+    twins = {
+        name.replace(".", f"-{subject}.", 1): path
+        for name, path in services.items()
+        for subject in ("workloads", "ingresses")
+    }
     assert {name: w["clientConfig"]["service"]["path"] for name, w in found.items()} == {
         **services,
         **twins,
     }
     for name in services:
-        twin = found[name.replace(".", "-workloads.", 1)]
-        assert twin["namespaceSelector"] == found[name]["namespaceSelector"]
-        assert twin["failurePolicy"] == found[name]["failurePolicy"]
+        for subject in ("workloads", "ingresses"):
+            twin = found[name.replace(".", f"-{subject}.", 1)]
+            assert twin["namespaceSelector"] == found[name]["namespaceSelector"]
+            assert twin["failurePolicy"] == found[name]["failurePolicy"]
     assert selected(found["mutate.clusterip-guard.io"]) == ["mutate"]
     assert selected(found["enforce.clusterip-guard.io"]) == ["enforce"]
     # The validating backstop behind mutate: its decisions are counted as mutate's.
@@ -124,6 +131,20 @@ def test_every_entry_is_safe_to_run_on_the_api_servers_path() -> None:
             assert webhook["matchConditions"] == [
                 {"name": "host-ports-or-network", "expression": host_exposed_expression()}
             ]
+            continue
+        if "-ingresses" in webhook["name"]:
+            # Ingresses, and for a validating entry ingresses/status (it takes annotations).
+            mutating = "reinvocationPolicy" in webhook
+            assert webhook["rules"] == [
+                {
+                    "apiGroups": ["networking.k8s.io"],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": ["ingresses"] if mutating else ["ingresses", "ingresses/status"],
+                    "scope": "Namespaced",
+                }
+            ]
+            assert webhook["matchConditions"] == [ingress_match_condition(())]
             continue
         # Validating entries see services/status too (annotations change through it).
         resources = (
@@ -168,7 +189,11 @@ def test_the_default_mode_selects_unlabelled_namespaces(
 ) -> None:
     found = entries(default_mode)
     defaults = {name for name in found if "-default." in name}
-    assert defaults == extra | {name.replace("-default.", "-workloads-default.") for name in extra}
+    assert defaults == extra | {
+        name.replace("-default.", f"-{subject}-default.")
+        for name in extra
+        for subject in ("workloads", "ingresses")
+    }
     for name in defaults:
         assert selected(found[name]) == [None]
 
@@ -221,7 +246,8 @@ def test_failure_policies_can_be_chosen_per_kind_of_entry() -> None:
     policies = {
         name: webhook["failurePolicy"]
         for name, webhook in found.items()
-        if "-workloads" not in name  # their twins': test_one_entry_per_mode_with_its_own_path
+        # Not their twins': test_one_entry_per_mode_with_its_own_path
+        if "-workloads" not in name and "-ingresses" not in name
     }
     assert policies == {
         "mutate.clusterip-guard.io": "Ignore",

@@ -303,8 +303,8 @@ def test_reviews_of_workloads_are_read_by_group_and_kind() -> None:
         ("allowedHostPorts: [true]", "True is not a port"),
         ("allowedHostPorts: ['http']", "'http' is not a port"),
         (
-            "exemptions: [{namespace: a, name: b, reason: c, kind: Ingress}]",
-            "exemptions[0].kind: 'Ingress' is not a kind clusterip-guard judges",
+            "exemptions: [{namespace: a, name: b, reason: c, kind: NetworkPolicy}]",
+            "exemptions[0].kind: 'NetworkPolicy' is not a kind clusterip-guard judges",
         ),
     ],
 )

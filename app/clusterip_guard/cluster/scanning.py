@@ -12,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -26,6 +25,7 @@ from kubernetes import client
 
 from clusterip_guard.cluster.client import call, read_or_none
 from clusterip_guard.cluster.errors import ClusterError
+from clusterip_guard.cluster.listing import pages, read_ingresses, read_workloads
 from clusterip_guard.cluster.mode_admins import read_mode_admins
 from clusterip_guard.cluster.serviceranges import read_service_ranges
 from clusterip_guard.cluster.writing import ObjectAPI, write_object
@@ -42,35 +42,13 @@ from clusterip_guard.core.reports import (
 )
 from clusterip_guard.core.scan import Finding, NamespaceInfo, scan
 from clusterip_guard.core.types import Manifest, Mode
-from clusterip_guard.core.workloads import WORKLOAD_KINDS, WorkloadKind
 from clusterip_guard.policyfile import PolicyHolder
 from clusterip_guard.telemetry.metrics import ScanMetrics
 
 log = logging.getLogger("clusterip_guard.scan")
 
-PAGE_SIZE = 500
+
 HTTP_NOT_FOUND = 404
-
-
-def _pages(
-    verb: str, resource: str, namespace: str | None, request: Callable[..., Any], **query: Any
-) -> Iterator[Manifest]:
-    """Every item of a list, a page at a time."""
-    token: str | None = None
-    while True:
-        page = call(
-            verb,
-            resource,
-            namespace,
-            functools.partial(
-                request, limit=PAGE_SIZE, _continue=token, _preload_content=False, **query
-            ),
-        )
-        body = json.loads(page.data)
-        yield from body.get("items") or []
-        token = (body.get("metadata") or {}).get("continue")
-        if not token:
-            return
 
 
 def read_namespaces(api: client.ApiClient, selector: str | None = None) -> list[NamespaceInfo]:
@@ -78,7 +56,7 @@ def read_namespaces(api: client.ApiClient, selector: str | None = None) -> list[
     query = {"label_selector": selector} if selector else {}
     return [
         NamespaceInfo(item["metadata"]["name"], item["metadata"].get("labels") or {})
-        for item in _pages("list", "namespaces", None, core.list_namespace, **query)
+        for item in pages("list", "namespaces", None, core.list_namespace, **query)
     ]
 
 
@@ -95,58 +73,15 @@ def read_services(api: client.ApiClient, namespace: str | None = None) -> list[M
     """Every Service, or a namespace's, as the API server stores them (plain dicts)."""
     core = client.CoreV1Api(api)
     if namespace is None:
-        return list(_pages("list", "services", None, core.list_service_for_all_namespaces))
+        return list(pages("list", "services", None, core.list_service_for_all_namespaces))
     return list(
-        _pages(
+        pages(
             "list",
             "services",
             namespace,
             functools.partial(core.list_namespaced_service, namespace),
         )
     )
-
-
-# How each kind is listed: (client API class, all namespaces, one namespace).
-_WORKLOAD_LISTS: dict[str, tuple[Callable[[client.ApiClient], Any], str, str]] = {
-    "Pod": (client.CoreV1Api, "list_pod_for_all_namespaces", "list_namespaced_pod"),
-    "Deployment": (
-        client.AppsV1Api, "list_deployment_for_all_namespaces", "list_namespaced_deployment"
-    ),
-    "ReplicaSet": (
-        client.AppsV1Api, "list_replica_set_for_all_namespaces", "list_namespaced_replica_set"
-    ),
-    "StatefulSet": (
-        client.AppsV1Api, "list_stateful_set_for_all_namespaces", "list_namespaced_stateful_set"
-    ),
-    "DaemonSet": (
-        client.AppsV1Api, "list_daemon_set_for_all_namespaces", "list_namespaced_daemon_set"
-    ),
-    "Job": (client.BatchV1Api, "list_job_for_all_namespaces", "list_namespaced_job"),
-    "CronJob": (client.BatchV1Api, "list_cron_job_for_all_namespaces", "list_namespaced_cron_job"),
-    "ReplicationController": (
-        client.CoreV1Api,
-        "list_replication_controller_for_all_namespaces",
-        "list_namespaced_replication_controller",
-    ),
-}  # fmt: skip
-
-
-def read_workloads(
-    api: client.ApiClient, namespace: str | None = None
-) -> list[tuple[WorkloadKind, Manifest]]:
-    """Every Pod and workload that makes Pods, or a namespace's, with its kind (the items of a
-    list do not carry one)."""
-    found: list[tuple[WorkloadKind, Manifest]] = []
-    for kind in WORKLOAD_KINDS:
-        api_class, all_namespaces, namespaced = _WORKLOAD_LISTS[kind.kind]
-        reader = api_class(api)
-        request = (
-            getattr(reader, all_namespaces)
-            if namespace is None
-            else functools.partial(getattr(reader, namespaced), namespace)
-        )
-        found += [(kind, item) for item in _pages("list", kind.resource, namespace, request)]
-    return found
 
 
 def registered_default_mode(api: client.ApiClient, configuration_name: str) -> Mode | None:
@@ -325,7 +260,8 @@ class ScanOutcome:
 
 
 def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings) -> ScanOutcome:
-    """The `scan` use case: read the namespaces, Services and workloads in scope, judge them
+    """The `scan` use case: read the namespaces, Services, workloads and Ingresses in scope,
+    judge them
     with the core, and (if asked) write the reports, pruning only inside the scope."""
     default_mode = scope.default_mode
     if default_mode is None:
@@ -334,20 +270,23 @@ def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings
         namespaces = [read_namespace(api, scope.namespace)]
         services = read_services(api, scope.namespace)
         workloads = read_workloads(api, scope.namespace)
+        ingresses = read_ingresses(api, scope.namespace)
     else:
         namespaces = read_namespaces(api, scope.selector)
         services = read_services(api)
         workloads = read_workloads(api)
+        ingresses = read_ingresses(api)
         if scope.selector:
             chosen = {ns.name for ns in namespaces}
             services = [s for s in services if s["metadata"].get("namespace") in chosen]
             workloads = [w for w in workloads if w[1]["metadata"].get("namespace") in chosen]
+            ingresses = [i for i in ingresses if i["metadata"].get("namespace") in chosen]
     now = datetime.datetime.now(datetime.UTC)
     # External IPs inside the Service range are judged as admission judges them.
     policy = dataclasses.replace(policy, service_ranges=read_service_ranges(api))
     findings = scan(
         namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
-        what_if=scope.what_if, workloads=workloads,
+        what_if=scope.what_if, workloads=workloads, ingresses=ingresses,
     )  # fmt: skip
     written: list[str] = []
     failed: list[str] = []

@@ -1,4 +1,5 @@
-"""Keeping the reports current: watches on Services and Namespaces that trigger a new scan,
+"""Keeping the reports current: watches on Services, Namespaces, workloads and Ingresses that
+trigger a new scan,
 a periodic full resync, and one writer among replicas by a Lease (docs/design.md, "Reporting
 what exists (scan)").
 
@@ -82,6 +83,7 @@ def keep_current(
         (apps.list_stateful_set_for_all_namespaces, "statefulsets"),
         (apps.list_daemon_set_for_all_namespaces, "daemonsets"),
         (client.BatchV1Api(api).list_cron_job_for_all_namespaces, "cronjobs"),
+        (client.NetworkingV1Api(api).list_ingress_for_all_namespaces, "ingresses"),
     ):
         threading.Thread(
             target=watch_forever, args=(list_call, what, changed, stop), daemon=True,

@@ -29,11 +29,12 @@ Selection = Literal["label", "not-a-mode", "unlabelled"]
 # (exposure must not slip through a webhook that is down), a reporter fails open (reporting
 # must never block a write). The registration's failure policies say which is which.
 FailureRole = Literal["guard", "reporter"]
-# What an entry judges: Services, or Pods and the workloads that make them (their host ports
-# and host network, core/workloads.py). One entry per subject, so each has the rules and the
-# match condition of its own objects; both answer on the entry's path.
-Subject = Literal["services", "workloads"]
-SUBJECTS: tuple[Subject, ...] = ("services", "workloads")
+# What an entry judges: Services, Pods and the workloads that make them (their host ports and
+# host network, core/workloads.py), or Ingresses (their classes, core/ingresses.py). One entry
+# per subject, so each has the rules and the match condition of its own objects; all answer on
+# the entry's path.
+Subject = Literal["services", "workloads", "ingresses"]
+SUBJECTS: tuple[Subject, ...] = ("services", "workloads", "ingresses")
 
 MUTATE_PATH: Final = "/mutate"
 ENFORCE_PATH: Final = "/validate/enforce"
@@ -140,17 +141,18 @@ _SERVICE_ENTRIES: Final[tuple[AdmissionEntry, ...]] = (
 )
 
 
-def _for_workloads(entry: AdmissionEntry) -> AdmissionEntry:
-    """The same entry for Pods and workloads: `enforce-workloads.clusterip-guard.io`."""
+def _for_subject(entry: AdmissionEntry, subject: Subject) -> AdmissionEntry:
+    """The same entry for another subject: `enforce-workloads.clusterip-guard.io`."""
     prefix, _, domain = entry.name.partition(".")
     stem, default, _ = prefix.partition("-default")
-    name = f"{stem}-workloads{'-default' if default else ''}.{domain}"
-    return dataclasses.replace(entry, name=name, subject="workloads")
+    name = f"{stem}-{subject}{'-default' if default else ''}.{domain}"
+    return dataclasses.replace(entry, name=name, subject=subject)
 
 
 ADMISSION_ENTRIES: Final[tuple[AdmissionEntry, ...]] = (
     *_SERVICE_ENTRIES,
-    *(_for_workloads(entry) for entry in _SERVICE_ENTRIES),
+    *(_for_subject(entry, "workloads") for entry in _SERVICE_ENTRIES),
+    *(_for_subject(entry, "ingresses") for entry in _SERVICE_ENTRIES),
 )
 
 # The path 0.1.0 registered for the backstop. Served still, so that an upgrade loses no

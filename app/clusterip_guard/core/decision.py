@@ -17,6 +17,7 @@ from clusterip_guard.core.exposure import (
     is_allowed_internal_load_balancer,
     reported,
 )
+from clusterip_guard.core.ingresses import INGRESS_KIND, ingress_exposure_of
 from clusterip_guard.core.names import (
     AUDIT_CONVERTED_FROM,
     AUDIT_DENIED,
@@ -72,6 +73,23 @@ class WorkloadChange:
 
 
 @dataclass(frozen=True)
+class IngressChange:
+    """A CREATE or UPDATE of an Ingress (core/ingresses.py)."""
+
+    operation: str
+    namespace: str
+    name: str
+    ingress: Manifest
+    old_ingress: Manifest | None = None
+    # "status": a write through ingresses/status, which keeps the spec but takes annotations,
+    # the deprecated class among them (judged as a Service's status write is).
+    subresource: str = ""
+
+
+Change = ServiceChange | WorkloadChange | IngressChange
+
+
+@dataclass(frozen=True)
 class Decision:
     verdict: Verdict
     violations: tuple[Violation, ...] = ()
@@ -94,7 +112,7 @@ ALLOWED = Decision(verdict="allowed")
 
 
 def decide(
-    change: ServiceChange | WorkloadChange,
+    change: Change,
     mode: Mode,
     policy: PolicySettings,
     *,
@@ -108,6 +126,8 @@ def decide(
         return ALLOWED
     if isinstance(change, WorkloadChange):
         return _decide_workload(change, mode, policy, today, label_not_a_mode)
+    if isinstance(change, IngressChange):
+        return _decide_ingress(change, mode, policy, today, label_not_a_mode)
     violations = reported(exposure_of(change.service, policy))
     if not violations:
         return ALLOWED
@@ -241,6 +261,40 @@ def _decide_workload(
             ),
             audit_annotations={AUDIT_EXPOSURE: _joined(violations)},
             changes=changes,
+        )
+    return _audited(subject, violations)
+
+
+def _decide_ingress(
+    change: IngressChange,
+    mode: Mode,
+    policy: PolicySettings,
+    today: datetime.date,
+    label_not_a_mode: bool,
+) -> Decision:
+    """An Ingress's classes, judged as a Service's exposure is; nothing converts an Ingress, so
+    mutate denies it, saying why."""
+    violations = ingress_exposure_of(change.ingress, policy)
+    if not violations:
+        return ALLOWED
+    subject = say.INGRESS_SUBJECT.format(namespace=change.namespace, name=change.name)
+    exemption = policy.exemption_for(change.namespace, change.name, today, INGRESS_KIND)
+    if exemption is not None:
+        return _exempted(subject, violations, exemption.describe())
+    if change.operation == "UPDATE" and change.old_ingress is not None:
+        before = ingress_exposure_of(change.old_ingress, policy)
+        added = tuple(v for v in violations if not v.kept_from(before))
+        if not added and (policy.allow_existing_violations or change.subresource == "status"):
+            return _existing_kept(violations)
+        if added:
+            violations = added
+    if mode == "mutate":
+        keeps = say.INGRESS_IN_MUTATE.format(namespace=change.namespace, label=MODE_LABEL)
+        return _deny(subject, change.namespace, violations, label_not_a_mode=False, keeps=keeps)
+    if mode == "enforce":
+        keeps = say.KEEPS_WORKLOADS_INTERNAL.format(namespace=change.namespace)
+        return _deny(
+            subject, change.namespace, violations, label_not_a_mode=label_not_a_mode, keeps=keeps
         )
     return _audited(subject, violations)
 

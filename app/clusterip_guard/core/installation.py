@@ -84,6 +84,7 @@ SERVICE_WARNINGS: Final = InstalledPolicy(
 HOST_EXPOSURE: Final = InstalledPolicy("-host-exposure", "validating", ("native",))
 SERVICE_CONVERSION: Final = InstalledPolicy("-conversion", "mutating", ("native",))
 HOST_CONVERSION: Final = InstalledPolicy("-host-conversion", "mutating", ("native",))
+INGRESS_EXPOSURE: Final = InstalledPolicy("-ingress-exposure", "validating", ("native",))
 
 # Every admission policy of an installation, of either engine, in the order a removal names
 # them. The webhook configurations are named as the installation.
@@ -94,6 +95,7 @@ INSTALLED_POLICIES: Final = (
     SERVICE_EXPOSURE,
     SERVICE_WARNINGS,
     HOST_EXPOSURE,
+    INGRESS_EXPOSURE,
     SERVICE_CONVERSION,
     HOST_CONVERSION,
 )
@@ -184,8 +186,9 @@ def objects_for(
     today: datetime.date | None = None,
 ) -> list[Manifest]:
     """What `engine` registers for `installation`. The webhook engine: its two webhook
-    configurations (the policy is the server's to read, not theirs) and the in-process
-    policies beside them. The native engine: the policy compiled (`NativeUnsupported` when
+    configurations (the policy is the server's to read, not theirs: they take only its allowed
+    ingress classes, so that an Ingress of one costs no call) and the in-process policies
+    beside them. The native engine: the policy compiled (`NativeUnsupported` when
     it cannot be; with `today`, the exemptions in force that day) and the same in-process
     policies. Either: the Service-range policy only where the API server serves ServiceCIDR."""
     if engine == "native":
@@ -203,8 +206,9 @@ def objects_for(
             }
             objects = [o for o in objects if o["metadata"]["name"] not in service_range]
     else:
+        classes = policy.allowed_ingress_classes if policy is not None else ()
         objects = [
-            *_webhook_configurations(installation),
+            *_webhook_configurations(installation, classes),
             *companion_policies(
                 name=installation.name,
                 default_mode=installation.default_mode,
@@ -224,7 +228,9 @@ def _check_inventoried(objects: list[Manifest], installation: str) -> None:
             raise NotInInventory(f"{kind} {name} is not in core/installation.py's inventory")
 
 
-def _webhook_configurations(installation: Installation) -> tuple[Manifest, Manifest]:
+def _webhook_configurations(
+    installation: Installation, allowed_ingress_classes: tuple[str, ...]
+) -> tuple[Manifest, Manifest]:
     configurations = webhook_configurations(
         target=installation.target(),
         ca_bundle=installation.ca_bundle or b"",
@@ -235,6 +241,7 @@ def _webhook_configurations(installation: Installation) -> tuple[Manifest, Manif
         failure_policy=installation.failure_policy,
         audit_failure_policy=installation.audit_failure_policy,
         name=installation.name,
+        allowed_ingress_classes=allowed_ingress_classes,
     )
     if installation.ca_bundle is None:
         # Left out after the config hash is taken over an empty one, as `render` always has.

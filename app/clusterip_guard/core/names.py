@@ -25,6 +25,11 @@ CONVERTED_FROM_ANNOTATION: Final = f"{DOMAIN}/converted-from"
 # The annotation form of spec.loadBalancerSourceRanges, read by cloud providers.
 SOURCE_RANGES_ANNOTATION: Final = "service.beta.kubernetes.io/load-balancer-source-ranges"
 
+# --- on Ingresses ----------------------------------------------------------------------------
+# The class an Ingress had before spec.ingressClassName (deprecated, still read by controllers;
+# the API server refuses it beside a different spec.ingressClassName only on CREATE).
+INGRESS_CLASS_ANNOTATION: Final = "kubernetes.io/ingress.class"
+
 # --- auditAnnotations keys (the API server prefixes them with the webhook's name) -----------
 AUDIT_EXPOSURE: Final = "exposure"
 AUDIT_DENIED: Final = "denied"
@@ -35,6 +40,7 @@ AUDIT_EXISTING_EXPOSURE: Final = "existing-exposure"
 # --- the webhooks (each entry's name and path: core/admission.py) ------------------------------
 EXPOSED_SERVICE_MATCH_CONDITION: Final = "exposed-service"
 HOST_EXPOSED_MATCH_CONDITION: Final = "host-ports-or-network"
+INGRESS_CLASS_MATCH_CONDITION: Final = "ingress-class-not-allowed"
 
 # --- who may set the mode label ----------------------------------------------------------------
 # A ValidatingAdmissionPolicy on Namespaces: the label may be added, changed or removed only by

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from clusterip_guard.core.conversion import internalize
-from clusterip_guard.core.decision import Decision, ServiceChange, WorkloadChange, decide
+from clusterip_guard.core.decision import (
+    Decision,
+    IngressChange,
+    ServiceChange,
+    WorkloadChange,
+    decide,
+)
+from clusterip_guard.core.ingresses import INGRESS_KIND, is_ingress
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of
 from clusterip_guard.core.types import Manifest, Mode
@@ -55,14 +62,16 @@ class CheckResults:
         return any(r.needs_change for r in self.results)
 
 
-def objects_in(document: Any) -> Iterator[tuple[Manifest, WorkloadKind | None]]:
-    """Every object `check` judges in a document: Services (kind None) and Pods and workloads
-    (their kind), looking inside `List`s."""
+def objects_in(document: Any) -> Iterator[tuple[Manifest, WorkloadKind | str | None]]:
+    """Every object `check` judges in a document: Services (kind None), Pods and workloads
+    (their kind) and Ingresses ("Ingress"), looking inside `List`s."""
     if not isinstance(document, dict):
         return
     kind = workload_kind_of(document)
     if kind is not None:
         yield document, kind
+    elif is_ingress(document):
+        yield document, INGRESS_KIND
     elif document.get("kind") == "Service" and str(document.get("apiVersion", "v1")) == "v1":
         yield document, None
     elif isinstance(document.get("kind"), str) and str(document["kind"]).endswith("List"):
@@ -86,6 +95,16 @@ def check_workload(
     return ServiceResult(source, namespace, name, decision, workload, kind=kind.kind)
 
 
+def check_ingress(
+    ingress: Manifest, *, source: str, mode: Mode, policy: PolicySettings, today: datetime.date
+) -> ServiceResult:
+    """An Ingress: its classes (nothing to fix: mutate denies what it cannot convert)."""
+    namespace, name = namespace_of(ingress), display_name(ingress)
+    change = IngressChange("CREATE", namespace, name, ingress)
+    decision = decide(change, mode, policy, today=today)
+    return ServiceResult(source, namespace, name, decision, ingress, kind=INGRESS_KIND)
+
+
 def check_service(
     service: Manifest, *, source: str, mode: Mode, policy: PolicySettings, today: datetime.date
 ) -> ServiceResult:
@@ -104,13 +123,19 @@ def check_files(
         for index, document in enumerate(manifest_file.documents, start=1):
             source = f"{manifest_file.source}#{index}"
             for found, kind in objects_in(document):
-                report.results.append(
-                    check_service(found, source=source, mode=mode, policy=policy, today=today)
-                    if kind is None
-                    else check_workload(
+                if kind is None:
+                    result = check_service(
+                        found, source=source, mode=mode, policy=policy, today=today
+                    )
+                elif isinstance(kind, str):
+                    result = check_ingress(
+                        found, source=source, mode=mode, policy=policy, today=today
+                    )
+                else:
+                    result = check_workload(
                         found, kind, source=source, mode=mode, policy=policy, today=today
                     )
-                )
+                report.results.append(result)
     return report
 
 
@@ -126,6 +151,8 @@ def _replace_services(document: Any, to_fix: set[int], policy: PolicySettings) -
     """The document with the Services in `to_fix` (by identity) converted."""
     if not isinstance(document, dict):
         return document
+    if id(document) in to_fix and is_ingress(document):
+        return document  # denied, never converted: --fix leaves it for its author
     if id(document) in to_fix:
         kind = workload_kind_of(document)
         if kind is not None:

@@ -28,7 +28,7 @@ class Exemption:
     name: str  # a glob: "legacy-*"
     reason: str
     expires: datetime.date | None = None  # the last day it applies
-    kind: str = SERVICE_KIND  # Service, or one of core/workloads.WORKLOAD_KIND_NAMES
+    kind: str = SERVICE_KIND  # Service, Ingress, or one of core/workloads.WORKLOAD_KIND_NAMES
 
     def applies_to(
         self, namespace: str, name: str, today: datetime.date, kind: str = SERVICE_KIND
@@ -68,6 +68,9 @@ class PolicySettings:
     # Host ports a Pod may open on its node: inclusive ranges (a single port is a range of
     # one). None by default: a host port is a door on every node the Pod may land on.
     allowed_host_ports: tuple[tuple[int, int], ...] = ()
+    # Ingress classes whose controllers keep what they serve inside the cluster: globs, as an
+    # exemption's names are. None by default: an Ingress is a door its controller opens.
+    allowed_ingress_classes: tuple[str, ...] = ()
     # The cluster's Service ranges (its ServiceCIDR objects), where the caller can read them
     # (scan); not a key of the policy file. An external IP inside one is never allowed: it
     # would take over a ClusterIP's traffic (CVE-2020-8554). Admission has the API server
@@ -91,6 +94,10 @@ class PolicySettings:
         return isinstance(port, int) and any(
             low <= port <= high for low, high in self.allowed_host_ports
         )
+
+    def ingress_class_allowed(self, name: str) -> bool:
+        """An empty class is none the policy can name (it counts as exposure)."""
+        return bool(name) and any(fnmatchcase(name, glob) for glob in self.allowed_ingress_classes)
 
     def exemption_for(
         self, namespace: str, name: str, today: datetime.date, kind: str = SERVICE_KIND

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -22,11 +22,15 @@ from clusterip_guard.core.admission import (
     namespace_selector,
     registered_entries,
 )
+from clusterip_guard.core.cel_literals import texts
+from clusterip_guard.core.ingresses import GLOB_CHARACTERS, INGRESS_GROUP, INGRESS_RESOURCE
 from clusterip_guard.core.names import (
     CONFIG_HASH_ANNOTATION,
     CONFIGURATION_NAME,
     EXPOSED_SERVICE_MATCH_CONDITION,
     HOST_EXPOSED_MATCH_CONDITION,
+    INGRESS_CLASS_ANNOTATION,
+    INGRESS_CLASS_MATCH_CONDITION,
     MANAGED_BY_BOOTSTRAP,
     MANAGED_BY_LABEL,
     NAME_LABEL,
@@ -94,6 +98,49 @@ def host_exposed_match_condition() -> dict[str, str]:
     return {"name": HOST_EXPOSED_MATCH_CONDITION, "expression": host_exposed_expression()}
 
 
+def ingress_classes_of(o: str) -> str:
+    """CEL: the classes the Ingress `o` names, its field's and its annotation's (every step
+    checked: admission runs before validation)."""
+    # Quoted as the chart's YAML keeps it double-quoted (its Helm list is single-quoted).
+    annotation = f"'{INGRESS_CLASS_ANNOTATION}'"
+    return (
+        f"(has({o}.spec) && has({o}.spec.ingressClassName) ? [{o}.spec.ingressClassName] : [])"
+        f" + (has({o}.metadata.annotations) && {annotation} in {o}.metadata.annotations ? "
+        f"[{o}.metadata.annotations[{annotation}]] : [])"
+    )
+
+
+def ingress_exposed(o: str, allowed: Callable[[str], str]) -> str:
+    """CEL: the Ingress `o` names no class, or one that `allowed` (CEL of the class `c`) does
+    not allow: exposure, as core/ingresses.py counts it."""
+    return (
+        f"(size({ingress_classes_of(o)}) == 0 || "
+        f"({ingress_classes_of(o)}).exists(c, c == '' || !({allowed('c')})))"
+    )
+
+
+def exact_ingress_classes(allowed: Collection[str]) -> list[str]:
+    """The allowed classes that are not globs: each matches only itself, so a registration can
+    leave an Ingress of that class out with a plain `in` (and never one the policy denies)."""
+    return sorted(name for name in allowed if not GLOB_CHARACTERS & set(name))
+
+
+def ingress_match_condition(allowed: Collection[str] | str = ()) -> dict[str, str]:
+    """Only an Ingress that names a class not in `allowed` (exact names; a Helm expression
+    giving a JSON list, in the chart), or none, or whose old object did, reaches the webhook:
+    an Ingress of an allowed class never costs a call. Without the policy's classes (a
+    registration that was not given them) every Ingress does."""
+    listed = allowed if isinstance(allowed, str) else texts(exact_ingress_classes(allowed))
+
+    def exposed(o: str) -> str:
+        return ingress_exposed(o, lambda c: f"{c} in {listed}")
+
+    return {
+        "name": INGRESS_CLASS_MATCH_CONDITION,
+        "expression": f"{exposed('object')} || (oldObject != null && {exposed('oldObject')})",
+    }
+
+
 class RegistrationError(ValueError):
     """The registration settings are not valid; the message is one line."""
 
@@ -138,12 +185,14 @@ def webhook_configurations(
     failure_policy: FailurePolicy = "Fail",
     audit_failure_policy: FailurePolicy = "Ignore",
     name: str = CONFIGURATION_NAME,
+    allowed_ingress_classes: Collection[str] = (),
 ) -> tuple[Manifest, Manifest]:
     """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) for the given target.
 
     `failure_policy` is for the enforce and mutate entries (fail closed by default: a webhook
     that is down must not let exposure through), `audit_failure_policy` for audit (fail open:
-    reporting must never block a write).
+    reporting must never block a write). `allowed_ingress_classes`: the policy's, so that an
+    Ingress of one of them never costs a call (none given: every Ingress does).
     """
     if default_mode not in MODES:
         raise RegistrationError(f"default mode must be one of {', '.join(MODES)}: {default_mode!r}")
@@ -168,6 +217,7 @@ def webhook_configurations(
                 never_judged=excluded,
                 failure_policy=policies[entry.failure_role],
                 timeout_seconds=timeout_seconds,
+                allowed_ingress_classes=allowed_ingress_classes,
             )
             for entry in entries
             if entry.configuration == configuration
@@ -221,12 +271,31 @@ def entry_rules(entry: AdmissionEntry) -> list[dict[str, Any]]:
     of their subresources writes a Pod spec."""
     if entry.subject == "workloads":
         return workload_rules()
+    if entry.subject == "ingresses":
+        return ingress_rules(entry.configuration)
     return [
         {
             "apiGroups": [""],
             "apiVersions": ["v1"],
             "operations": ["CREATE", "UPDATE"],
             "resources": entry_resources(entry),
+            "scope": "Namespaced",
+        }
+    ]
+
+
+def ingress_rules(configuration: str = "validating") -> list[dict[str, Any]]:
+    """Ingresses, CREATE and UPDATE; for a validating entry ingresses/status too (it takes
+    annotations, the deprecated class among them), as for Services."""
+    resources = [INGRESS_RESOURCE]
+    if configuration == "validating":
+        resources.append(f"{INGRESS_RESOURCE}/status")
+    return [
+        {
+            "apiGroups": [INGRESS_GROUP],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": resources,
             "scope": "Namespaced",
         }
     ]
@@ -267,9 +336,14 @@ def webhook_entry(
     never_judged: Collection[str],
     failure_policy: str,
     timeout_seconds: int | str,
+    allowed_ingress_classes: Collection[str] | str = (),
 ) -> dict[str, Any]:
     """One webhook of a configuration, for one entry of the table. (The chart's generator
     passes Helm expressions for the values an installation chooses.)"""
+    conditions = {
+        "services": exposed_match_condition,
+        "workloads": host_exposed_match_condition,
+    }
     body: dict[str, Any] = {
         "name": entry.name,
         "clientConfig": client_config,
@@ -277,11 +351,11 @@ def webhook_entry(
         "namespaceSelector": namespace_selector(entry.selector(), never_judged),
         "objectSelector": {},
         # Only a Service that is exposed, or was, costs a webhook call; only a Pod spec that
-        # opens a port on its node.
+        # opens a port on its node; only an Ingress of a class not known to be allowed.
         "matchConditions": [
-            exposed_match_condition()
-            if entry.subject == "services"
-            else host_exposed_match_condition()
+            ingress_match_condition(allowed_ingress_classes)
+            if entry.subject == "ingresses"
+            else conditions[entry.subject]()
         ],
         "matchPolicy": "Equivalent",
         "failurePolicy": failure_policy,

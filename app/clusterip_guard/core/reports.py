@@ -38,7 +38,10 @@ SOURCE = PROJECT
 POLICY = PROJECT
 SERVICE_RULE = "services-stay-internal"
 WORKLOAD_RULE = "pods-open-no-host-ports"
+INGRESS_RULE = "ingresses-use-allowed-classes"
 NAMESPACE_RULE = "namespace-summary"
+# The rule a finding's kind is reported under; Pods and workloads under WORKLOAD_RULE.
+_RULES = {"Service": SERVICE_RULE, "Ingress": INGRESS_RULE}
 CATEGORY = "Service exposure"
 MANAGED_BY = PROJECT  # the label value reports carry, so a scan finds (and prunes) its own
 
@@ -98,7 +101,7 @@ def service_result(finding: Finding, now: datetime.datetime) -> Manifest:
     return {
         "source": SOURCE,
         "policy": POLICY,
-        "rule": SERVICE_RULE if finding.kind == "Service" else WORKLOAD_RULE,
+        "rule": _RULES.get(finding.kind, WORKLOAD_RULE),
         "category": CATEGORY,
         "result": finding.result,
         "severity": finding.severity,

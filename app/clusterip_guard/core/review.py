@@ -14,7 +14,14 @@ from typing import Any
 
 import orjson
 
-from clusterip_guard.core.decision import Decision, ServiceChange, WorkloadChange
+from clusterip_guard.core.decision import (
+    Change,
+    Decision,
+    IngressChange,
+    ServiceChange,
+    WorkloadChange,
+)
+from clusterip_guard.core.ingresses import INGRESS_GROUP, INGRESS_KIND
 from clusterip_guard.core.services import display_name, namespace_of
 from clusterip_guard.core.types import AdmissionResponse, AdmissionReviewResponse, Manifest
 from clusterip_guard.core.workloads import workload_kind
@@ -136,10 +143,32 @@ def service_change_of(request: AdmissionRequest) -> ServiceChange | None:
     )
 
 
-def change_of(request: AdmissionRequest) -> ServiceChange | WorkloadChange | None:
-    """The change to judge: a Service's, a Pod's or a workload's; None when the request is
-    not ours to look at."""
-    return service_change_of(request) or workload_change_of(request)
+def change_of(request: AdmissionRequest) -> Change | None:
+    """The change to judge: a Service's, a Pod's, a workload's or an Ingress's; None when the
+    request is not ours to look at."""
+    return service_change_of(request) or workload_change_of(request) or ingress_change_of(request)
+
+
+def ingress_change_of(request: AdmissionRequest) -> IngressChange | None:
+    """A CREATE or UPDATE of an Ingress, or an UPDATE through ingresses/status (which keeps
+    the spec but takes annotations, the deprecated class among them), or None."""
+    if (
+        request.group != INGRESS_GROUP
+        or request.kind != INGRESS_KIND
+        or request.operation not in _JUDGED_OPERATIONS
+        or request.object is None
+        or request.sub_resource not in ("", "status")
+        or (request.sub_resource == "status" and request.operation != "UPDATE")
+    ):
+        return None
+    return IngressChange(
+        operation=request.operation,
+        namespace=request.namespace or namespace_of(request.object),
+        name=request.name or display_name(request.object),
+        ingress=request.object,
+        old_ingress=request.old_object if request.operation == "UPDATE" else None,
+        subresource=request.sub_resource,
+    )
 
 
 def workload_change_of(request: AdmissionRequest) -> WorkloadChange | None:

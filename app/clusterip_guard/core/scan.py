@@ -15,8 +15,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 from clusterip_guard.core.admission import Selection, judging_entry
-from clusterip_guard.core.decision import ServiceChange, WorkloadChange, decide
+from clusterip_guard.core.decision import (
+    Change,
+    IngressChange,
+    ServiceChange,
+    WorkloadChange,
+    decide,
+)
 from clusterip_guard.core.exposure import LOAD_BALANCER_PIECE, Violation, exposure_of, reported
+from clusterip_guard.core.ingresses import (
+    INGRESS_API_VERSION,
+    INGRESS_CLASS_KEY_PREFIX,
+    INGRESS_KIND,
+    NO_INGRESS_CLASS,
+    ingress_exposure_of,
+)
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of, service_type
@@ -85,8 +98,15 @@ _SOURCES: dict[Selection, str] = {
 }
 
 
-# Pieces of exposure the internet may reach, beyond the nodes' own network.
-_INTERNET_FACING = (LOAD_BALANCER_PIECE, "external-ip:", "source-range:")
+# Pieces of exposure the internet may reach, beyond the nodes' own network (an ingress
+# controller's own balancer among them).
+_INTERNET_FACING = (
+    LOAD_BALANCER_PIECE,
+    "external-ip:",
+    "source-range:",
+    INGRESS_CLASS_KEY_PREFIX,
+    NO_INGRESS_CLASS,
+)
 
 
 @dataclass(frozen=True)
@@ -159,6 +179,20 @@ def judge_workload(
     )
 
 
+def judge_ingress(
+    ingress: Manifest, namespace: NamespaceMode, policy: PolicySettings, today: datetime.date
+) -> Finding:
+    """An Ingress: its classes."""
+    name = display_name(ingress)
+    metadata = ingress.get("metadata")
+    uid = str(metadata.get("uid", "")) if isinstance(metadata, dict) else ""
+    change = IngressChange("CREATE", namespace.namespace, name, ingress)
+    exposure = ingress_exposure_of(ingress, policy)
+    return _finding(
+        change, namespace, exposure, uid=uid, service_kind="", policy=policy, today=today
+    )
+
+
 def reported_workloads(
     workloads: Iterable[tuple[WorkloadKind, Manifest]],
 ) -> list[tuple[WorkloadKind, Manifest]]:
@@ -172,7 +206,7 @@ def reported_workloads(
 
 
 def _finding(
-    change: ServiceChange | WorkloadChange,
+    change: Change,
     namespace: NamespaceMode,
     exposure: tuple[Violation, ...],
     *,
@@ -187,6 +221,8 @@ def _finding(
     if isinstance(change, WorkloadChange):
         kind = change.kind.kind
         api_version = f"{change.kind.group}/v1" if change.kind.group else "v1"
+    if isinstance(change, IngressChange):
+        kind, api_version = INGRESS_KIND, INGRESS_API_VERSION
     if not exposure:
         return Finding(
             namespace, name, uid, service_kind, (), "pass",
@@ -246,9 +282,10 @@ def scan(
     what_if: Mode | None = None,
     never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
     workloads: Iterable[tuple[WorkloadKind, Manifest]] = (),
+    ingresses: Iterable[Manifest] = (),
 ) -> list[Finding]:
-    """Every Service, and every workload and Pod no workload controls, judged; sorted by
-    namespace, name and kind. An object whose namespace is not in `namespaces` (deleted
+    """Every Service, every workload and Pod no workload controls, and every Ingress, judged;
+    sorted by namespace, name and kind. An object whose namespace is not in `namespaces` (deleted
     meanwhile) is judged as an unlabelled one."""
     modes = {
         ns.name: namespace_mode(
@@ -273,6 +310,12 @@ def scan(
             namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
         )
         findings.append(judge_workload(workload, kind, mode, policy, today))
+    for ingress in ingresses:
+        namespace = namespace_of(ingress)
+        mode = modes.get(namespace) or namespace_mode(
+            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
+        )
+        findings.append(judge_ingress(ingress, mode, policy, today))
     return sorted(findings, key=lambda f: (f.namespace.namespace, f.name, f.kind))
 
 

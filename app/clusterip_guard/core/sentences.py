@@ -97,3 +97,26 @@ HOST_NETWORK_IN_MUTATE: Final = (
     "namespace {namespace} (label {label}=mutate) converts what it can, but the host network "
     "cannot be taken from a Pod without making it another Pod"
 )
+
+# --- the pieces of an Ingress's exposure (core/ingresses.py) -----------------------------------
+INGRESS_CLASS: Final = (
+    "ingress class {ingress_class} is not an allowed class: its controller serves the Ingress "
+    "from outside the cluster"
+)
+INGRESS_WITHOUT_CLASS: Final = (
+    "the Ingress names no ingress class (and the cluster had no default class when it was "
+    "created): a controller that serves Ingresses without one serves it from outside the cluster"
+)
+UNREADABLE_INGRESS_CLASS: Final = (
+    "the ingress class is empty, not a class clusterip-guard can read, so it counts as exposure"
+)
+USE_ALLOWED_INGRESS_CLASS: Final = "use an allowed ingress class ({classes})"
+NO_INGRESS_CLASS_ALLOWED: Final = (
+    "no ingress class is allowed (allowedIngressClasses is empty): reach the Service from "
+    "inside the cluster, or ask the cluster admin to allow the class"
+)
+INGRESS_SUBJECT: Final = "Ingress {namespace}/{name}"
+INGRESS_IN_MUTATE: Final = (
+    "namespace {namespace} (label {label}=mutate) converts what it can, but an Ingress cannot "
+    "be made internal: its class decides who serves it"
+)

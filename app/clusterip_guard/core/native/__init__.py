@@ -33,6 +33,10 @@ from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.native.cel import NativeUnsupported, glob_regex, re2_refuses
 from clusterip_guard.core.native.conversion import conversion_policy
 from clusterip_guard.core.native.decision import exposure_policy, warning_policy
+from clusterip_guard.core.native.ingresses import (
+    INGRESS_EXPOSURE_SUFFIX,
+    ingress_exposure_policy,
+)
 from clusterip_guard.core.native.workloads import (
     HOST_CONVERSION_SUFFIX,
     HOST_EXPOSURE_SUFFIX,
@@ -47,6 +51,7 @@ __all__ = [
     "EXPOSURE_SUFFIX",
     "HOST_CONVERSION_SUFFIX",
     "HOST_EXPOSURE_SUFFIX",
+    "INGRESS_EXPOSURE_SUFFIX",
     "WARNINGS_SUFFIX",
     "NativeUnsupported",
     "native_objects",
@@ -72,6 +77,7 @@ COMPILED_FIELDS: Final = frozenset(
         "allow_existing_violations",
         "exemptions",
         "allowed_host_ports",
+        "allowed_ingress_classes",
     }
 )
 NOT_COMPILED_FIELDS: Final = {
@@ -99,6 +105,7 @@ def native_objects(
     conversion = name + CONVERSION_SUFFIX
     host_exposure = name + HOST_EXPOSURE_SUFFIX
     host_conversion = name + HOST_CONVERSION_SUFFIX
+    ingress_exposure = name + INGRESS_EXPOSURE_SUFFIX
     objects = [
         conversion_policy(policy, name=conversion, default_mode=default_mode, today=today),
         *policy_bindings(conversion, entries, never_judged=never_judged, configuration="mutating"),
@@ -114,6 +121,10 @@ def native_objects(
         *policy_bindings(warnings, entries, never_judged=never_judged, effects=WARNING_EFFECTS),
         host_exposure_policy(policy, name=host_exposure, default_mode=default_mode, today=today),
         *policy_bindings(host_exposure, entries, never_judged=never_judged),
+        ingress_exposure_policy(
+            policy, name=ingress_exposure, default_mode=default_mode, today=today
+        ),
+        *policy_bindings(ingress_exposure, entries, never_judged=never_judged),
         *companion_policies(name=name, default_mode=default_mode, never_judged=never_judged),
     ]
     _check_sizes(policy, objects)
@@ -143,6 +154,12 @@ def _check_values(policy: PolicySettings) -> None:
                     f"exemptions[{index}].{key}: {glob!r} becomes a pattern RE2 (CEL's matches) "
                     "refuses; write the glob another way, or use the webhook engine"
                 )
+    for index, glob in enumerate(policy.allowed_ingress_classes):
+        if re2_refuses(glob_regex(glob)):
+            raise NativeUnsupported(
+                f"allowedIngressClasses[{index}]: {glob!r} becomes a pattern RE2 (CEL's "
+                "matches) refuses; write the glob another way, or use the webhook engine"
+            )
     for index, network in enumerate(policy.allowed_external_ip_cidrs):
         if read_range(str(network)) != network or str(network).startswith(MAPPED_PREFIX):
             raise NativeUnsupported(
