@@ -207,7 +207,7 @@ def _never_judged_helpers() -> str:
         + "   matches only itself): an Ingress of one never costs a webhook call. */}}\n"
         + '{{- define "clusterip-guard.exactIngressClasses" -}}\n'
         + "{{- $exact := list -}}\n"
-        + "{{- range ((.Values.policy).allowedIngressClasses | default list) -}}\n"
+        + "{{- range ((.Values.policy).allowedIngressClasses | default list | sortAlpha) -}}\n"
         + '{{- if not (regexMatch "[*?\\\\[]" .) }}{{ $exact = append $exact (printf "\'%s\'" .) }}'
         + "{{ end -}}\n"
         + "{{- end -}}\n"

@@ -77,6 +77,10 @@ REGISTRATION_CASES = [
          "webhook.excludedNamespaces={ingress,monitoring}"),
         "clusterip-guard", "guard", id="failure policies and extra excluded namespaces",
     ),
+    pytest.param(
+        ("policy.allowedIngressClasses={internal,private-*}",), "clusterip-guard", "guard",
+        id="allowed ingress classes, one a glob",
+    ),
 ]  # fmt: skip
 
 
@@ -89,7 +93,8 @@ def test_the_charts_webhooks_are_what_the_bootstrap_builds(
     )
     service = the("Service", documents)["metadata"]["name"]
     chart_values = yaml.safe_load((CHART / "values.yaml").read_text())
-    settings = {**chart_values["webhook"], "defaultMode": chart_values["defaultMode"]}
+    settings = {**chart_values["webhook"], "defaultMode": chart_values["defaultMode"],
+                "allowedIngressClasses": []}  # fmt: skip
     for value in values:
         key, _, raw = value.partition("=")
         parsed = raw.strip("{}").split(",") if raw.startswith("{") else yaml.safe_load(raw)
@@ -104,6 +109,7 @@ def test_the_charts_webhooks_are_what_the_bootstrap_builds(
         failure_policy=settings["failurePolicy"],
         audit_failure_policy=settings["auditFailurePolicy"],
         name=service,
+        allowed_ingress_classes=settings["allowedIngressClasses"],
     )
     for expected in (mutating, validating):
         rendered = the(expected["kind"], documents)
@@ -116,12 +122,16 @@ def test_the_charts_webhooks_are_what_the_bootstrap_builds(
 def test_the_bootstrap_job_registers_what_the_chart_renders(
     values: tuple[str, ...], release: str, namespace: str
 ) -> None:
-    job = hook_job(render(*values, release=release, namespace=namespace), "post-install")
+    documents = render(*values, release=release, namespace=namespace)
+    job = hook_job(documents, "post-install")
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     command = command_from(build_parser().parse_args(args))
     assert command.action == "install"
     assert command.settings.wait_ready_seconds > 0  # registered once a replica answers
-    registered = registrations_for(command.settings, b"")
+    # It reads the policy the server reads: the ConfigMap, mounted where --policy-file says.
+    registered = registrations_for(
+        command.settings, b"", policy=parse_policy(mounted_policy(job, documents))
+    )
     rendered = render(
         "certificates.mode=certManager", *values, release=release, namespace=namespace,
         api_versions=SERVES_SERVICE_CIDRS,
@@ -278,6 +288,32 @@ def test_the_sync_component_needs_no_more_than_its_rights(
             env={**os.environ, "KUBECONFIG": str(control_plane.kubeconfig)},
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
+
+
+def mounted_policy(job: Manifest, documents: list[Manifest]) -> str:
+    """The text a bootstrap Job's --policy-file names: its mounted ConfigMap's key."""
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (path,) = [a.partition("=")[2] for a in container["args"] if a.startswith("--policy-file=")]
+    folder, _, key = path.rpartition("/")
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    text: str = the("ConfigMap", documents, volume["configMap"]["name"])["data"][key]
+    return text
+
+
+def test_a_compliant_ingress_costs_no_call_in_either_certificates_mode() -> None:
+    """The bootstrap Job and its renewal read the policy ConfigMap at each run, so they register
+    the allowed classes the chart renders in cert-manager mode (tests above)."""
+    values = ("policy.allowedIngressClasses={internal}",)
+    documents = render(*values)
+    for job in (hook_job(documents, "post-install"),
+                the("CronJob", documents)["spec"]["jobTemplate"]):  # fmt: skip
+        policy = parse_policy(mounted_policy(job, documents))
+        assert policy.allowed_ingress_classes == ("internal",)
+    certified = render("certificates.mode=certManager", *values)
+    condition = the("ValidatingWebhookConfiguration", certified)["webhooks"][-1]
+    assert "c in ['internal']" in condition["matchConditions"][0]["expression"]
 
 
 def test_the_renewal_registers_what_the_install_registered() -> None:

@@ -3,7 +3,9 @@ server itself does to an Ingress's class before admission sees it, and the nativ
 by it. Both engines' verdicts and messages on Ingresses are held equal row by row in
 tests/e2e/test_native_table_e2e.py.
 
-Namespaces and objects are named `ing-*`, this suite's own.
+Namespaces and objects are named `ing-*`, this suite's own. What reaches the webhook engine
+is tests/e2e/test_ingress_calls_e2e.py (a module of its own: this one's native policies would
+judge its namespace first).
 """
 
 from __future__ import annotations
@@ -131,3 +133,27 @@ def test_an_update_adding_the_annotation_of_another_class_is_denied(native: Kube
         assert taken.returncode == 0, taken.stderr
     finally:
         native("-n", outside, "delete", "ingresses", "--all", "--wait=false", check=False)
+
+
+STATUS_ANNOTATION = json.dumps(
+    {"metadata": {"annotations": {"kubernetes.io/ingress.class": "ing-public"}}}
+)
+
+
+def annotate_through_status(kubectl: Kubectl, namespace: str, name: str) -> Any:
+    """The deprecated class annotation, written through ingresses/status (which keeps the spec
+    but takes metadata)."""
+    return kubectl("-n", namespace, "patch", "ingress", name, "--subresource=status",
+                   "--type=merge", "-p", STATUS_ANNOTATION, check=False)  # fmt: skip
+
+
+def test_a_write_through_ingresses_status_is_judged_by_the_native_engine(
+    native: Kubectl,
+) -> None:
+    assert create(native, "ing-status", "ing-internal")
+    run = annotate_through_status(native, NAMESPACE, "ing-status")
+    assert run.returncode != 0
+    assert f"ValidatingAdmissionPolicy '{NAME}-ingress-exposure'" in run.stderr
+    assert "metadata.annotations[kubernetes.io/ingress.class]: ingress class ing-public" in (
+        run.stderr
+    )

@@ -160,8 +160,13 @@ def wait_until_in_force(api: client.ApiClient, engine: str, indexes: list[int]) 
 
 def said(outcome: Outcome, engine: str, index: int, key: str) -> Outcome:
     """The outcome with the row's namespace and the engine's label key said alike."""
-    message = outcome.message.replace(key, MODE_LABEL).replace(namespace_of(engine, index), "NS")
-    return dataclasses.replace(outcome, message=message)
+
+    def alike(text: str) -> str:
+        return text.replace(key, MODE_LABEL).replace(namespace_of(engine, index), "NS")
+
+    return dataclasses.replace(
+        outcome, message=alike(outcome.message), warnings=tuple(map(alike, outcome.warnings))
+    )
 
 
 def reloads(webhook: WebhookProcess) -> float:
@@ -287,6 +292,38 @@ def test_both_engines_give_every_row_the_same_verdict_message_and_stored_object(
     ]
     assert not differences, "\n".join(differences)
     assert len(policies()) >= 8  # every policy of the table, each rendered on its own
+
+
+# What the webhook says of an object it allows with a warning in every mode (core/sentences.py).
+ALLOWED_WITH_A_WARNING = ("is exposed but allowed by", "existing exposure kept")
+
+
+def test_both_engines_warn_alike_of_exempted_and_kept_ingresses(
+    outcomes: dict[str, list[Outcome]],
+) -> None:
+    """The webhook warns once per piece (its mutating and validating entries both, in mutate);
+    the native engine's Ingress warning policy once, after the API server's prefix, saying the
+    same sentences. In audit the exposure itself is warned of as for Services: the webhook per
+    piece, the native engine once with the denial's text (docs/installing.md, "Engines")."""
+    seen = 0
+    for row, webhook, native in zip(ROWS, outcomes["webhook"], outcomes["native"], strict=True):
+        if row.service["kind"] != "Ingress" or not webhook.allowed:
+            continue
+        expected = [w for w in webhook.warnings if any(s in w for s in ALLOWED_WITH_A_WARNING)]
+        warned = [w for w in native.warnings if any(s in w for s in ALLOWED_WITH_A_WARNING)]
+        if row.verdict == "warned" and row.mode == "audit" and not expected:
+            assert [w for w in webhook.warnings if w.startswith("audit: Ingress NS/")], row.name
+            assert any("ValidatingAdmissionPolicy 'table-" in w and "-ingress-exposure'" in w
+                       for w in native.warnings), (row.name, native.warnings)  # fmt: skip
+        if not expected:
+            assert not warned, (row.name, native.warnings)
+            continue
+        seen += 1
+        assert len(warned) == 1, (row.name, native.warnings)
+        assert "-ingress-exposure-warnings'" in warned[0], warned
+        missing = [w for w in dict.fromkeys(expected) if w not in warned[0]]
+        assert not missing, (row.name, missing, native.warnings)
+    assert seen >= 7, seen  # exempted and kept, in enforce, mutate and audit
 
 
 def test_a_policy_document_reads_back_as_each_policy_of_the_table() -> None:

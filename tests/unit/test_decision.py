@@ -369,11 +369,23 @@ CASES = [
          policy=INGRESS_POLICY),
     Case("Ingress of an allowed class by the annotation", "enforce",
          ingress(annotations={CLASS_ANNOTATION: "internal"}), "allowed", policy=INGRESS_POLICY),
-    Case("exempted Ingress", "enforce", ingress("public", name="legacy-portal"), "warned",
-         ("spec.ingressClassName",), policy=INGRESS_POLICY),
-    Case("UPDATE keeping an Ingress's class", "enforce",
-         ingress("public", annotations={"team": "shop"}), "warned", ("spec.ingressClassName",),
-         operation="UPDATE", old=ingress("public"), policy=INGRESS_POLICY),
+    # Allowed with a warning in every mode (both engines, tests/e2e/test_native_table_e2e.py).
+    *(
+        Case(f"exempted Ingress in {m}", m, ingress("public", name="legacy-portal"), "warned",
+             ("spec.ingressClassName",), policy=INGRESS_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    *(
+        Case(f"UPDATE keeping an Ingress's class in {m}", m,
+             ingress("public", annotations={"team": "shop"}), "warned",
+             ("spec.ingressClassName",), operation="UPDATE", old=ingress("public"),
+             policy=INGRESS_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    Case("UPDATE keeping an Ingress without a class and the annotation of another",
+         "enforce", ingress(annotations={CLASS_ANNOTATION: "public", "team": "shop"}),
+         "warned", (ANNOTATION_FIELD,), operation="UPDATE",
+         old=ingress(annotations={CLASS_ANNOTATION: "public"}), policy=INGRESS_POLICY),
     Case("UPDATE moving an Ingress to another class", "enforce", ingress("public"), "denied",
          ("spec.ingressClassName",), operation="UPDATE", old=ingress("internal"),
          policy=INGRESS_POLICY),

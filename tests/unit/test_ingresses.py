@@ -64,7 +64,7 @@ def test_an_ingress_review_is_judged_and_its_status_writes_too() -> None:
 def test_only_exact_allowed_classes_are_left_out_by_the_registration() -> None:
     assert exact_ingress_classes(("public", "private-*", "a[b]", "x?")) == ["public"]
     expression = ingress_match_condition(("internal", "private-*"))["expression"]
-    assert 'c in ["internal"]' in expression
+    assert "c in ['internal']" in expression
 
 
 def test_check_judges_an_ingress_and_fix_leaves_it_for_its_author() -> None:

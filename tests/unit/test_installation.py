@@ -4,6 +4,7 @@ engine registers is named in the inventory an uninstall removes by."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,6 +61,29 @@ def test_render_prints_what_the_webhook_bootstrap_registers(given: dict[str, Any
     rendered = rendered_objects(RenderSettings(engine="webhook", **given))
     registered = registrations.registrations_for(bootstrap_settings("webhook", given), b"")
     assert rendered == without_ca_bundle(registered)
+
+
+def test_a_webhook_bootstrap_given_the_policy_leaves_out_its_exact_ingress_classes(
+    tmp_path: Path,
+) -> None:
+    """As `render --policy-file` and the chart in cert-manager mode do: an Ingress of an exact
+    allowed class costs no call. Without the policy every Ingress is sent (none skipped)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("allowedIngressClasses: [public-*, internal, edge]\n")
+    rendered = rendered_objects(RenderSettings(engine="webhook", policy_file=policy))
+    settings = BootstrapSettings(engine="webhook", policy_file=policy)
+    registered = registrations.registrations_for(settings, b"")
+    assert rendered == without_ca_bundle(registered)
+    unknowing = registrations.registrations_for(BootstrapSettings(engine="webhook"), b"")
+    for given, listed in ((registered, "['edge', 'internal']"), (unknowing, "[]")):
+        conditions = [
+            webhook["matchConditions"][0]["expression"]
+            for manifest in given[:2]
+            for webhook in manifest["webhooks"]
+            if "-ingresses" in webhook["name"]
+        ]
+        assert conditions
+        assert all(f"!(c in {listed})" in condition for condition in conditions)
 
 
 @pytest.mark.parametrize("given", INSTALLATIONS)

@@ -156,7 +156,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--policy-file",
         type=Path,
-        help="native engine: the policy to compile (default: the default policy)",
+        help=(
+            "the policy: the native engine compiles it (default: the default policy); the "
+            "webhook engine's match conditions leave out Ingresses of its allowed classes "
+            "(without it, every Ingress write costs a webhook call)"
+        ),
     )
     parser.add_argument(
         "--wait-ready-seconds",

@@ -47,15 +47,24 @@ def installation_of(
 
 
 def registrations_for(
-    settings: BootstrapSettings, ca_bundle: bytes, *, service_cidrs: bool = True
+    settings: BootstrapSettings,
+    ca_bundle: bytes,
+    *,
+    service_cidrs: bool = True,
+    policy: PolicySettings | None = None,
 ) -> list[Manifest]:
     """What the webhook engine registers for these settings: the webhook configurations, the
     policy that keeps the mode label in the hands of cluster admins, the one that names a
     label value that is not a mode, and (where the API server serves ServiceCIDR) the one that
     refuses external IPs inside the Service range, bound as the entries judge (the chart
-    renders the same)."""
+    renders the same). `policy`: given, else read from `settings.policy_file` when there is
+    one: its allowed ingress classes leave Ingresses of them out of the match conditions.
+    Without either every Ingress write costs a call: a registration that does not know the
+    policy never skips a judgement."""
+    if policy is None and settings.policy_file is not None:
+        policy = read_policy_file(settings.policy_file)
     installation = installation_of(settings, ca_bundle=ca_bundle, service_cidrs=service_cidrs)
-    return objects_for("webhook", installation)
+    return objects_for("webhook", installation, policy)
 
 
 def native_registrations(

@@ -58,8 +58,10 @@ class BootstrapSettings:
     # policies are compiled on a poll of about a second); this long, then it fails closed.
     switch_timeout_seconds: float = 60.0
     # Which engine enforces the policy (docs/design.md, "Engines"): the webhook, or admission
-    # policies the API server runs itself, compiled from `policy_file` (native only).
+    # policies the API server runs itself, compiled from `policy_file`.
     engine: Engine = "webhook"
+    # The policy: the native engine compiles it; the webhook engine's match conditions take its
+    # allowed ingress classes (without it, every Ingress write costs a webhook call).
     policy_file: Path | None = None
     # The native engine runs something of its own in `namespace` (the sync component, in the
     # release's namespace): only then is that namespace never judged. Nothing of the native

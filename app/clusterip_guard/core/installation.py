@@ -85,6 +85,9 @@ HOST_EXPOSURE: Final = InstalledPolicy("-host-exposure", "validating", ("native"
 SERVICE_CONVERSION: Final = InstalledPolicy("-conversion", "mutating", ("native",))
 HOST_CONVERSION: Final = InstalledPolicy("-host-conversion", "mutating", ("native",))
 INGRESS_EXPOSURE: Final = InstalledPolicy("-ingress-exposure", "validating", ("native",))
+INGRESS_WARNINGS: Final = InstalledPolicy(
+    "-ingress-exposure-warnings", "validating", ("native",), effects=WARNING_EFFECTS
+)
 
 # Every admission policy of an installation, of either engine, in the order a removal names
 # them. The webhook configurations are named as the installation.
@@ -96,6 +99,7 @@ INSTALLED_POLICIES: Final = (
     SERVICE_WARNINGS,
     HOST_EXPOSURE,
     INGRESS_EXPOSURE,
+    INGRESS_WARNINGS,
     SERVICE_CONVERSION,
     HOST_CONVERSION,
 )

@@ -22,7 +22,6 @@ from clusterip_guard.core.admission import (
     namespace_selector,
     registered_entries,
 )
-from clusterip_guard.core.cel_literals import texts
 from clusterip_guard.core.ingresses import GLOB_CHARACTERS, INGRESS_GROUP, INGRESS_RESOURCE
 from clusterip_guard.core.names import (
     CONFIG_HASH_ANNOTATION,
@@ -130,7 +129,13 @@ def ingress_match_condition(allowed: Collection[str] | str = ()) -> dict[str, st
     giving a JSON list, in the chart), or none, or whose old object did, reaches the webhook:
     an Ingress of an allowed class never costs a call. Without the policy's classes (a
     registration that was not given them) every Ingress does."""
-    listed = allowed if isinstance(allowed, str) else texts(exact_ingress_classes(allowed))
+    # Single-quoted as the chart's helper writes them (a class name holds no quote: the policy
+    # file allows DNS subdomain characters only), so both registrations are the same text.
+    listed = (
+        allowed
+        if isinstance(allowed, str)
+        else "[" + ", ".join(f"'{name}'" for name in exact_ingress_classes(allowed)) + "]"
+    )
 
     def exposed(o: str) -> str:
         return ingress_exposed(o, lambda c: f"{c} in {listed}")

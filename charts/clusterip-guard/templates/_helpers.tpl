@@ -55,7 +55,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - --exclude-namespace={{ . }}
 {{- end }}
 - --renew-before-days={{ .Values.certificates.bootstrap.renewBeforeDays }}
+{{- /* The policy the server reads: Ingresses of its allowed classes cost no call (as the
+     chart renders them in cert-manager mode), read at each run, so a renewal takes an edit. */}}
+- --policy-file={{ include "clusterip-guard.policyFile" . }}
 {{- end -}}
+
+{{- define "clusterip-guard.policyFile" -}}/etc/clusterip-guard/policy/policy.yaml{{- end -}}
 
 {{/* A restricted security context (Pod Security Standards "restricted"). */}}
 {{- define "clusterip-guard.podSecurityContext" -}}
@@ -141,6 +146,18 @@ spec:
           memory: 256Mi
       securityContext:
         {{- include "clusterip-guard.containerSecurityContext" $root | nindent 8 }}
+      {{- if contains "--policy-file" .args }}
+      volumeMounts:
+        - name: policy
+          mountPath: {{ include "clusterip-guard.policyFile" $root | dir }}
+          readOnly: true
+      {{- end }}
+  {{- if contains "--policy-file" .args }}
+  volumes:
+    - name: policy
+      configMap:
+        name: {{ include "clusterip-guard.fullname" $root }}-policy
+  {{- end }}
   {{- with $root.Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}

@@ -35,7 +35,9 @@ from clusterip_guard.core.native.conversion import conversion_policy
 from clusterip_guard.core.native.decision import exposure_policy, warning_policy
 from clusterip_guard.core.native.ingresses import (
     INGRESS_EXPOSURE_SUFFIX,
+    INGRESS_WARNINGS_SUFFIX,
     ingress_exposure_policy,
+    ingress_warning_policy,
 )
 from clusterip_guard.core.native.workloads import (
     HOST_CONVERSION_SUFFIX,
@@ -52,6 +54,7 @@ __all__ = [
     "HOST_CONVERSION_SUFFIX",
     "HOST_EXPOSURE_SUFFIX",
     "INGRESS_EXPOSURE_SUFFIX",
+    "INGRESS_WARNINGS_SUFFIX",
     "WARNINGS_SUFFIX",
     "NativeUnsupported",
     "native_objects",
@@ -106,6 +109,7 @@ def native_objects(
     host_exposure = name + HOST_EXPOSURE_SUFFIX
     host_conversion = name + HOST_CONVERSION_SUFFIX
     ingress_exposure = name + INGRESS_EXPOSURE_SUFFIX
+    ingress_warnings = name + INGRESS_WARNINGS_SUFFIX
     objects = [
         conversion_policy(policy, name=conversion, default_mode=default_mode, today=today),
         *policy_bindings(conversion, entries, never_judged=never_judged, configuration="mutating"),
@@ -125,6 +129,12 @@ def native_objects(
             policy, name=ingress_exposure, default_mode=default_mode, today=today
         ),
         *policy_bindings(ingress_exposure, entries, never_judged=never_judged),
+        ingress_warning_policy(
+            policy, name=ingress_warnings, default_mode=default_mode, today=today
+        ),
+        *policy_bindings(
+            ingress_warnings, entries, never_judged=never_judged, effects=WARNING_EFFECTS
+        ),
         *companion_policies(name=name, default_mode=default_mode, never_judged=never_judged),
     ]
     _check_sizes(policy, objects)

@@ -116,10 +116,13 @@ def exemption_terms(
     return " || ".join(term for term, _ in terms) or "false"
 
 
-def exemption_described(policy: PolicySettings, today: datetime.date | None) -> str:
-    """CEL: how the first Service exemption in force that applies describes itself
-    (Exemption.describe, as the webhook names it), '' when none does."""
-    terms = _exemptions_in_force(policy, today, workloads=False)
+def exemption_described(
+    policy: PolicySettings, today: datetime.date | None, *, workloads: bool = False
+) -> str:
+    """CEL: how the first Service exemption in force that applies (with `workloads`, of the
+    other kinds) describes itself (Exemption.describe, as the webhook names it), '' when none
+    does."""
+    terms = _exemptions_in_force(policy, today, workloads=workloads)
     if not terms:
         return "''"
     said = ", ".join(f"{term} ? {text(exemption.describe())} : ''" for term, exemption in terms)

@@ -7,6 +7,7 @@ Ingress). Bound as the table's validating entries judge (core/admission.py). Pur
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Final
 
@@ -17,6 +18,7 @@ from clusterip_guard.core.ingresses import (
     ANNOTATION_FIELD,
     CLASS_FIELD,
     INGRESS_CLASS_KEY_PREFIX,
+    INGRESS_KIND,
     NO_INGRESS_CLASS,
     allowed_classes_fix,
 )
@@ -26,6 +28,7 @@ from clusterip_guard.core.names import (
     MODE_LABEL,
 )
 from clusterip_guard.core.native.cel import (
+    exemption_described,
     exemption_terms,
     glob_regex,
     mode_of_namespace,
@@ -38,6 +41,7 @@ from clusterip_guard.core.registration import ingress_exposed, ingress_rules, wi
 from clusterip_guard.core.types import MODES, Manifest, Mode
 
 INGRESS_EXPOSURE_SUFFIX: Final = "-ingress-exposure"
+INGRESS_WARNINGS_SUFFIX: Final = "-ingress-exposure-warnings"
 
 
 def allowed_class(policy: PolicySettings, c: str) -> str:
@@ -79,14 +83,19 @@ def _pieces(o: str, policy: PolicySettings) -> str:
     )
 
 
-def judging_variables(
-    policy: PolicySettings, *, default_mode: Mode, today: datetime.date | None
-) -> list[dict[str, str]]:
-    keeps_existing = (
+def _keeps_existing(policy: PolicySettings) -> str:
+    """CEL: whether kept exposure is allowed (a status write always keeps, as in the core)."""
+    return (
         "true"
         if policy.allow_existing_violations
         else "has(request.subResource) && request.subResource == 'status'"
     )
+
+
+def judging_variables(
+    policy: PolicySettings, *, default_mode: Mode, today: datetime.date | None
+) -> list[dict[str, str]]:
+    keeps_existing = _keeps_existing(policy)
     return [
         name_variable(),
         {"name": "mode", "expression": mode_of_namespace(default_mode)},
@@ -174,3 +183,63 @@ def ingress_exposure_policy(
         },
     }
     return with_config_hash(body)
+
+
+def ingress_warning_policy(
+    policy: PolicySettings, *, name: str, default_mode: Mode, today: datetime.date | None = None
+) -> Manifest:
+    """The ValidatingAdmissionPolicy that warns where the webhook allows an Ingress with a
+    warning in every mode: an exempted one (naming the exemption), and an UPDATE that keeps
+    its pieces and adds none. Bound with Warn wherever a validating entry judges
+    (WARNING_EFFECTS), as the Services' warning policy (native/decision.py) is; audit mode's
+    own warning is the exposure policy's."""
+    of_ingresses = dataclasses.replace(
+        policy, exemptions=tuple(e for e in policy.exemptions if e.kind == INGRESS_KIND)
+    )
+    exemption = exemption_described(of_ingresses, today, workloads=True)
+    # Without an Ingress exemption in force only an UPDATE can keep a piece: a CREATE costs
+    # nothing.
+    only_updates = (
+        [{"name": "updates", "expression": "request.operation == 'UPDATE'"}]
+        if exemption == "''"
+        else []
+    )
+    subject = sentence(
+        say.INGRESS_SUBJECT, namespace="namespaceObject.metadata.name", name="variables.name"
+    )
+    exempted = sentence(say.EXEMPTED, subject=subject, exemption="variables.exemption")
+    kept = sentence(say.EXISTING_KEPT, field="v['field']", summary="v['summary']")
+    exposed = "size(variables.pieces) > 0"
+    return with_config_hash(
+        {
+            **registered_object("ValidatingAdmissionPolicy", name),
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": ingress_rules("validating")},
+                "matchConditions": [ingress_match_condition(policy), *only_updates],
+                "variables": [
+                    *judging_variables(policy, default_mode=default_mode, today=today),
+                    {"name": "exemption", "expression": exemption},
+                    {
+                        "name": "kept",
+                        "expression": (
+                            f"variables.exemption == '' && oldObject != null && {exposed} && "
+                            f"size(variables.added) == 0 && ({_keeps_existing(policy)})"
+                        ),
+                    },
+                ],
+                "validations": [
+                    {
+                        "expression": (
+                            f"!({exposed} && variables.exemption != '') && !variables.kept"
+                        ),
+                        "messageExpression": (
+                            f"variables.kept ? {said_pieces('variables.pieces', kept)} : "
+                            f"{exposed} && variables.exemption != '' ? {exempted} : ''"
+                        ),
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        }
+    )
