@@ -8,8 +8,9 @@ import json
 
 from clusterip_guard.core.decision import decide
 from clusterip_guard.core.ingresses import ANNOTATION_FIELD, CLASS_FIELD, named_classes
+from clusterip_guard.core.native.ingresses import ingress_warning_policy
 from clusterip_guard.core.offline import ManifestFile, check_files
-from clusterip_guard.core.policy import PolicySettings
+from clusterip_guard.core.policy import Exemption, PolicySettings
 from clusterip_guard.core.registration import exact_ingress_classes, ingress_match_condition
 from clusterip_guard.core.reports import INGRESS_RULE, build_reports
 from clusterip_guard.core.review import change_of, parse_review
@@ -94,3 +95,17 @@ def test_scan_reports_an_ingress_under_its_own_rule() -> None:
     (report, *_) = build_reports(findings, report_format="wgpolicyk8s", now=now)
     rules = {r["resources"][0]["name"]: r["rule"] for r in report["results"]}
     assert rules == {"ok": INGRESS_RULE, "web": INGRESS_RULE}
+
+
+def test_the_native_warning_policy_costs_a_create_nothing_without_an_ingress_exemption() -> None:
+    """Only an UPDATE can keep a class; a CREATE is warned of only when an Ingress exemption
+    is in force (a Service's or a Pod's exemption is not)."""
+
+    def conditions(policy: PolicySettings) -> list[str]:
+        rendered = ingress_warning_policy(policy, name="n", default_mode="off")
+        return [c["name"] for c in rendered["spec"]["matchConditions"]]
+
+    others = (Exemption("*", "legacy-*", "appliance"), Exemption("*", "x", "node", kind="Pod"))
+    assert conditions(PolicySettings(exemptions=others)) == ["ingress-class-not-allowed", "updates"]
+    exempted = (*others, Exemption("shop", "legacy-*", "portal", kind="Ingress"))
+    assert conditions(PolicySettings(exemptions=exempted)) == ["ingress-class-not-allowed"]
