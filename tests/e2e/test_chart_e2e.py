@@ -30,7 +30,15 @@ from clusterip_guard.core.registration import (
 from clusterip_guard.core.types import MODES
 from clusterip_guard.policyfile import POLICY_KEYS, parse_policy, policy_from_mapping
 from localcluster import ControlPlane
-from tests.support.chart import CHART, SERVES_SERVICE_CIDRS, Manifest, render, the
+from tests.support.chart import (
+    CHART,
+    SERVES_SERVICE_CIDRS,
+    Manifest,
+    args_run_here,
+    mounted_policy,
+    render,
+    the,
+)
 from tests.support.kubectl import Kubectl
 from tests.support.tools import cert_manager_crds, helm
 
@@ -130,7 +138,9 @@ def test_the_bootstrap_job_registers_what_the_chart_renders(
     assert command.settings.wait_ready_seconds > 0  # registered once a replica answers
     # It reads the policy the server reads: the ConfigMap, mounted where --policy-file says.
     registered = registrations_for(
-        command.settings, b"", policy=parse_policy(mounted_policy(job, documents))
+        command.settings,
+        b"",
+        policy=parse_policy(mounted_policy(job["spec"]["template"]["spec"], documents)),
     )
     rendered = render(
         "certificates.mode=certManager", *values, release=release, namespace=namespace,
@@ -290,18 +300,6 @@ def test_the_sync_component_needs_no_more_than_its_rights(
         )  # fmt: skip
 
 
-def mounted_policy(job: Manifest, documents: list[Manifest]) -> str:
-    """The text a bootstrap Job's --policy-file names: its mounted ConfigMap's key."""
-    pod = job["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    (path,) = [a.partition("=")[2] for a in container["args"] if a.startswith("--policy-file=")]
-    folder, _, key = path.rpartition("/")
-    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
-    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
-    text: str = the("ConfigMap", documents, volume["configMap"]["name"])["data"][key]
-    return text
-
-
 def test_a_compliant_ingress_costs_no_call_in_either_certificates_mode() -> None:
     """The bootstrap Job and its renewal read the policy ConfigMap at each run, so they register
     the allowed classes the chart renders in cert-manager mode (tests above)."""
@@ -309,7 +307,7 @@ def test_a_compliant_ingress_costs_no_call_in_either_certificates_mode() -> None
     documents = render(*values)
     for job in (hook_job(documents, "post-install"),
                 the("CronJob", documents)["spec"]["jobTemplate"]):  # fmt: skip
-        policy = parse_policy(mounted_policy(job, documents))
+        policy = parse_policy(mounted_policy(job["spec"]["template"]["spec"], documents))
         assert policy.allowed_ingress_classes == ("internal",)
     certified = render("certificates.mode=certManager", *values)
     condition = the("ValidatingWebhookConfiguration", certified)["webhooks"][-1]
@@ -593,13 +591,7 @@ def test_the_bootstrap_and_uninstall_jobs_need_no_more_than_their_rights(
         kubeconfig = service_account_kubeconfig(
             control_plane, kubectl, namespace, account, tmp_path / account
         )
-        args = [a for a in pod["containers"][0]["args"] if not a.startswith("--wait-ready")]
-        if any(a.startswith("--policy-file=") for a in args):
-            # The ConfigMap the Job mounts, as a file here.
-            policy = tmp_path / "policy.yaml"
-            policy.write_text(mounted_policy(job, documents))
-            args = [f"--policy-file={policy}" if a.startswith("--policy-file=") else a
-                    for a in args]  # fmt: skip
+        args = args_run_here(pod, documents, tmp_path / "policy")
         return subprocess.run(
             [sys.executable, "-m", "clusterip_guard.cli.main", *args, *extra],
             env={**env, "KUBECONFIG": str(kubeconfig)},

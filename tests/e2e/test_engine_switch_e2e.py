@@ -27,7 +27,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from localcluster import ControlPlane
-from tests.support.chart import Manifest, render, the
+from tests.support.chart import Manifest, args_run_here, render, the
 from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
 from tests.support.polling import until
@@ -270,7 +270,7 @@ def test_the_charts_sync_and_bootstrap_job_switch_by_their_own_rights(
         # And back: the bootstrap Job switches.
         apply_rbac(webhook)
         job = the("Job", webhook, f"{name}-bootstrap")["spec"]["template"]["spec"]
-        args = [a for a in job["containers"][0]["args"] if not a.startswith("--wait-ready")]
+        args = args_run_here(job, webhook, tmp_path / "policy")
         back = as_account(job["serviceAccountName"], [*args, *url_mode])
         assert back.returncode == 0, back.stderr
         switched_in_order(back, "webhook", "MutatingAdmissionPolicy")
