@@ -145,3 +145,32 @@ def test_a_write_through_ingresses_status_is_judged_by_the_webhook(
         assert stored.stdout == "ing-public"
     finally:
         kubectl("-n", outside, "delete", "ingresses", "--all", "--wait=false", check=False)
+
+
+def test_a_policy_the_bootstrap_cannot_read_costs_calls_never_a_renewal(
+    webhook: WebhookProcess, control_plane: ControlPlane, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """A broken edit of the policy (the chart's renewal CronJob reads the ConfigMap): the
+    bootstrap still runs, and registers no class, so every Ingress is sent and judged by the
+    server's last good policy. (Last in this module: it puts the registration back.)"""
+    broken = tmp_path / "policy.yaml"
+    broken.write_text("allowedIngressClasses: [Not A Class]\n")
+    registration = ("--url", f"https://127.0.0.1:{webhook.port}", "--cert-dir",
+                    str(webhook.files.folder), "--ip", "127.0.0.1")  # fmt: skip
+    run = run_bootstrap(control_plane, *registration, "--policy-file", str(broken),
+                        name=WEBHOOK_NAME)  # fmt: skip
+    try:
+        assert run.returncode == 0, run.stderr
+        assert "registered without its allowed ingress classes" in run.stdout
+        before = calls_to(kubectl, ENFORCE_ENTRY)
+
+        def sent() -> bool:
+            create_in(kubectl, CALLS_NAMESPACE, "ing-sent", "ing-internal", "--dry-run=server")
+            return calls_to(kubectl, ENFORCE_ENTRY) > before
+
+        assert until(sent, timeout=30)  # the new registration reaches admission a moment later
+        assert create_in(kubectl, CALLS_NAMESPACE, "ing-sent", "ing-internal")  # and allowed
+    finally:
+        assert webhook.policy_file is not None
+        run_bootstrap(control_plane, *registration, "--policy-file", str(webhook.policy_file),
+                      name=WEBHOOK_NAME)  # fmt: skip

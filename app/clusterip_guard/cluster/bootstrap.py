@@ -55,7 +55,9 @@ from clusterip_guard.cluster.switching import (
     switch_engine,
 )
 from clusterip_guard.cluster.uninstalled import lift_marker, marker_name, stop_sync, write_marker
+from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.types import Manifest
+from clusterip_guard.policyfile import PolicyError, read_policy_file
 
 # Set by the EndpointSlice controller on every slice of a Service.
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -90,6 +92,21 @@ def _require_namespace(api: client.ApiClient, namespace: str) -> None:
         return  # the writes that follow name their own failure
     if found is None:
         raise NamespaceMissing(f"namespace {namespace} does not exist; create it first")
+
+
+def _policy_for_registration(settings: BootstrapSettings, report: RunLog) -> PolicySettings:
+    """The policy the webhook engine's registration reads its allowed ingress classes from.
+    One it cannot read (a broken edit of the chart's ConfigMap) costs calls, never a renewal:
+    registered without classes, every Ingress write is sent to the webhook, which judges it by
+    its own last good policy."""
+    try:
+        return read_policy_file(settings.policy_file)
+    except PolicyError as error:
+        report.say(
+            f"{error}: registered without its allowed ingress classes (every Ingress write "
+            "costs a webhook call until a bootstrap reads a good one)"
+        )
+        return PolicySettings()
 
 
 def bootstrap(
@@ -129,8 +146,11 @@ def bootstrap(
             "has it): external IPs inside the Service range are refused only by "
             "allowedExternalIPCIDRs, which must not cover it"
         )
+    policy = _policy_for_registration(settings, report)
     registered = with_record(
-        registrations_for(settings, plan.state.ca_bundle, service_cidrs=service_cidrs),
+        registrations_for(
+            settings, plan.state.ca_bundle, service_cidrs=service_cidrs, policy=policy
+        ),
         record_of(settings),
     )
     if settings.certificates_only and current.ca is not None and current.serving is not None:
