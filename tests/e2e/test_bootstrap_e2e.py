@@ -187,14 +187,15 @@ def test_service_mode_stores_a_tls_secret_and_registers_the_service(
             "audit.clusterip-guard.io",
             "audit-default.clusterip-guard.io",
         }
-        # Each with its twin for Pods and workloads.
+        # Each with its twins for Pods and workloads, and for Ingresses.
         twins = {
-            "enforce-workloads.clusterip-guard.io",
-            "mutate-backstop-workloads.clusterip-guard.io",
-            "unknown-mode-workloads.clusterip-guard.io",
-            "audit-workloads.clusterip-guard.io",
-            "audit-workloads-default.clusterip-guard.io",
+            name.replace(".", f"-{subject}.", 1).replace(
+                "-default-" + subject, f"-{subject}-default"
+            )
+            for name in services
+            for subject in ("workloads", "ingresses")
         }
+        assert "audit-workloads-default.clusterip-guard.io" in twins
         assert set(entries) == services | twins
         service = entries["enforce.clusterip-guard.io"]["clientConfig"]["service"]
         assert service == {
