@@ -302,3 +302,17 @@ def test_down_leaves_alone_a_process_that_merely_reuses_a_recorded_pid(tmp_path:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_release_without_a_wrapper_module_is_refused_in_one_line(state: Path) -> None:
+    run = localcluster_cli("up", "--dir", str(state), "--kubernetes", "v1.99.0")
+    assert run.returncode == 2
+    assert (
+        "no wrapper module for Kubernetes v1.99.0 in "
+        f"{LOCALCLUSTER.parent / 'versions' / 'v1.99.0'} "
+        "(hack/controlplane/wrap-version.sh v1.99.0 writes one)"
+    ) in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (
+        "localcluster: building the control plane failed (build.sh exit 2); see above"
+    )
+    assert not (state / "controlplane.json").exists()
