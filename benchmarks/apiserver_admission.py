@@ -211,6 +211,13 @@ def main() -> int:
         metavar="OBJECT",
         help="only these kinds of write",
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=600,
+        metavar="SECONDS",
+        help="how long to wait for a quiet machine before measuring anyway (the load is reported)",
+    )
     args = parser.parse_args()
 
     runs: list[dict[str, Any]] = []
@@ -250,7 +257,7 @@ def main() -> int:
                 if label:
                     kubectl("label", "namespace", namespace_of(setup), label)
             wait_until_policies_act(kubectl, measured(args.setups, args.unserved))
-            load = wait_for_quiet(600)
+            load = wait_for_quiet(args.quiet_wait)
             runs = measure(client, kubectl, args, answering)
     report = {"kubernetes": release, "load_at_start": load, "rounds": args.rounds,
               "requests": args.requests, "runs": runs}  # fmt: skip

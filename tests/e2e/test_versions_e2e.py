@@ -29,7 +29,7 @@ from tests.support.served import (
     ServedRelease,
     minor_of,
 )
-from tests.support.tools import helm
+from tests.support.tools import cert_manager_crds, helm
 
 pytestmark = pytest.mark.e2e
 
@@ -67,12 +67,36 @@ def make_namespaces(kubectl: Kubectl, made: set[str], documents: list[dict[str, 
         made.add(namespace)
 
 
-@pytest.mark.parametrize("engine", ["webhook", "native"])
+@pytest.fixture(scope="module")
+def cert_manager_crds_applied(kubectl: Kubectl) -> None:
+    """cert-manager's own CRDs, so that the certManager mode's Issuers and Certificates validate."""
+    for crd in cert_manager_crds():
+        kubectl("apply", "--server-side", "-f", str(crd))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s",
+            "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")  # fmt: skip
+
+
+# (values, whether the chart itself renders the admission policies: in certManager mode it
+# renders everything; in bootstrap mode its Job registers them, as the bootstrap suite shows)
+CHART_CASES = [
+    pytest.param(("engine=webhook",), False, id="webhook, bootstrap certificates"),
+    pytest.param(("engine=webhook", "certificates.mode=certManager"), True,
+                 id="webhook, cert-manager"),
+    pytest.param(("engine=native",), False, id="native"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("values", "renders_policies"), CHART_CASES)
 def test_the_chart_installs_here_exactly_what_this_release_serves(
-    engine: str, served_release: ServedRelease, kubectl: Kubectl, namespaces: set[str]
+    values: tuple[str, ...],
+    renders_policies: bool,
+    served_release: ServedRelease,
+    kubectl: Kubectl,
+    namespaces: set[str],
+    request: pytest.FixtureRequest,
 ) -> None:
-    rendered = helm_template(served_release, f"engine={engine}")
-    if engine == "native" and not served_release.serves(MUTATING_POLICY):
+    rendered = helm_template(served_release, *values)
+    if "engine=native" in values and not served_release.serves(MUTATING_POLICY):
         assert rendered.returncode != 0
         errors = [line for line in rendered.stderr.splitlines() if "engine native" in line]
         assert len(errors) == 1, rendered.stderr
@@ -84,7 +108,10 @@ def test_the_chart_installs_here_exactly_what_this_release_serves(
     assert rendered.returncode == 0, rendered.stderr
     documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     names = {doc["metadata"]["name"] for doc in documents}
-    assert ("clusterip-guard-service-range" in names) == served_release.serves(SERVICE_CIDR)
+    if renders_policies:
+        assert "clusterip-guard-mode-label" in names
+        assert ("clusterip-guard-service-range" in names) == served_release.serves(SERVICE_CIDR)
+        request.getfixturevalue("cert_manager_crds_applied")
     # Every object as this API server validates it, admission policies compiled, none stored.
     make_namespaces(kubectl, namespaces, documents)
     applied = kubectl("apply", "--dry-run=server", "-f", "-", stdin=rendered.stdout, check=False)
