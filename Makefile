@@ -5,12 +5,17 @@
 #   make cluster       a real one-node cluster (root, Linux): kubeconfig in .dev/cluster/kubeconfig
 #   make cluster-down  stop it and undo every change it made to the host
 #   make image  the container image, built without a registry (root, buildah): hack/image/README.md
+#   make test-versions  the suites that depend on the API server, on each Kubernetes release of
+#               the matrix (docs/versions.md); not part of make test: it builds five releases
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEV    := .dev
+# Another Kubernetes release's API server for `make up` and `make bench` (e.g. v1.33.13: one
+# of hack/controlplane/versions); empty: the pinned release.
+KUBERNETES ?=
 
-.PHONY: setup controlplane lint docs unit test up down demo bench bench-scan fuzz image clean cluster cluster-down chart differential
+.PHONY: setup controlplane lint docs unit test test-versions up down demo bench bench-scan fuzz image clean cluster cluster-down chart differential
 
 # The virtualenv is rebuilt when pyproject.toml changes. It holds the `docs` extra too: `make
 # lint` (so `make test`, what CI runs on a fresh machine) builds the user guide with --strict.
@@ -56,7 +61,13 @@ test: lint controlplane
 	$(BIN)/pytest
 
 up: setup controlplane
-	DEV_DIR=$(DEV) hack/up.sh
+	DEV_DIR=$(DEV) KUBERNETES=$(KUBERNETES) hack/up.sh
+
+# Each release of hack/controlplane/versions/matrix.json: its kube-apiserver built once (about
+# 5 minutes each on 2 cores), the suites run against it, one table printed and recorded in
+# docs/versions.md with the date and the commit. About 40 minutes warm.
+test-versions: setup controlplane
+	$(BIN)/python hack/test_versions.py
 
 # On a machine that can run a node: the exercise on a real node, installed by Helm; elsewhere
 # (or with DEMO=loopback) each mode beside the local control plane, saying why.
@@ -79,6 +90,8 @@ cluster-down:
 # alone against its floor, then the targets judged from those runs; tables on stdout, JSON in
 # .dev/bench, plots in docs/benchmarks (docs/benchmarks.md). About 35 minutes; each run waits
 # for a quiet machine. Exits 1 when a target is not met.
+# KUBERNETES=VERSION: every control plane the benchmarks start is that release's.
+bench bench-scan: export CLUSTERIP_GUARD_KUBERNETES = $(KUBERNETES)
 bench: setup controlplane
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	mkdir -p $(DEV)/bench

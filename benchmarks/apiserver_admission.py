@@ -11,6 +11,8 @@ is recorded for each run. Setups are interleaved (their order rotates every roun
 drift hits all alike; each figure is the median of the rounds, with the spread.
 The native engine (the default policy compiled by `render --engine native`) runs beside them
 in namespaces selected by a label of its own, and is compared with the hand-written baselines.
+On a release without MutatingAdmissionPolicy v1 (CLUSTERIP_GUARD_KUBERNETES=v1.30.14, `make
+bench KUBERNETES=v1.30.14`: before 1.36) the setups that need it are left out, saying so.
 Usage: python benchmarks/apiserver_admission.py [--rounds 3 --requests 300]
        [--setups mutate "mutating floor"] [--objects exposed]
 """
@@ -83,6 +85,8 @@ FLOORS = {
     "floor answering as mutate": ("mutate", "mutate"),
 }
 ONLY_WHEN_NAMED = ("floor answering as enforce", "floor answering as mutate")
+# What an API server without MutatingAdmissionPolicy v1 (before Kubernetes 1.36) cannot run.
+NEED_MUTATING_POLICY = ("MAP", "native enforce", "native mutate")
 
 
 def namespace_of(setup: str) -> str:
@@ -130,18 +134,30 @@ def native_engine() -> str:
     return "\n".join(json.dumps(document) for document in documents)
 
 
+def serves_mutating_policies(kubectl: Kubectl) -> bool:
+    served = kubectl("get", "--raw", "/apis/admissionregistration.k8s.io/v1").stdout
+    return any(
+        resource["name"] == "mutatingadmissionpolicies"
+        for resource in json.loads(served)["resources"]
+    )
+
+
 @contextlib.contextmanager
 def cluster_with_policies() -> Iterator[tuple[Path, ControlPlane, Kubectl, Client]]:
     """A scratch folder, the local control plane with the hand-written baselines (tests/data)
-    and the native engine applied, kubectl and the load client for it."""
+    and the native engine applied (what the release serves of them), kubectl and the load
+    client for it."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         client_binary = build("apiload", folder)
         with start(folder / "controlplane", audit_log=False) as cluster:
             kubectl = Kubectl(cluster.kubeconfig)
+            mutating = serves_mutating_policies(kubectl)
             for policy in sorted((ROOT / "tests" / "data").glob("*admission-policy.yaml")):
-                kubectl("apply", "-f", str(policy))
-            kubectl("apply", "-f", "-", stdin=native_engine())
+                if mutating or not policy.name.startswith("mutating"):
+                    kubectl("apply", "-f", str(policy))
+            if mutating:
+                kubectl("apply", "-f", "-", stdin=native_engine())
             yield folder, cluster, kubectl, Client(client_binary, cluster)
 
 
@@ -195,10 +211,25 @@ def main() -> int:
         metavar="OBJECT",
         help="only these kinds of write",
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=600,
+        metavar="SECONDS",
+        help="how long to wait for a quiet machine before measuring anyway (the load is reported)",
+    )
     args = parser.parse_args()
 
     runs: list[dict[str, Any]] = []
     with cluster_with_policies() as (folder, cluster, kubectl, client):
+        release = json.loads(kubectl("get", "--raw", "/version").stdout)["gitVersion"]
+        args.unserved = ()
+        if not serves_mutating_policies(kubectl):
+            args.unserved = NEED_MUTATING_POLICY
+            left_out = [setup for setup in args.setups if setup in NEED_MUTATING_POLICY]
+            args.setups = [setup for setup in args.setups if setup not in NEED_MUTATING_POLICY]
+            print(f"Kubernetes {release} serves no MutatingAdmissionPolicy v1: left out "
+                  f"{', '.join(left_out) or 'nothing'}", file=sys.stderr)  # fmt: skip
         files = CertificateFiles(folder / "certs")
         port = free_port()
         registered = clusterip_guard(
@@ -225,15 +256,18 @@ def main() -> int:
                 kubectl("create", "namespace", namespace_of(setup))
                 if label:
                     kubectl("label", "namespace", namespace_of(setup), label)
-            wait_until_policies_act(kubectl, measured(args.setups))
-            load = wait_for_quiet(600)
+            wait_until_policies_act(kubectl, measured(args.setups, args.unserved))
+            load = wait_for_quiet(args.quiet_wait)
             runs = measure(client, kubectl, args, answering)
-    report = {"load_at_start": load, "rounds": args.rounds, "requests": args.requests,
-              "runs": runs}  # fmt: skip
+    report = {"kubernetes": release, "load_at_start": load, "rounds": args.rounds,
+              "requests": args.requests, "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(table(runs))
-    print(f"\n(1-minute load when measuring began: {load:.2f}; raw runs in {args.out})")
+    print(
+        f"\n(Kubernetes {release}; 1-minute load when measuring began: {load:.2f}; "
+        f"raw runs in {args.out})"
+    )
     return 0
 
 
@@ -269,11 +303,11 @@ def policy_seconds(kubectl: Kubectl) -> dict[str, float]:
     return seconds
 
 
-def measured(setups: list[str]) -> list[str]:
-    """The setups named, with no policy and each one's in-process counterpart, in SETUPS'
-    order."""
+def measured(setups: list[str], unserved: tuple[str, ...] = ()) -> list[str]:
+    """The setups named, with no policy and each one's in-process counterpart (unless the
+    release cannot run it: `unserved`), in SETUPS' order."""
     chosen = {"no policy", *setups}
-    chosen |= {twin for setup in setups if (twin := SETUPS[setup][1])}
+    chosen |= {twin for setup in setups if (twin := SETUPS[setup][1]) and twin not in unserved}
     return [setup for setup in SETUPS if setup in chosen]
 
 
@@ -286,7 +320,7 @@ def measure(
               for c in args.concurrency if kind in args.objects]  # fmt: skip
     blocks += [("create", kind, c) for kind in PODS for c in args.concurrency
                if kind in args.objects]  # fmt: skip
-    names = measured(args.setups)
+    names = measured(args.setups, args.unserved)
     progress = Progress(args.rounds * len(blocks) * len(names))
     for round_ in range(args.rounds):
         for op, kind, concurrency in blocks:
@@ -371,7 +405,7 @@ def table(runs: list[dict[str, Any]]) -> str:
     ):
         none = cells[("no policy", op, kind, c)]
         counterpart = SETUPS[setup][1]
-        twin = cells[(counterpart, op, kind, c)] if counterpart else None
+        twin = cells.get((counterpart, op, kind, c)) if counterpart else None
         to_twin = f"{cell['p50'] / twin['p50']:.2f}" if twin else "-"
         rate_to_twin = f"{cell['rate'] / twin['rate']:.2f}" if twin else "-"
         lines.append(

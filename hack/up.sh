@@ -10,7 +10,7 @@ python=.venv/bin/python
 guard=.venv/bin/clusterip-guard
 export KUBECONFIG="$dev/kubeconfig"
 
-$python hack/controlplane/localcluster up --dir "$dev"
+$python hack/controlplane/localcluster up --dir "$dev" ${KUBERNETES:+--kubernetes "$KUBERNETES"}
 
 # Certificates for a webhook on 127.0.0.1, registered with the API server (caBundle set).
 $guard bootstrap --url "https://127.0.0.1:$port" --cert-dir "$dev/certs" \

@@ -5,6 +5,11 @@
 #   build.sh node   also kube-controller-manager, kube-scheduler, kubelet, kube-proxy and
 #                   kubectl from the same pinned module, and helm from its own wrapper module
 #                   (hack/helm), for `make cluster` (docs/design.md, "The local control plane")
+#   build.sh --kubernetes VERSION
+#                   another release's kube-apiserver, from its wrapper module in
+#                   versions/VERSION (wrap-version.sh writes one), beside the pinned etcd:
+#                   the control plane of `make test-versions` (docs/versions.md). The pinned
+#                   release's own VERSION is the plain build. The node is only ever pinned.
 #
 # Prints the folder holding the binaries on its last line.
 # Honours, as envtest users expect:
@@ -17,14 +22,24 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-mode=${1:-}
-case "$mode" in
-    "" | node) ;;
-    *)
-        echo "usage: $0 [node]" >&2
-        exit 2
-        ;;
-esac
+usage() {
+    echo "usage: $0 [node] [--kubernetes VERSION]" >&2
+    exit 2
+}
+mode="" wanted_version=""
+while (($#)); do
+    case "$1" in
+        node) mode=node ;;
+        --kubernetes)
+            (($# >= 2)) || usage
+            wanted_version=$2
+            shift
+            ;;
+        --kubernetes=*) wanted_version=${1#--kubernetes=} ;;
+        *) usage ;;
+    esac
+    shift
+done
 
 module_version() {
     # The version go.mod resolved for a module, without building anything.
@@ -52,6 +67,20 @@ fi
 kube_version=$(module_version k8s.io/kubernetes)
 etcd_version=$(module_version go.etcd.io/etcd/server/v3)
 cache=${CLUSTERIP_GUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clusterip-guard}
+pinned_assets="$cache/controlplane/kube-$kube_version-etcd-$etcd_version"
+kube_module=$here
+if [[ -n $wanted_version && $wanted_version != "$kube_version" ]]; then
+    kube_module="$here/versions/$wanted_version"
+    if [[ ! -f $kube_module/go.mod ]]; then
+        echo "$0: no wrapper module for Kubernetes $wanted_version in $kube_module (hack/controlplane/wrap-version.sh $wanted_version writes one)" >&2
+        exit 2
+    fi
+    if [[ $mode == node ]]; then
+        echo "$0: the node is built from the pinned release $kube_version only, not $wanted_version" >&2
+        exit 2
+    fi
+    kube_version=$(cd "$kube_module" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+fi
 assets="$cache/controlplane/kube-$kube_version-etcd-$etcd_version"
 mkdir -p "$assets"
 # One build at a time per folder: a second build.sh (another worktree, a test) waits here,
@@ -125,10 +154,14 @@ fi
 if [[ -n "${TEST_ASSET_KUBE_APISERVER:-}" ]]; then
     ln -sf "$TEST_ASSET_KUBE_APISERVER" "$assets/kube-apiserver"
 else
-    build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+    build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags" "$kube_module"
 fi
 if [[ -n "${TEST_ASSET_ETCD:-}" ]]; then
     ln -sf "$TEST_ASSET_ETCD" "$assets/etcd"
+elif [[ $assets != "$pinned_assets" ]]; then
+    # Another release's API server runs beside the pinned etcd, built once into its folder.
+    build etcd go.etcd.io/etcd/server/v3 "-s -w" "$here" "$pinned_assets/etcd"
+    ln -sfn "$pinned_assets/etcd" "$assets/etcd"
 else
     build etcd go.etcd.io/etcd/server/v3 "-s -w"
 fi

@@ -13,6 +13,13 @@ from kubernetes import client, config
 
 from localcluster import ControlPlane, start
 from tests.support.kubectl import Kubectl
+from tests.support.served import (
+    MUTATING_POLICY,
+    SERVICE_CIDR,
+    ServedRelease,
+    missing_reason,
+    read_served_release,
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +40,28 @@ def api_client(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
 @pytest.fixture(scope="session")
 def kubectl(control_plane: ControlPlane) -> Kubectl:
     return Kubectl(control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def served_release(kubectl: Kubectl) -> ServedRelease:
+    """The API server's release and what its discovery lists (make test-versions runs these
+    suites against older releases)."""
+    return read_served_release(kubectl)
+
+
+def _require(served: ServedRelease, api_version: str) -> None:
+    if not served.serves(api_version):
+        pytest.skip(missing_reason(served.version, api_version))
+
+
+@pytest.fixture(scope="session")
+def native_engine_served(served_release: ServedRelease) -> None:
+    """Skips what uses it where the API server has no MutatingAdmissionPolicy v1 (before 1.36).
+    Session-scoped, so it runs before any module fixture that would register the engine."""
+    _require(served_release, MUTATING_POLICY)
+
+
+@pytest.fixture(scope="session")
+def service_cidrs_served(served_release: ServedRelease) -> None:
+    """Skips what uses it where the API server has no ServiceCIDR v1 (before 1.33)."""
+    _require(served_release, SERVICE_CIDR)

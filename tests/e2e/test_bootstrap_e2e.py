@@ -19,6 +19,7 @@ from clusterip_guard.certs.issuing import signed_by, split_pem_bundle
 from localcluster import ControlPlane, user_kubeconfig
 from tests.support.cli import clusterip_guard
 from tests.support.kubectl import Kubectl
+from tests.support.served import SERVICE_CIDR, ServedRelease
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -242,17 +243,22 @@ def test_service_mode_stores_a_tls_secret_and_registers_the_service(
 
 
 def test_dry_run_prints_every_object_and_applies_none(
-    guard_namespace: str, control_plane: ControlPlane, kubectl: Kubectl
+    guard_namespace: str,
+    control_plane: ControlPlane,
+    kubectl: Kubectl,
+    served_release: ServedRelease,
 ) -> None:
     run = bootstrap(control_plane.kubeconfig, *SERVICE_MODE, "--dry-run")
     assert run.returncode == 0, run.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(run.stdout)]
-    # ... the Service range's policy, and its bindings: one that denies, one that warns.
+    # ... and where the API server serves ServiceCIDR (1.33+), the Service range's policy and
+    # its bindings: one that denies, one that warns.
+    range_policy = ["ValidatingAdmissionPolicy", *["ValidatingAdmissionPolicyBinding"] * 2]
     assert kinds == ["Secret", "Secret", "MutatingWebhookConfiguration",
                      "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
                      "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy",
-                     "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicy",
-                     *["ValidatingAdmissionPolicyBinding"] * 2]  # fmt: skip
+                     "ValidatingAdmissionPolicyBinding",
+                     *(range_policy if served_release.serves(SERVICE_CIDR) else [])]  # fmt: skip
     missing = kubectl("get", "validatingwebhookconfiguration", "service-guard", check=False)
     assert missing.returncode != 0
 

@@ -12,6 +12,10 @@ In Python: `with start(workdir) as cluster: ...` (stopped on exit, on error, and
 exit). Binaries come from build.sh beside this package, which honours KUBEBUILDER_ASSETS,
 TEST_ASSET_KUBE_APISERVER and TEST_ASSET_ETCD as envtest users expect.
 
+Another Kubernetes release's API server (`up --kubernetes v1.33.13`, or CLUSTERIP_GUARD_KUBERNETES
+in the environment, which `make test-versions` sets for each test run): build.sh --kubernetes
+builds it from its wrapper module in versions/, beside the pinned etcd.
+
 For tests of an interrupted start-up: with LOCALCLUSTER_HOLD_AT=kube-apiserver, `start` stops
 right after spawning the API server (etcd runs, the API server is on its way), writes the
 marker file `held-at-kube-apiserver` in its workdir and waits there until it is interrupted,
@@ -67,6 +71,8 @@ HERE = Path(__file__).resolve().parent.parent  # hack/controlplane: build.sh and
 READY_TIMEOUT_SECONDS = 90.0
 STATE_FILE = "controlplane.json"
 HOLD_AT_VARIABLE = "LOCALCLUSTER_HOLD_AT"
+# The Kubernetes release whose API server `start` runs when none is named (unset: the pinned one).
+KUBERNETES_VARIABLE = "CLUSTERIP_GUARD_KUBERNETES"
 
 # Metadata for Services and the requests our tests read back; nothing else, to keep it small.
 AUDIT_POLICY = {
@@ -80,16 +86,23 @@ AUDIT_POLICY = {
 }
 
 
-def assets_dir() -> Path:
-    """The folder with kube-apiserver, etcd and kubectl, built on first use.
+def wanted_kubernetes() -> str | None:
+    """The release named by CLUSTERIP_GUARD_KUBERNETES, or None for the pinned one."""
+    return os.environ.get(KUBERNETES_VARIABLE) or None
+
+
+def assets_dir(kubernetes: str | None = None) -> Path:
+    """The folder with kube-apiserver, etcd and kubectl, built on first use: of the pinned
+    release, or of `kubernetes` (a release with a wrapper module in versions/).
 
     build.sh's progress goes straight to our stderr (minutes on the first run); its last
     stdout line is the folder.
     """
+    command = ["bash", str(HERE / "build.sh")]
+    if kubernetes:
+        command += ["--kubernetes", kubernetes]
     try:
-        run = subprocess.run(
-            ["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, text=True, check=False
-        )
+        run = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     except OSError as error:
         raise ControlPlaneError(f"cannot run build.sh: {error}") from error
     lines = run.stdout.strip().splitlines()
@@ -157,6 +170,7 @@ def start(
     webhook_client: tuple[Path, Path] | None = None,
     timeout: float = READY_TIMEOUT_SECONDS,
     extra_flags: tuple[str, ...] = (),
+    kubernetes: str | None = None,
 ) -> ControlPlane:
     """Start etcd and kube-apiserver on free loopback ports; ready when this returns.
 
@@ -164,9 +178,10 @@ def start(
     interrupt, what was already started is stopped before the error propagates.
     `webhook_client` (certificate, key): the API server presents it to every admission
     webhook, by an AdmissionConfiguration. `extra_flags`: kube-apiserver's, after ours (an
-    older API server's missing APIs, by --runtime-config).
+    older API server's missing APIs, by --runtime-config). `kubernetes`: another release's API
+    server (default: CLUSTERIP_GUARD_KUBERNETES, else the pinned release).
     """
-    assets = assets or assets_dir()
+    assets = assets or assets_dir(kubernetes or wanted_kubernetes())
     for binary in ("etcd", "kube-apiserver"):
         if not os.access(assets / binary, os.X_OK):
             raise ControlPlaneError(f"{assets} has no executable {binary}")
@@ -359,20 +374,21 @@ def _is_running(state: dict[str, object]) -> bool:
     return get_ok(f"{url}/readyz", context)
 
 
-def up(state_dir: Path) -> str:
+def up(state_dir: Path, kubernetes: str | None = None) -> str:
     """Start a detached control plane recorded in `state_dir`, unless one already runs there."""
     shown = state_dir / "kubeconfig"  # as the user named it: `export KUBECONFIG=.dev/kubeconfig`
     state_dir = state_dir.absolute()  # recorded paths must not depend on where `down` runs
     kubeconfig_path = state_dir / "kubeconfig"
     state = read_state(state_dir)
+    release = kubernetes or wanted_kubernetes() or "pinned"
     if state is not None:
-        if _is_running(state):
+        if _is_running(state) and state.get("kubernetes", "pinned") == release:
             return f"control plane already running at {state.get('url')}; export KUBECONFIG={shown}"
-        down(state_dir)  # stale or half-dead: clear it away before starting afresh
+        down(state_dir)  # stale, half-dead or another release: clear it away, start afresh
     workdir = state_dir / "controlplane"
     if workdir.exists():
         shutil.rmtree(workdir)  # a stale etcd from an earlier run would hold old objects
-    cluster = start(workdir)
+    cluster = start(workdir, kubernetes=None if release == "pinned" else release)
     try:
         shutil.copyfile(cluster.kubeconfig, kubeconfig_path)
         _write_state(
@@ -385,6 +401,7 @@ def up(state_dir: Path) -> str:
                 "started_at": {str(pid): started_at(pid) for pid in cluster.pids},
                 "workdir": str(workdir),
                 "kubeconfig": str(kubeconfig_path),
+                "kubernetes": release,
             },
         )
     except BaseException:
@@ -424,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--dir", type=Path, default=Path(".dev"), help="state folder")
         if action == "record-pid":
             command.add_argument("pid", type=int)
+        if action == "up":
+            command.add_argument(
+                "--kubernetes",
+                metavar="VERSION",
+                help="another release's API server (e.g. v1.33.13; hack/controlplane/versions)",
+            )
     args = parser.parse_args(argv)
     # Ctrl-C arrives as KeyboardInterrupt; a kill or a CI timeout must unwind the same way so
     # that start() stops what it started.
@@ -431,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             args.dir.mkdir(parents=True, exist_ok=True)
-            message = up(args.dir)
+            message = up(args.dir, args.kubernetes)
         elif args.action == "record-pid":
             record_extra_pid(args.dir, args.pid)
             message = f"recorded pid {args.pid}"
