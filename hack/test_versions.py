@@ -161,7 +161,15 @@ def commit() -> str:
         check=False,
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{DOC}"],
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            f":!{DOC.relative_to(ROOT)}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
