@@ -120,18 +120,23 @@ def parse_review(body: bytes) -> AdmissionRequest:
     )
 
 
+def _judged_write(request: AdmissionRequest, group: str, kind: str) -> bool:
+    """A CREATE or UPDATE of this kind, or an UPDATE through its status subresource (the
+    callers check that it carries an object)."""
+    return (
+        request.group == group
+        and request.kind == kind
+        and request.operation in _JUDGED_OPERATIONS
+        and request.sub_resource in ("", "status")
+        and (request.sub_resource != "status" or request.operation == "UPDATE")
+    )
+
+
 def service_change_of(request: AdmissionRequest) -> ServiceChange | None:
     """The Service change to judge, or None when the request is not ours to look at: a CREATE
     or UPDATE of a Service, or an UPDATE through services/status (which changes annotations
     and labels, core/decision.py says why that matters)."""
-    if (
-        request.group != ""
-        or request.kind != "Service"
-        or request.operation not in _JUDGED_OPERATIONS
-        or request.object is None
-        or request.sub_resource not in ("", "status")
-        or (request.sub_resource == "status" and request.operation != "UPDATE")
-    ):
+    if request.object is None or not _judged_write(request, "", "Service"):
         return None
     return ServiceChange(
         operation=request.operation,
@@ -152,14 +157,7 @@ def change_of(request: AdmissionRequest) -> Change | None:
 def ingress_change_of(request: AdmissionRequest) -> IngressChange | None:
     """A CREATE or UPDATE of an Ingress, or an UPDATE through ingresses/status (which keeps
     the spec but takes annotations, the deprecated class among them), or None."""
-    if (
-        request.group != INGRESS_GROUP
-        or request.kind != INGRESS_KIND
-        or request.operation not in _JUDGED_OPERATIONS
-        or request.object is None
-        or request.sub_resource not in ("", "status")
-        or (request.sub_resource == "status" and request.operation != "UPDATE")
-    ):
+    if request.object is None or not _judged_write(request, INGRESS_GROUP, INGRESS_KIND):
         return None
     return IngressChange(
         operation=request.operation,

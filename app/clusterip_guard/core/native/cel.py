@@ -135,3 +135,12 @@ def mode_of_namespace(default_mode: Mode) -> str:
         f"namespaceObject.metadata.labels ? namespaceObject.metadata.labels[{text(MODE_LABEL)}]"
         f" : {text(default_mode)})"
     )
+
+
+def kept_exposure_allowed(policy: PolicySettings) -> str:
+    """CEL: whether kept exposure is allowed (a status write always keeps, as in the core)."""
+    return (
+        "true"
+        if policy.allow_existing_violations
+        else "has(request.subResource) && request.subResource == 'status'"
+    )

@@ -15,6 +15,7 @@ from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native.cel import (
     exemption_described,
     exemption_terms,
+    kept_exposure_allowed,
     mode_of_namespace,
     name_variable,
     said_pieces,
@@ -34,21 +35,12 @@ from clusterip_guard.core.registration import exposed_match_condition, with_conf
 from clusterip_guard.core.types import MODES, Manifest, Mode
 
 
-def _keeps_existing(policy: PolicySettings) -> str:
-    """CEL: whether kept exposure is allowed (a status write always keeps, as in the core)."""
-    return (
-        "true"
-        if policy.allow_existing_violations
-        else "has(request.subResource) && request.subResource == 'status'"
-    )
-
-
 def judging_variables(
     policy: PolicySettings, *, default_mode: Mode, today: datetime.date | None = None
 ) -> list[dict[str, str]]:
     """The variables that decide, shared by the validating and the mutating policy:
     `judged` holds the pieces a write is refused (or converted) for, empty when it passes."""
-    keeps_existing = _keeps_existing(policy)
+    keeps_existing = kept_exposure_allowed(policy)
     return [
         name_variable(),
         {"name": "mode", "expression": mode_of_namespace(default_mode)},
@@ -183,7 +175,7 @@ def warning_policy(
     warning in every mode: an exempted Service (naming the exemption), and an UPDATE that keeps
     existing exposure and adds none. Bound with Warn wherever a validating entry judges
     (WARNING_EFFECTS). Audit mode's own warning is the exposure policy's."""
-    keeps_existing = _keeps_existing(policy)
+    keeps_existing = kept_exposure_allowed(policy)
     kept = sentence(say.EXISTING_KEPT, field="v.field", summary=_summary_of("v"))
     exemption = exemption_described(policy, today)
     # Without an exemption in force only an UPDATE can keep exposure: a CREATE costs nothing.

@@ -31,6 +31,7 @@ from clusterip_guard.core.native.cel import (
     exemption_described,
     exemption_terms,
     glob_regex,
+    kept_exposure_allowed,
     mode_of_namespace,
     name_variable,
     said_pieces,
@@ -83,19 +84,10 @@ def _pieces(o: str, policy: PolicySettings) -> str:
     )
 
 
-def _keeps_existing(policy: PolicySettings) -> str:
-    """CEL: whether kept exposure is allowed (a status write always keeps, as in the core)."""
-    return (
-        "true"
-        if policy.allow_existing_violations
-        else "has(request.subResource) && request.subResource == 'status'"
-    )
-
-
 def judging_variables(
     policy: PolicySettings, *, default_mode: Mode, today: datetime.date | None
 ) -> list[dict[str, str]]:
-    keeps_existing = _keeps_existing(policy)
+    keeps_existing = kept_exposure_allowed(policy)
     return [
         name_variable(),
         {"name": "mode", "expression": mode_of_namespace(default_mode)},
@@ -224,7 +216,7 @@ def ingress_warning_policy(
                         "name": "kept",
                         "expression": (
                             f"variables.exemption == '' && oldObject != null && {exposed} && "
-                            f"size(variables.added) == 0 && ({_keeps_existing(policy)})"
+                            f"size(variables.added) == 0 && ({kept_exposure_allowed(policy)})"
                         ),
                     },
                 ],
