@@ -33,13 +33,16 @@ from tests.support.tools import cert_manager_crds, helm
 
 pytestmark = pytest.mark.e2e
 
+# A release and namespace of this suite's own: the chart's objects land in NAMESPACE and in
+# RELEASE-probe, names no other suite uses (a namespace deleted here never finishes deleting).
+RELEASE = "clusterip-guard-versions"  # holds the chart's name: its objects are named after it alone
 NAMESPACE = "versions-guard"
 MODE_LABEL = "clusterip-guard.io/mode"
 
 
 def helm_template(served: ServedRelease, *values: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(helm()), "template", "clusterip-guard", str(CHART), "--namespace", NAMESPACE,
+        [str(helm()), "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
          *served.helm_flags(), *(f"--set={value}" for value in values)],
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
@@ -109,8 +112,8 @@ def test_the_chart_installs_here_exactly_what_this_release_serves(
     documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
     names = {doc["metadata"]["name"] for doc in documents}
     if renders_policies:
-        assert "clusterip-guard-mode-label" in names
-        assert ("clusterip-guard-service-range" in names) == served_release.serves(SERVICE_CIDR)
+        assert f"{RELEASE}-mode-label" in names
+        assert (f"{RELEASE}-service-range" in names) == served_release.serves(SERVICE_CIDR)
         request.getfixturevalue("cert_manager_crds_applied")
     # Every object as this API server validates it, admission policies compiled, none stored.
     make_namespaces(kubectl, namespaces, documents)

@@ -451,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C arrives as KeyboardInterrupt; a kill or a CI timeout must unwind the same way so
     # that start() stops what it started.
     signal.signal(signal.SIGTERM, raise_terminated)
+    # Ctrl-C stops what was started even when this runs under a parent that ignores SIGINT
+    # (a background job of a non-interactive shell: Python then installs no handler of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.action == "up":
             args.dir.mkdir(parents=True, exist_ok=True)
