@@ -16,7 +16,7 @@
 #      `make demo` again (on the cluster the first left running), timing each; checks that
 #      `make test` left no process of the project behind, and prints the four figures; then
 #      `make cluster-down` and removes the clone.
-# Exits non-zero when any of them fails. Root, Linux; about 25 minutes on 2 cores.
+# Exits non-zero when any of them fails. Root, Linux; about 40 minutes on 2 cores.
 #
 #   FRESH_KEEP=1     keep the clone (its path is printed; kept anyway when a step fails)
 #   FRESH_BRANCH     what to clone (default main)
