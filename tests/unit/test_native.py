@@ -133,6 +133,8 @@ NOT_DEFAULT: dict[str, Any] = {
     "exemptions": (Exemption(namespace="*", name="vendor-*", reason="r"),),
     "allowed_host_ports": ((8080, 8080),),
     "allowed_ingress_classes": ("internal-*",),
+    "allowed_gateway_classes": ("internal-*",),
+    "allowed_gateways": (("infra", "internal-*"),),
 }
 # Fields read only with another set (internal balancers' settings need them allowed).
 NEEDS: dict[str, dict[str, Any]] = {
