@@ -176,6 +176,14 @@ def test_a_policy_too_large_for_the_api_server_is_refused_in_one_line_naming_the
     assert native_supports(parse_policy(json.dumps({"exemptions": exemptions[:100]}))) is None
 
 
+def test_too_many_allowed_gateways_are_refused_naming_that_key() -> None:
+    gateways = [f"team-{i}/edge-{i}-*" for i in range(400)]
+    said = native_supports(parse_policy(json.dumps({"allowedGateways": gateways})))
+    assert said is not None
+    assert said.startswith("allowedGateways: 400 Gateways make an expression of ")
+    assert native_supports(parse_policy(json.dumps({"allowedGateways": gateways[:20]}))) is None
+
+
 def test_an_ipv4_mapped_cidr_is_read_as_the_ipv4_range_it_means() -> None:
     policy = parse_policy("allowedExternalIPCIDRs: ['::ffff:198.51.100.0/120']")
     assert policy.allowed_external_ip_cidrs == (ipaddress.ip_network("198.51.100.0/24"),)

@@ -228,8 +228,14 @@ def _check_sizes(policy: PolicySettings, objects: list[Manifest]) -> None:
     for manifest in objects:
         longest = max(map(len, _expressions(manifest.get("spec", {}))), default=0)
         if longest > MAX_EXPRESSION_CODE_POINTS:
+            # The Gateway API's policies also spell out each allowed Gateway.
+            many = f"exemptions: {len(policy.exemptions)} exemptions"
+            if manifest["metadata"]["name"].endswith(
+                (GATEWAY_EXPOSURE_SUFFIX, GATEWAY_WARNINGS_SUFFIX)
+            ) and len(policy.allowed_gateways) > len(policy.exemptions):
+                many = f"allowedGateways: {len(policy.allowed_gateways)} Gateways"
             raise NativeUnsupported(
-                f"exemptions: {len(policy.exemptions)} exemptions make an expression of "
+                f"{many} make an expression of "
                 f"{manifest['kind']} {manifest['metadata']['name']} {longest:,} code points long, "
                 f"over the API server's limit of {MAX_EXPRESSION_CODE_POINTS:,}; use fewer "
                 "(a glob can cover many names), or the webhook engine"
