@@ -258,8 +258,8 @@ allowedHostPorts: [9100, "30000-30100"]
 allowedIngressClasses: [internal]
 # The gateway classes that stay inside the cluster: a Gateway of any other is exposure.
 allowedGatewayClasses: [internal]
-# The Gateways a route may attach to (namespace/name): the sanctioned public one here.
-allowedGateways: [infra/public-web]
+# The Gateways a route may attach to (namespace/name): the sanctioned internal one.
+allowedGateways: [infra/internal]
 exemptions:
   - namespace: edge          # a glob too: team-*
     name: ingress-*          # a glob
