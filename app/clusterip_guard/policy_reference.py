@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS
+from clusterip_guard.core.gateways import GATEWAY_API_KIND_NAMES
 from clusterip_guard.core.ingresses import INGRESS_KIND
 from clusterip_guard.core.policy import SERVICE_KIND, Exemption
 from clusterip_guard.core.workloads import WORKLOAD_KIND_NAMES
@@ -150,6 +151,34 @@ KEYS: tuple[Key, ...] = (
         example="allowedIngressClasses: [internal]\n",
     ),
     Key(
+        name="allowedGatewayClasses",
+        type="list of gateway class names or globs",
+        default="[]",
+        text=(
+            "The gateway classes whose controllers keep what they serve inside the cluster "
+            "(`internal`, `internal-*`). A Gateway (Gateway API, any served version) in a "
+            "governed namespace is exposure unless its `spec.gatewayClassName` is one of them; "
+            "an empty class is exposure too."
+        ),
+        example="allowedGatewayClasses: [internal]\n",
+    ),
+    Key(
+        name="allowedGateways",
+        type="list of namespace/name, each part a name or a glob",
+        default="[]",
+        text=(
+            "The Gateways a route (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute) may "
+            "attach to: `namespace/name`, each part a glob as an exemption's are "
+            "(`infra/internal`, `infra/internal-*`). A route is exposure for each parent in "
+            "`spec.parentRefs` that is neither one of them nor a Service (mesh routing). A "
+            "parentRef's group defaults to gateway.networking.k8s.io, its kind to Gateway, its "
+            "namespace to the route's; its sectionName and port do not matter (any listener "
+            "of an allowed Gateway is that Gateway). Any other kind of parent (a ListenerSet) "
+            "is exposure. An entry without a slash, or with an empty part, is an error."
+        ),
+        example="allowedGateways: [infra/internal]\n",
+    ),
+    Key(
         name="exemptions",
         type="list of exemptions (below)",
         default="[]",
@@ -167,6 +196,7 @@ KEYS: tuple[Key, ...] = (
     ),
 )
 
+EXEMPTION_KINDS = (SERVICE_KIND, *WORKLOAD_KIND_NAMES, INGRESS_KIND, *GATEWAY_API_KIND_NAMES)
 EXEMPTION_FIELDS: tuple[Key, ...] = (
     Key(
         name="namespace",
@@ -185,8 +215,7 @@ EXEMPTION_FIELDS: tuple[Key, ...] = (
         type="kind",
         default=SERVICE_KIND,
         text=(
-            f"What it exempts: {_names((SERVICE_KIND, *WORKLOAD_KIND_NAMES, INGRESS_KIND))}. A "
-            "workload's "
+            f"What it exempts: {_names(EXEMPTION_KINDS)}. A workload's "
             "Pods, and what its controller makes from it, go with it."
         ),
     ),
@@ -227,6 +256,10 @@ allowExistingViolations: true
 allowedHostPorts: [9100, "30000-30100"]
 # The ingress classes that stay inside the cluster: an Ingress of any other is exposure.
 allowedIngressClasses: [internal]
+# The gateway classes that stay inside the cluster: a Gateway of any other is exposure.
+allowedGatewayClasses: [internal]
+# The Gateways a route may attach to (namespace/name): the sanctioned internal one.
+allowedGateways: [infra/internal]
 exemptions:
   - namespace: edge          # a glob too: team-*
     name: ingress-*          # a glob

@@ -15,6 +15,7 @@ from typing import Any
 
 from clusterip_guard.core.addresses import MAPPED_BITS, read_range
 from clusterip_guard.core.cloud_providers import CLASS_READERS, PROVIDERS, Provider
+from clusterip_guard.core.gateways import GATEWAY_API_KIND_NAMES
 from clusterip_guard.core.ingresses import INGRESS_KIND
 from clusterip_guard.core.policy import (
     SERVICE_KIND,
@@ -44,10 +45,12 @@ POLICY_KEYS = (
     "allowExistingViolations",
     "allowedHostPorts",
     "allowedIngressClasses",
+    "allowedGatewayClasses",
+    "allowedGateways",
     "exemptions",
 )
 _EXEMPTION_KEYS = ("namespace", "name", "kind", "reason", "expires")
-_EXEMPTION_KINDS = (SERVICE_KIND, *WORKLOAD_KIND_NAMES, INGRESS_KIND)
+_EXEMPTION_KINDS = (SERVICE_KIND, *WORKLOAD_KIND_NAMES, INGRESS_KIND, *GATEWAY_API_KIND_NAMES)
 _MAX_PORT = 65535
 
 
@@ -99,6 +102,8 @@ def policy_from_mapping(document: object) -> PolicySettings:
         exemptions=_exemptions(document.get("exemptions", [])),
         allowed_host_ports=_host_ports(document.get("allowedHostPorts", [])),
         allowed_ingress_classes=_ingress_classes(document.get("allowedIngressClasses", [])),
+        allowed_gateway_classes=_gateway_classes(document.get("allowedGatewayClasses", [])),
+        allowed_gateways=_gateways(document.get("allowedGateways", [])),
     )
 
 
@@ -234,6 +239,37 @@ def _ingress_classes(value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _gateway_classes(value: object) -> tuple[str, ...]:
+    """allowedGatewayClasses: GatewayClass names, or globs of them (`internal-*`)."""
+    key = "allowedGatewayClasses"
+    if not isinstance(value, list):
+        raise PolicyError(f"policy file: {key}: expected a list of gateway class names")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not _CLASS_GLOB.fullmatch(item):
+            raise PolicyError(
+                f"policy file: {key}[{index}]: {item!r} can never match a gateway class: class "
+                "names are lowercase letters, digits, '-' and '.' (a glob may add * ? [...])"
+            )
+    return tuple(value)
+
+
+def _gateways(value: object) -> tuple[tuple[str, str], ...]:
+    """allowedGateways: "namespace/name", each part a name or a glob (`infra/internal-*`)."""
+    key = "allowedGateways"
+    if not isinstance(value, list):
+        raise PolicyError(f"policy file: {key}: expected a list of namespace/name Gateways")
+    gateways: list[tuple[str, str]] = []
+    for index, item in enumerate(value):
+        namespace, slash, name = item.partition("/") if isinstance(item, str) else ("", "", "")
+        if not slash or not _NAME_GLOB.fullmatch(namespace) or not _CLASS_GLOB.fullmatch(name):
+            raise PolicyError(
+                f"policy file: {key}[{index}]: {item!r} is not namespace/name: a namespace (or "
+                "glob), a slash, and a Gateway name (or glob), like infra/internal"
+            )
+        gateways.append((namespace, name))
+    return tuple(gateways)
+
+
 def _exemptions(value: object) -> tuple[Exemption, ...]:
     if not isinstance(value, list):
         raise PolicyError("policy file: exemptions: expected a list")
@@ -273,7 +309,8 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
 
 # What a namespace or Service name glob may hold: DNS label characters, and fnmatch's own.
 _NAME_GLOB = re.compile(r"[a-z0-9*?\[\]!-]+")
-# An IngressClass name glob: a DNS subdomain's characters, and fnmatch's own.
+# An IngressClass, GatewayClass or Gateway name glob: a DNS subdomain's characters, and
+# fnmatch's own.
 _CLASS_GLOB = re.compile(r"[a-z0-9.*?\[\]!-]+")
 # A loadBalancerClass, as the API server validates it: a qualified name with a domain prefix.
 _CLASS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")

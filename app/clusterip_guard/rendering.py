@@ -48,6 +48,8 @@ _HELM = {
     "timeoutSeconds": "{{ .Values.webhook.timeoutSeconds }}",
     "neverJudged": '{{ include "clusterip-guard.neverJudged" . }}',
     "exactIngressClasses": '{{ include "clusterip-guard.exactIngressClasses" . }}',
+    "exactGatewayClasses": '{{ include "clusterip-guard.exactGatewayClasses" . }}',
+    "exactGateways": '{{ include "clusterip-guard.exactGateways" . }}',
     "defaultStrength": (
         "{{ get (dict "
         + " ".join(f'"{mode}" "{strength}"' for mode, strength in MODE_STRENGTH.items())
@@ -118,6 +120,8 @@ def _webhook(entry: AdmissionEntry) -> str:
         ),
         timeout_seconds=_placeholder("timeoutSeconds"),
         allowed_ingress_classes=_placeholder("exactIngressClasses"),
+        allowed_gateway_classes=_placeholder("exactGatewayClasses"),
+        allowed_gateways=_placeholder("exactGateways"),
     )
     for expression in body["namespaceSelector"]["matchExpressions"]:
         if expression["key"] == NAMESPACE_NAME_LABEL:
@@ -213,6 +217,18 @@ def _never_judged_helpers() -> str:
         + "{{- end -}}\n"
         + '[{{ join ", " $exact }}]\n'
         + "{{- end -}}\n\n"
+        + _exact_list_helper(
+            "exactGatewayClasses",
+            "allowedGatewayClasses",
+            "The policy's allowed gateway classes that are not globs, as a CEL list: a Gateway\n"
+            "   of one never costs a webhook call.",
+        )
+        + _exact_list_helper(
+            "exactGateways",
+            "allowedGateways",
+            "The policy's allowed Gateways (namespace/name) with no glob in either part, as a\n"
+            "   CEL list: a route attached only to them (or to Services) never costs a call.",
+        )
         + "{{/* The name suffixes of the policies and bindings the bootstrap writes. */}}\n"
         + '{{- define "clusterip-guard.admissionPolicySuffixes" -}}'
         + "["
@@ -225,6 +241,22 @@ def _never_judged_helpers() -> str:
         + ", ".join(f'"{suffix}"' for suffix in policy_names("native", ""))
         + "]"
         + "{{- end -}}\n"
+    )
+
+
+def _exact_list_helper(name: str, key: str, about: str) -> str:
+    """A helper giving the policy's `key` entries that hold no glob character, single-quoted
+    and sorted, as a CEL list (core/registration.py writes the same text)."""
+    return (
+        f"{{{{/* {about} */}}}}\n"
+        + f'{{{{- define "clusterip-guard.{name}" -}}}}\n'
+        + "{{- $exact := list -}}\n"
+        + f"{{{{- range ((.Values.policy).{key} | default list | sortAlpha) -}}}}\n"
+        + '{{- if not (regexMatch "[*?\\\\[]" .) }}{{ $exact = append $exact (printf "\'%s\'" .) }}'
+        + "{{ end -}}\n"
+        + "{{- end -}}\n"
+        + '[{{ join ", " $exact }}]\n'
+        + "{{- end -}}\n\n"
     )
 
 

@@ -64,6 +64,75 @@ def ingress(
     }
 
 
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+
+
+def gateway(
+    gateway_class: str | None = None,
+    *,
+    name: str = "edge",
+    namespace: str = "shop",
+    api_version: str = GATEWAY_API_VERSION,
+) -> Manifest:
+    """A Gateway (gateway.networking.k8s.io) of this class, with one HTTP listener on port 80."""
+    spec: dict[str, Any] = {"listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}
+    if gateway_class is not None:
+        spec["gatewayClassName"] = gateway_class
+    return {
+        "apiVersion": api_version,
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def parent(
+    name: str,
+    namespace: str | None = None,
+    *,
+    kind: str | None = None,
+    group: str | None = None,
+    section: str | None = None,
+) -> dict[str, Any]:
+    """One entry of a route's spec.parentRefs; the parts left None are left out (defaults)."""
+    ref: dict[str, Any] = {"name": name}
+    for key, value in (
+        ("namespace", namespace),
+        ("kind", kind),
+        ("group", group),
+        ("sectionName", section),
+    ):
+        if value is not None:
+            ref[key] = value
+    return ref
+
+
+def mesh_parent(name: str = "web", namespace: str | None = None) -> dict[str, Any]:
+    """A parentRef to a Service (GAMMA mesh routing): group "" and kind Service."""
+    return parent(name, namespace, kind="Service", group="")
+
+
+def route(
+    *parents: dict[str, Any],
+    kind: str = "HTTPRoute",
+    name: str = "web",
+    namespace: str = "shop",
+    api_version: str = GATEWAY_API_VERSION,
+    no_parent_refs: bool = False,
+) -> Manifest:
+    """A Gateway API route of `kind` sending to Service `web`, attached to `parents`
+    (`no_parent_refs`: no spec.parentRefs at all)."""
+    spec: dict[str, Any] = {"rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}
+    if not no_parent_refs:
+        spec["parentRefs"] = list(parents)
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
 def admission_review(
     obj: Manifest | None,
     *,

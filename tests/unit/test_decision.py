@@ -9,12 +9,18 @@ from typing import Any
 
 import pytest
 
-from clusterip_guard.core.decision import Change, IngressChange, ServiceChange, decide
+from clusterip_guard.core.decision import (
+    Change,
+    GatewayApiChange,
+    IngressChange,
+    ServiceChange,
+    decide,
+)
 from clusterip_guard.core.pointers import field_path
 from clusterip_guard.core.policy import Exemption, PolicySettings
 from clusterip_guard.core.types import Manifest, Mode, Verdict
 from clusterip_guard.policyfile import policy_from_mapping
-from tests.support.builders import ingress, service
+from tests.support.builders import gateway, ingress, mesh_parent, parent, route, service
 
 TODAY = datetime.date(2026, 11, 24)
 INTERNAL_AWS = {"service.beta.kubernetes.io/aws-load-balancer-internal": "true"}
@@ -68,6 +74,19 @@ INGRESS_POLICY = PolicySettings(
 )
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 ANNOTATION_FIELD = f"metadata.annotations[{CLASS_ANNOTATION}]"
+
+# Gateway API: the internal class, the sanctioned Gateways, a legacy route and Gateway exempted.
+GATEWAY_POLICY = PolicySettings(
+    allowed_gateway_classes=("internal", "private-*"),
+    allowed_gateways=(("infra", "internal"), ("infra", "private-*")),
+    exemptions=(
+        Exemption(namespace="shop", name="legacy-*", reason="vendor portal", kind="HTTPRoute"),
+        Exemption(namespace="shop", name="legacy-*", reason="vendor edge", kind="Gateway"),
+    ),
+)
+CLASS_FIELD = "spec.gatewayClassName"
+ALLOWED_PARENT = parent("internal", "infra")
+PUBLIC_PARENT = parent("public", "infra")
 
 
 @dataclass(frozen=True)
@@ -395,15 +414,125 @@ CASES = [
          policy=INGRESS_POLICY),
     Case("Ingress in kube-system", "enforce", ingress("public", namespace="kube-system"),
          "allowed", policy=INGRESS_POLICY, namespace="kube-system"),
+    # Gateways: exposure unless their class is allowed.
+    *(
+        Case(f"Gateway of an allowed class in {m}", m, gateway("internal"), "allowed",
+             policy=GATEWAY_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    Case("Gateway of a class a glob allows", "enforce", gateway("private-lan"), "allowed",
+         policy=GATEWAY_POLICY),
+    Case("Gateway of another class in enforce", "enforce", gateway("public"), "denied",
+         (CLASS_FIELD,), policy=GATEWAY_POLICY),
+    Case("Gateway of another class in mutate (cannot be converted)", "mutate",
+         gateway("public"), "denied", (CLASS_FIELD,), policy=GATEWAY_POLICY),
+    Case("Gateway of another class in audit", "audit", gateway("public"), "warned",
+         (CLASS_FIELD,), policy=GATEWAY_POLICY),
+    Case("Gateway of another class in off", "off", gateway("public"), "allowed",
+         policy=GATEWAY_POLICY),
+    Case("Gateway without a class", "enforce", gateway(), "denied", (CLASS_FIELD,),
+         policy=GATEWAY_POLICY),
+    Case("Gateway of an empty class", "enforce", gateway(""), "denied", (CLASS_FIELD,),
+         policy=GATEWAY_POLICY),
+    Case("no gateway class is allowed by default", "enforce", gateway("internal"), "denied",
+         (CLASS_FIELD,)),
+    Case("Gateway of an older served version", "enforce",
+         gateway("public", api_version="gateway.networking.k8s.io/v1beta1"), "denied",
+         (CLASS_FIELD,), policy=GATEWAY_POLICY),
+    *(
+        Case(f"exempted Gateway in {m}", m, gateway("public", name="legacy-edge"), "warned",
+             (CLASS_FIELD,), policy=GATEWAY_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    Case("a route's exemption does not exempt a Gateway", "enforce",
+         gateway("public", name="legacy-edge"), "denied", (CLASS_FIELD,),
+         policy=PolicySettings(exemptions=GATEWAY_POLICY.exemptions[:1])),
+    *(
+        Case(f"UPDATE keeping a Gateway's class in {m}", m, gateway("public"), "warned",
+             (CLASS_FIELD,), operation="UPDATE", old=gateway("public"), policy=GATEWAY_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    Case("UPDATE moving a Gateway to another class", "enforce", gateway("public"), "denied",
+         (CLASS_FIELD,), operation="UPDATE", old=gateway("internal"), policy=GATEWAY_POLICY),
+    Case("Gateway in kube-system", "enforce", gateway("public", namespace="kube-system"),
+         "allowed", policy=GATEWAY_POLICY, namespace="kube-system"),
+    # Routes: exposure for each parent that is neither an allowed Gateway nor a Service.
+    *(
+        Case(f"route attached to an allowed Gateway in {m}", m, route(ALLOWED_PARENT),
+             "allowed", policy=GATEWAY_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    *(
+        Case(f"{kind} attached to another Gateway in enforce", "enforce",
+             route(PUBLIC_PARENT, kind=kind), "denied", ("spec.parentRefs[0]",),
+             policy=GATEWAY_POLICY)
+        for kind in ("HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute")
+    ),
+    Case("route attached to another Gateway in mutate (cannot be converted)", "mutate",
+         route(PUBLIC_PARENT), "denied", ("spec.parentRefs[0]",), policy=GATEWAY_POLICY),
+    Case("route attached to another Gateway in audit", "audit", route(PUBLIC_PARENT),
+         "warned", ("spec.parentRefs[0]",), policy=GATEWAY_POLICY),
+    Case("route attached to another Gateway in off", "off", route(PUBLIC_PARENT), "allowed",
+         policy=GATEWAY_POLICY),
+    Case("route attached to a Gateway a glob allows, by another listener", "enforce",
+         route(parent("private-lan", "infra", section="https")), "allowed",
+         policy=GATEWAY_POLICY),
+    Case("route of an older served version", "enforce",
+         route(PUBLIC_PARENT, api_version="gateway.networking.k8s.io/v1alpha2"), "denied",
+         ("spec.parentRefs[0]",), policy=GATEWAY_POLICY),
+    Case("route naming an allowed Gateway's name in its own namespace", "enforce",
+         route(parent("internal")), "denied", ("spec.parentRefs[0]",), policy=GATEWAY_POLICY),
+    Case("route for mesh routing (a Service parent)", "enforce", route(mesh_parent()),
+         "allowed"),
+    Case("route with no parentRefs attaches to nothing", "enforce",
+         route(no_parent_refs=True), "allowed"),
+    Case("route with one allowed and one other parent names the other", "enforce",
+         route(ALLOWED_PARENT, mesh_parent(), PUBLIC_PARENT), "denied",
+         ("spec.parentRefs[2]",), policy=GATEWAY_POLICY),
+    Case("route attached to a ListenerSet", "enforce",
+         route(parent("internal", "infra", kind="ListenerSet",
+                      group="gateway.networking.x-k8s.io")),
+         "denied", ("spec.parentRefs[0]",), policy=GATEWAY_POLICY),
+    Case("no Gateway is allowed by default", "enforce", route(ALLOWED_PARENT), "denied",
+         ("spec.parentRefs[0]",)),
+    *(
+        Case(f"exempted route in {m}", m, route(PUBLIC_PARENT, name="legacy-portal"), "warned",
+             ("spec.parentRefs[0]",), policy=GATEWAY_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    Case("an HTTPRoute's exemption does not exempt a GRPCRoute", "enforce",
+         route(PUBLIC_PARENT, kind="GRPCRoute", name="legacy-portal"), "denied",
+         ("spec.parentRefs[0]",), policy=GATEWAY_POLICY),
+    *(
+        Case(f"UPDATE keeping a route's parent in {m}", m, route(PUBLIC_PARENT), "warned",
+             ("spec.parentRefs[0]",), operation="UPDATE", old=route(PUBLIC_PARENT),
+             policy=GATEWAY_POLICY)
+        for m in ("enforce", "mutate", "audit")
+    ),
+    Case("UPDATE moving a kept parent to another listener adds nothing", "enforce",
+         route(parent("public", "infra", section="https")), "warned", ("spec.parentRefs[0]",),
+         operation="UPDATE", old=route(PUBLIC_PARENT), policy=GATEWAY_POLICY),
+    Case("UPDATE adding a parent names only it", "enforce",
+         route(PUBLIC_PARENT, parent("other", "infra")), "denied", ("spec.parentRefs[1]",),
+         operation="UPDATE", old=route(PUBLIC_PARENT), policy=GATEWAY_POLICY),
+    Case("UPDATE keeping a parent without allowExistingViolations", "enforce",
+         route(PUBLIC_PARENT), "denied", ("spec.parentRefs[0]",), operation="UPDATE",
+         old=route(PUBLIC_PARENT),
+         policy=PolicySettings(allow_existing_violations=False)),
+    Case("route in kube-system", "enforce", route(PUBLIC_PARENT, namespace="kube-system"),
+         "allowed", policy=GATEWAY_POLICY, namespace="kube-system"),
 ]  # fmt: skip
 
 
 def _decide(case: Case) -> Any:
     name = case.service["metadata"]["name"]
+    kind = case.service["kind"]
     change: Change = (
         IngressChange(case.operation, case.namespace, name, case.service, case.old)
-        if case.service["kind"] == "Ingress"
+        if kind == "Ingress"
         else ServiceChange(case.operation, case.namespace, name, case.service, case.old)
+        if kind == "Service"
+        else GatewayApiChange(case.operation, case.namespace, name, kind, case.service, case.old)
     )
     return decide(change, case.mode, case.policy, today=TODAY)
 

@@ -86,6 +86,38 @@ def test_a_webhook_bootstrap_given_the_policy_leaves_out_its_exact_ingress_class
         assert all(f"!(c in {listed})" in condition for condition in conditions)
 
 
+def test_a_webhook_bootstrap_given_the_policy_leaves_out_its_exact_gateway_classes_and_gateways(
+    tmp_path: Path,
+) -> None:
+    """As for Ingresses: a Gateway of an exact allowed class, and a route whose every parent
+    is an exact allowed Gateway (or a Service), cost no call; globs are not listed."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "allowedGatewayClasses: [public-*, internal]\n"
+        "allowedGateways: [infra/internal, 'team-*/edge', infra/lan]\n"
+    )
+    rendered = rendered_objects(RenderSettings(engine="webhook", policy_file=policy))
+    registered = registrations.registrations_for(
+        BootstrapSettings(engine="webhook", policy_file=policy), b""
+    )
+    assert rendered == without_ca_bundle(registered)
+    unknowing = registrations.registrations_for(BootstrapSettings(engine="webhook"), b"")
+    for given, subject, listed in (
+        (registered, "-gateways", "!(c in ['internal'])"),
+        (registered, "-routes", "in ['infra/internal', 'infra/lan']"),
+        (unknowing, "-gateways", "!(c in [])"),
+        (unknowing, "-routes", "in []"),
+    ):
+        conditions = [
+            webhook["matchConditions"][0]["expression"]
+            for manifest in given[:2]
+            for webhook in manifest["webhooks"]
+            if subject in webhook["name"]
+        ]
+        assert conditions
+        assert all(listed in condition for condition in conditions)
+
+
 @pytest.mark.parametrize("given", INSTALLATIONS)
 def test_render_prints_what_the_native_bootstrap_and_sync_register(
     given: dict[str, Any], monkeypatch: pytest.MonkeyPatch

@@ -133,6 +133,8 @@ NOT_DEFAULT: dict[str, Any] = {
     "exemptions": (Exemption(namespace="*", name="vendor-*", reason="r"),),
     "allowed_host_ports": ((8080, 8080),),
     "allowed_ingress_classes": ("internal-*",),
+    "allowed_gateway_classes": ("internal-*",),
+    "allowed_gateways": (("infra", "internal-*"),),
 }
 # Fields read only with another set (internal balancers' settings need them allowed).
 NEEDS: dict[str, dict[str, Any]] = {
@@ -172,6 +174,14 @@ def test_a_policy_too_large_for_the_api_server_is_refused_in_one_line_naming_the
     assert said.startswith("exemptions: 950 exemptions make an expression of ")
     assert "over the API server's limit of 100,000" in said
     assert native_supports(parse_policy(json.dumps({"exemptions": exemptions[:100]}))) is None
+
+
+def test_too_many_allowed_gateways_are_refused_naming_that_key() -> None:
+    gateways = [f"team-{i}/edge-{i}-*" for i in range(400)]
+    said = native_supports(parse_policy(json.dumps({"allowedGateways": gateways})))
+    assert said is not None
+    assert said.startswith("allowedGateways: 400 Gateways make an expression of ")
+    assert native_supports(parse_policy(json.dumps({"allowedGateways": gateways[:20]}))) is None
 
 
 def test_an_ipv4_mapped_cidr_is_read_as_the_ipv4_range_it_means() -> None:

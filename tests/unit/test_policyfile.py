@@ -105,6 +105,19 @@ def test_an_exemption_applies_until_its_expiry_day_inclusive() -> None:
          "exemptions[0].namespace: 'Shop' can never match a namespace"),
         ("exemptions: [{namespace: shop, name: web/1, reason: c}]",
          "exemptions[0].name: 'web/1' can never match a Service"),
+        ("allowedGatewayClasses: internal", "allowedGatewayClasses: expected a list"),
+        ("allowedGatewayClasses: [Internal]",
+         "allowedGatewayClasses[0]: 'Internal' can never match a gateway class"),
+        ("allowedGatewayClasses: [3]", "allowedGatewayClasses[0]: 3 can never match"),
+        ("allowedGateways: infra/internal", "allowedGateways: expected a list"),
+        ("allowedGateways: [internal]", "allowedGateways[0]: 'internal' is not namespace/name"),
+        ("allowedGateways: [infra/]", "allowedGateways[0]: 'infra/' is not namespace/name"),
+        ("allowedGateways: [/internal]", "allowedGateways[0]: '/internal' is not namespace/name"),
+        ("allowedGateways: [a/b/c]", "allowedGateways[0]: 'a/b/c' is not namespace/name"),
+        ("allowedGateways: [Infra/internal]", "allowedGateways[0]: 'Infra/internal'"),
+        ("allowedGateways: [{infra: internal}]", "allowedGateways[0]: {'infra': 'internal'}"),
+        ("exemptions: [{namespace: a, name: b, reason: c, kind: ListenerSet}]",
+         "exemptions[0].kind: 'ListenerSet' is not a kind clusterip-guard judges"),
         ("- a list", "top level"),
         ("key: [unclosed", "line 1, column"),
     ],
@@ -115,6 +128,20 @@ def test_errors_name_the_key_in_one_line(text: str, names: str) -> None:
     message = str(caught.value)
     assert names in message
     assert "\n" not in message
+
+
+def test_gateway_classes_and_gateways_are_read_as_globs() -> None:
+    policy = parse_policy(
+        "allowedGatewayClasses: [internal, private-*]\n"
+        "allowedGateways: [infra/internal, 'team-*/edge.example-?']\n"
+        "exemptions: [{namespace: shop, name: legacy-*, reason: r, kind: TLSRoute}]\n"
+    )
+    assert policy.allowed_gateway_classes == ("internal", "private-*")
+    assert policy.allowed_gateways == (("infra", "internal"), ("team-*", "edge.example-?"))
+    assert policy.gateway_allowed("team-a", "edge.example-1")
+    assert policy.exemptions[0].kind == "TLSRoute"
+    assert parse_policy("").allowed_gateways == ()
+    assert parse_policy("").allowed_gateway_classes == ()
 
 
 def test_exemption_namespaces_are_globs_as_names_are() -> None:

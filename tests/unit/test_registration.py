@@ -9,15 +9,17 @@ from typing import Any, Literal
 
 import pytest
 
-from clusterip_guard.core.admission import default_mode_of
+from clusterip_guard.core.admission import SUBJECTS, default_mode_of
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.registration import (
     EXPOSED_SERVICE_EXPRESSION,
     RegistrationError,
     ServiceTarget,
     UrlTarget,
+    gateway_match_condition,
     host_exposed_expression,
     ingress_match_condition,
+    route_match_condition,
     webhook_configurations,
 )
 from clusterip_guard.core.types import MODES, Mode
@@ -78,14 +80,14 @@ def test_one_entry_per_mode_with_its_own_path() -> None:
     twins = {
         name.replace(".", f"-{subject}.", 1): path
         for name, path in services.items()
-        for subject in ("workloads", "ingresses")
+        for subject in ("workloads", "ingresses", "gateways", "routes")
     }
     assert {name: w["clientConfig"]["service"]["path"] for name, w in found.items()} == {
         **services,
         **twins,
     }
     for name in services:
-        for subject in ("workloads", "ingresses"):
+        for subject in ("workloads", "ingresses", "gateways", "routes"):
             twin = found[name.replace(".", f"-{subject}.", 1)]
             assert twin["namespaceSelector"] == found[name]["namespaceSelector"]
             assert twin["failurePolicy"] == found[name]["failurePolicy"]
@@ -146,6 +148,30 @@ def test_every_entry_is_safe_to_run_on_the_api_servers_path() -> None:
             ]
             assert webhook["matchConditions"] == [ingress_match_condition(())]
             continue
+        if "-gateways" in webhook["name"] or "-routes" in webhook["name"]:
+            # Any served version of the Gateway API's kinds; validating entries their status.
+            mutating = "reinvocationPolicy" in webhook
+            plain = (
+                ["gateways"]
+                if "-gateways" in webhook["name"]
+                else ["httproutes", "grpcroutes", "tlsroutes", "tcproutes", "udproutes"]
+            )
+            statuses = [] if mutating else [f"{resource}/status" for resource in plain]
+            assert webhook["rules"] == [
+                {
+                    "apiGroups": ["gateway.networking.k8s.io"],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "resources": plain + statuses,
+                    "scope": "Namespaced",
+                }
+            ]
+            assert webhook["matchConditions"] == [
+                gateway_match_condition(())
+                if "-gateways" in webhook["name"]
+                else route_match_condition(())
+            ]
+            continue
         # Validating entries see services/status too (annotations change through it).
         resources = (
             ["services"] if "reinvocationPolicy" in webhook else ["services", "services/status"]
@@ -192,7 +218,7 @@ def test_the_default_mode_selects_unlabelled_namespaces(
     assert defaults == extra | {
         name.replace("-default.", f"-{subject}-default.")
         for name in extra
-        for subject in ("workloads", "ingresses")
+        for subject in ("workloads", "ingresses", "gateways", "routes")
     }
     for name in defaults:
         assert selected(found[name]) == [None]
@@ -247,7 +273,7 @@ def test_failure_policies_can_be_chosen_per_kind_of_entry() -> None:
         name: webhook["failurePolicy"]
         for name, webhook in found.items()
         # Not their twins': test_one_entry_per_mode_with_its_own_path
-        if "-workloads" not in name and "-ingresses" not in name
+        if not any(f"-{subject}" in name for subject in SUBJECTS[1:])
     }
     assert policies == {
         "mutate.clusterip-guard.io": "Ignore",

@@ -158,8 +158,9 @@ def add_parser(commands: Any) -> None:
         type=Path,
         help=(
             "the policy: the native engine compiles it (default: the default policy); the "
-            "webhook engine's match conditions leave out Ingresses of its allowed classes "
-            "(without it, every Ingress write costs a webhook call)"
+            "webhook engine's match conditions leave out Ingresses and Gateways of its allowed "
+            "classes and routes attached only to its allowed Gateways (without it, every "
+            "Ingress, Gateway and route write costs a webhook call)"
         ),
     )
     parser.add_argument(

@@ -95,16 +95,17 @@ def _require_namespace(api: client.ApiClient, namespace: str) -> None:
 
 
 def _policy_for_registration(settings: BootstrapSettings, report: RunLog) -> PolicySettings:
-    """The policy the webhook engine's registration reads its allowed ingress classes from.
-    One it cannot read (a broken edit of the chart's ConfigMap) costs calls, never a renewal:
-    registered without classes, every Ingress write is sent to the webhook, which judges it by
-    its own last good policy."""
+    """The policy the webhook engine's registration reads its allowed ingress and gateway
+    classes and allowed Gateways from. One it cannot read (a broken edit of the chart's
+    ConfigMap) costs calls, never a renewal: registered without them, every Ingress, Gateway
+    and route write is sent to the webhook, which judges it by its own last good policy."""
     try:
         return read_policy_file(settings.policy_file)
     except PolicyError as error:
         report.say(
-            f"{error}: registered without its allowed ingress classes (every Ingress write "
-            "costs a webhook call until a bootstrap reads a good one)"
+            f"{error}: registered without its allowed ingress classes, gateway classes and "
+            "Gateways (every Ingress, Gateway and route write costs a webhook call until a "
+            "bootstrap reads a good one)"
         )
         return PolicySettings()
 

@@ -1,5 +1,6 @@
-"""Listing what the scan judges beside Services: Pods, the workloads that make them, and
-Ingresses, a page at a time as raw JSON (cluster/scanning.py says why)."""
+"""Listing what the scan judges beside Services: Pods, the workloads that make them,
+Ingresses, and the Gateway API's Gateways and routes where they are served, a page at a time
+as raw JSON (cluster/scanning.py says why)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from kubernetes import client
 
 from clusterip_guard.cluster.client import call
+from clusterip_guard.cluster.served_apis import ServedKind, served_gateway_api
 from clusterip_guard.core.ingresses import INGRESS_RESOURCE
 from clusterip_guard.core.types import Manifest
 from clusterip_guard.core.workloads import WORKLOAD_KINDS, WorkloadKind
@@ -91,3 +93,39 @@ def read_ingresses(api: client.ApiClient, namespace: str | None = None) -> list[
         else functools.partial(networking.list_namespaced_ingress, namespace)
     )
     return list(pages("list", INGRESS_RESOURCE, namespace, request))
+
+
+def read_gateway_api(api: client.ApiClient, namespace: str | None = None) -> list[Manifest]:
+    """Every Gateway and route the API server serves, or a namespace's, each with its apiVersion
+    and kind (as served); a kind whose CRD is not installed is not listed."""
+    found: list[Manifest] = []
+    for served in served_gateway_api(api):
+        for item in pages("list", served.resource, namespace, _custom_list(api, served, namespace)):
+            item.setdefault("apiVersion", f"{served.group}/{served.version}")
+            item.setdefault("kind", served.kind)
+            found.append(item)
+    return found
+
+
+def _custom_list(
+    api: client.ApiClient, served: ServedKind, namespace: str | None
+) -> Callable[..., Any]:
+    custom = client.CustomObjectsApi(api)
+    if namespace is None:
+        return functools.partial(
+            custom.list_cluster_custom_object, served.group, served.version, served.resource
+        )
+    return functools.partial(
+        custom.list_namespaced_custom_object,
+        served.group,
+        served.version,
+        namespace,
+        served.resource,
+    )
+
+
+def gateway_api_list_calls(api: client.ApiClient) -> list[tuple[Callable[..., Any], str]]:
+    """(list call over all namespaces, resource) of each Gateway API kind served, to watch."""
+    return [
+        (_custom_list(api, served, None), served.resource) for served in served_gateway_api(api)
+    ]

@@ -25,7 +25,12 @@ from kubernetes import client
 
 from clusterip_guard.cluster.client import call, read_or_none
 from clusterip_guard.cluster.errors import ClusterError
-from clusterip_guard.cluster.listing import pages, read_ingresses, read_workloads
+from clusterip_guard.cluster.listing import (
+    pages,
+    read_gateway_api,
+    read_ingresses,
+    read_workloads,
+)
 from clusterip_guard.cluster.mode_admins import read_mode_admins
 from clusterip_guard.cluster.serviceranges import read_service_ranges
 from clusterip_guard.cluster.writing import ObjectAPI, write_object
@@ -260,9 +265,9 @@ class ScanOutcome:
 
 
 def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings) -> ScanOutcome:
-    """The `scan` use case: read the namespaces, Services, workloads and Ingresses in scope,
-    judge them
-    with the core, and (if asked) write the reports, pruning only inside the scope."""
+    """The `scan` use case: read the namespaces, Services, workloads, Ingresses, Gateways and
+    routes (where served) in scope, judge them with the core, and (if asked) write the reports,
+    pruning only inside the scope."""
     default_mode = scope.default_mode
     if default_mode is None:
         default_mode = registered_default_mode(api, scope.configuration_name) or "off"
@@ -271,22 +276,25 @@ def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings
         services = read_services(api, scope.namespace)
         workloads = read_workloads(api, scope.namespace)
         ingresses = read_ingresses(api, scope.namespace)
+        gateway_api = read_gateway_api(api, scope.namespace)
     else:
         namespaces = read_namespaces(api, scope.selector)
         services = read_services(api)
         workloads = read_workloads(api)
         ingresses = read_ingresses(api)
+        gateway_api = read_gateway_api(api)
         if scope.selector:
             chosen = {ns.name for ns in namespaces}
             services = [s for s in services if s["metadata"].get("namespace") in chosen]
             workloads = [w for w in workloads if w[1]["metadata"].get("namespace") in chosen]
             ingresses = [i for i in ingresses if i["metadata"].get("namespace") in chosen]
+            gateway_api = [g for g in gateway_api if g["metadata"].get("namespace") in chosen]
     now = datetime.datetime.now(datetime.UTC)
     # External IPs inside the Service range are judged as admission judges them.
     policy = dataclasses.replace(policy, service_ranges=read_service_ranges(api))
     findings = scan(
         namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
-        what_if=scope.what_if, workloads=workloads, ingresses=ingresses,
+        what_if=scope.what_if, workloads=workloads, ingresses=ingresses, gateway_api=gateway_api,
     )  # fmt: skip
     written: list[str] = []
     failed: list[str] = []

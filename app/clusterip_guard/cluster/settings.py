@@ -61,7 +61,8 @@ class BootstrapSettings:
     # policies the API server runs itself, compiled from `policy_file`.
     engine: Engine = "webhook"
     # The policy: the native engine compiles it; the webhook engine's match conditions take its
-    # allowed ingress classes (without it, every Ingress write costs a webhook call).
+    # allowed ingress and gateway classes and Gateways (without it, every write of an Ingress,
+    # a Gateway or a route costs a webhook call).
     policy_file: Path | None = None
     # The native engine runs something of its own in `namespace` (the sync component, in the
     # release's namespace): only then is that namespace never judged. Nothing of the native

@@ -1,7 +1,6 @@
-"""Keeping the reports current: watches on Services, Namespaces, workloads and Ingresses that
-trigger a new scan,
-a periodic full resync, and one writer among replicas by a Lease (docs/design.md, "Reporting
-what exists (scan)").
+"""Keeping the reports current: watches on Services, Namespaces, workloads, Ingresses, and the
+Gateway API's Gateways and routes where served, that trigger a new scan, a periodic full resync,
+and one writer among replicas by a Lease (docs/design.md, "Reporting what exists (scan)").
 
 Why a watch with leader election rather than a CronJob: a namespace relabelled from audit to
 enforce must change its report within seconds, which a CronJob (a minute at best, and a Pod
@@ -24,6 +23,7 @@ from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 from urllib3.exceptions import HTTPError as TransportError
 
 from clusterip_guard.cluster.errors import ClusterError, ClusterUnreachable
+from clusterip_guard.cluster.listing import gateway_api_list_calls
 
 log = logging.getLogger("clusterip_guard.scan")
 
@@ -84,6 +84,9 @@ def keep_current(
         (apps.list_daemon_set_for_all_namespaces, "daemonsets"),
         (client.BatchV1Api(api).list_cron_job_for_all_namespaces, "cronjobs"),
         (client.NetworkingV1Api(api).list_ingress_for_all_namespaces, "ingresses"),
+        # Those served when the component starts; a kind whose CRD comes later is scanned at
+        # each resync (every scan asks discovery), and watched from the next start.
+        *_served_gateway_api(api),
     ):
         threading.Thread(
             target=watch_forever, args=(list_call, what, changed, stop), daemon=True,
@@ -99,6 +102,14 @@ def keep_current(
             log.exception("scan failed, retrying at the next change or resync")
         changed.wait(resync_seconds)
         stop.wait(settle_seconds)
+
+
+def _served_gateway_api(api: client.ApiClient) -> list[tuple[Callable[..., Any], str]]:
+    try:
+        return gateway_api_list_calls(api)
+    except ClusterError as error:
+        log.warning("cannot tell which Gateway API kinds are served, not watching them: %s", error)
+        return []
 
 
 def lead(

@@ -30,11 +30,12 @@ Selection = Literal["label", "not-a-mode", "unlabelled"]
 # must never block a write). The registration's failure policies say which is which.
 FailureRole = Literal["guard", "reporter"]
 # What an entry judges: Services, Pods and the workloads that make them (their host ports and
-# host network, core/workloads.py), or Ingresses (their classes, core/ingresses.py). One entry
-# per subject, so each has the rules and the match condition of its own objects; all answer on
+# host network, core/workloads.py), Ingresses (their classes, core/ingresses.py), Gateways
+# (their classes) or Gateway API routes (their parents, core/gateways.py). One entry per
+# subject, so each has the rules and the match condition of its own objects; all answer on
 # the entry's path.
-Subject = Literal["services", "workloads", "ingresses"]
-SUBJECTS: tuple[Subject, ...] = ("services", "workloads", "ingresses")
+Subject = Literal["services", "workloads", "ingresses", "gateways", "routes"]
+SUBJECTS: tuple[Subject, ...] = ("services", "workloads", "ingresses", "gateways", "routes")
 
 MUTATE_PATH: Final = "/mutate"
 ENFORCE_PATH: Final = "/validate/enforce"
@@ -153,6 +154,8 @@ ADMISSION_ENTRIES: Final[tuple[AdmissionEntry, ...]] = (
     *_SERVICE_ENTRIES,
     *(_for_subject(entry, "workloads") for entry in _SERVICE_ENTRIES),
     *(_for_subject(entry, "ingresses") for entry in _SERVICE_ENTRIES),
+    *(_for_subject(entry, "gateways") for entry in _SERVICE_ENTRIES),
+    *(_for_subject(entry, "routes") for entry in _SERVICE_ENTRIES),
 )
 
 # The path 0.1.0 registered for the backstop. Served still, so that an upgrade loses no

@@ -17,6 +17,7 @@ from clusterip_guard.core.exposure import (
     is_allowed_internal_load_balancer,
     reported,
 )
+from clusterip_guard.core.gateways import GATEWAY_KIND, gateway_api_exposure_of
 from clusterip_guard.core.ingresses import INGRESS_KIND, ingress_exposure_of
 from clusterip_guard.core.names import (
     AUDIT_CONVERTED_FROM,
@@ -86,7 +87,22 @@ class IngressChange:
     subresource: str = ""
 
 
-Change = ServiceChange | WorkloadChange | IngressChange
+@dataclass(frozen=True)
+class GatewayApiChange:
+    """A CREATE or UPDATE of a Gateway or of a Gateway API route (core/gateways.py)."""
+
+    operation: str
+    namespace: str
+    name: str
+    kind: str  # Gateway, or one of gateways.ROUTE_KIND_NAMES
+    manifest: Manifest
+    old_manifest: Manifest | None = None
+    # "status": a write through the status subresource, which keeps the spec (judged as an
+    # Ingress's status write is: what it keeps is allowed).
+    subresource: str = ""
+
+
+Change = ServiceChange | WorkloadChange | IngressChange | GatewayApiChange
 
 
 @dataclass(frozen=True)
@@ -128,6 +144,8 @@ def decide(
         return _decide_workload(change, mode, policy, today, label_not_a_mode)
     if isinstance(change, IngressChange):
         return _decide_ingress(change, mode, policy, today, label_not_a_mode)
+    if isinstance(change, GatewayApiChange):
+        return _decide_gateway_api(change, mode, policy, today, label_not_a_mode)
     violations = reported(exposure_of(change.service, policy))
     if not violations:
         return ALLOWED
@@ -290,6 +308,43 @@ def _decide_ingress(
             violations = added
     if mode == "mutate":
         keeps = say.INGRESS_IN_MUTATE.format(namespace=change.namespace, label=MODE_LABEL)
+        return _deny(subject, change.namespace, violations, label_not_a_mode=False, keeps=keeps)
+    if mode == "enforce":
+        keeps = say.KEEPS_WORKLOADS_INTERNAL.format(namespace=change.namespace)
+        return _deny(
+            subject, change.namespace, violations, label_not_a_mode=label_not_a_mode, keeps=keeps
+        )
+    return _audited(subject, violations)
+
+
+def _decide_gateway_api(
+    change: GatewayApiChange,
+    mode: Mode,
+    policy: PolicySettings,
+    today: datetime.date,
+    label_not_a_mode: bool,
+) -> Decision:
+    """A Gateway's class or a route's parents, judged as an Ingress's classes are; nothing
+    converts either, so mutate denies, saying why."""
+    violations = gateway_api_exposure_of(change.kind, change.manifest, change.namespace, policy)
+    if not violations:
+        return ALLOWED
+    subject = say.GATEWAY_API_SUBJECT.format(
+        kind=change.kind, namespace=change.namespace, name=change.name
+    )
+    exemption = policy.exemption_for(change.namespace, change.name, today, change.kind)
+    if exemption is not None:
+        return _exempted(subject, violations, exemption.describe())
+    if change.operation == "UPDATE" and change.old_manifest is not None:
+        before = gateway_api_exposure_of(change.kind, change.old_manifest, change.namespace, policy)
+        added = tuple(v for v in violations if not v.kept_from(before))
+        if not added and (policy.allow_existing_violations or change.subresource == "status"):
+            return _existing_kept(violations)
+        if added:
+            violations = added
+    if mode == "mutate":
+        in_mutate = say.GATEWAY_IN_MUTATE if change.kind == GATEWAY_KIND else say.ROUTE_IN_MUTATE
+        keeps = in_mutate.format(namespace=change.namespace, label=MODE_LABEL)
         return _deny(subject, change.namespace, violations, label_not_a_mode=False, keeps=keeps)
     if mode == "enforce":
         keeps = say.KEEPS_WORKLOADS_INTERNAL.format(namespace=change.namespace)

@@ -88,6 +88,10 @@ INGRESS_EXPOSURE: Final = InstalledPolicy("-ingress-exposure", "validating", ("n
 INGRESS_WARNINGS: Final = InstalledPolicy(
     "-ingress-exposure-warnings", "validating", ("native",), effects=WARNING_EFFECTS
 )
+GATEWAY_EXPOSURE: Final = InstalledPolicy("-gateway-exposure", "validating", ("native",))
+GATEWAY_WARNINGS: Final = InstalledPolicy(
+    "-gateway-exposure-warnings", "validating", ("native",), effects=WARNING_EFFECTS
+)
 
 # Every admission policy of an installation, of either engine, in the order a removal names
 # them. The webhook configurations are named as the installation.
@@ -100,6 +104,8 @@ INSTALLED_POLICIES: Final = (
     HOST_EXPOSURE,
     INGRESS_EXPOSURE,
     INGRESS_WARNINGS,
+    GATEWAY_EXPOSURE,
+    GATEWAY_WARNINGS,
     SERVICE_CONVERSION,
     HOST_CONVERSION,
 )
@@ -191,10 +197,11 @@ def objects_for(
 ) -> list[Manifest]:
     """What `engine` registers for `installation`. The webhook engine: its two webhook
     configurations (the policy is the server's to read, not theirs: they take only its allowed
-    ingress classes, so that an Ingress of one costs no call) and the in-process policies
-    beside them. The native engine: the policy compiled (`NativeUnsupported` when
-    it cannot be; with `today`, the exemptions in force that day) and the same in-process
-    policies. Either: the Service-range policy only where the API server serves ServiceCIDR."""
+    ingress and gateway classes and allowed Gateways, so that a compliant write costs no call)
+    and the in-process policies beside them. The native engine: the policy compiled
+    (`NativeUnsupported` when it cannot be; with `today`, the exemptions in force that day) and
+    the same in-process policies. Either: the Service-range policy only where the API server
+    serves ServiceCIDR."""
     if engine == "native":
         objects = native_objects(
             policy if policy is not None else PolicySettings(),
@@ -210,9 +217,10 @@ def objects_for(
             }
             objects = [o for o in objects if o["metadata"]["name"] not in service_range]
     else:
-        classes = policy.allowed_ingress_classes if policy is not None else ()
         objects = [
-            *_webhook_configurations(installation, classes),
+            *_webhook_configurations(
+                installation, policy if policy is not None else PolicySettings()
+            ),
             *companion_policies(
                 name=installation.name,
                 default_mode=installation.default_mode,
@@ -233,7 +241,7 @@ def _check_inventoried(objects: list[Manifest], installation: str) -> None:
 
 
 def _webhook_configurations(
-    installation: Installation, allowed_ingress_classes: tuple[str, ...]
+    installation: Installation, policy: PolicySettings
 ) -> tuple[Manifest, Manifest]:
     configurations = webhook_configurations(
         target=installation.target(),
@@ -245,7 +253,9 @@ def _webhook_configurations(
         failure_policy=installation.failure_policy,
         audit_failure_policy=installation.audit_failure_policy,
         name=installation.name,
-        allowed_ingress_classes=allowed_ingress_classes,
+        allowed_ingress_classes=policy.allowed_ingress_classes,
+        allowed_gateway_classes=policy.allowed_gateway_classes,
+        allowed_gateways=policy.allowed_gateways,
     )
     if installation.ca_bundle is None:
         # Left out after the config hash is taken over an empty one, as `render` always has.

@@ -41,6 +41,8 @@ AUDIT_EXISTING_EXPOSURE: Final = "existing-exposure"
 EXPOSED_SERVICE_MATCH_CONDITION: Final = "exposed-service"
 HOST_EXPOSED_MATCH_CONDITION: Final = "host-ports-or-network"
 INGRESS_CLASS_MATCH_CONDITION: Final = "ingress-class-not-allowed"
+GATEWAY_CLASS_MATCH_CONDITION: Final = "gateway-class-not-allowed"
+ROUTE_PARENT_MATCH_CONDITION: Final = "route-parent-not-allowed"
 
 # --- who may set the mode label ----------------------------------------------------------------
 # A ValidatingAdmissionPolicy on Namespaces: the label may be added, changed or removed only by

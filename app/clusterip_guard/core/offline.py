@@ -16,11 +16,13 @@ from typing import Any
 from clusterip_guard.core.conversion import internalize
 from clusterip_guard.core.decision import (
     Decision,
+    GatewayApiChange,
     IngressChange,
     ServiceChange,
     WorkloadChange,
     decide,
 )
+from clusterip_guard.core.gateways import gateway_api_kind
 from clusterip_guard.core.ingresses import INGRESS_KIND, is_ingress
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of
@@ -64,7 +66,8 @@ class CheckResults:
 
 def objects_in(document: Any) -> Iterator[tuple[Manifest, WorkloadKind | str | None]]:
     """Every object `check` judges in a document: Services (kind None), Pods and workloads
-    (their kind) and Ingresses ("Ingress"), looking inside `List`s."""
+    (their kind), Ingresses ("Ingress"), Gateways and routes (their kind), looking inside
+    `List`s."""
     if not isinstance(document, dict):
         return
     kind = workload_kind_of(document)
@@ -72,6 +75,8 @@ def objects_in(document: Any) -> Iterator[tuple[Manifest, WorkloadKind | str | N
         yield document, kind
     elif is_ingress(document):
         yield document, INGRESS_KIND
+    elif (gateway_api := gateway_api_kind(document)) is not None:
+        yield document, gateway_api
     elif document.get("kind") == "Service" and str(document.get("apiVersion", "v1")) == "v1":
         yield document, None
     elif isinstance(document.get("kind"), str) and str(document["kind"]).endswith("List"):
@@ -105,6 +110,22 @@ def check_ingress(
     return ServiceResult(source, namespace, name, decision, ingress, kind=INGRESS_KIND)
 
 
+def check_gateway_api(
+    manifest: Manifest,
+    kind: str,
+    *,
+    source: str,
+    mode: Mode,
+    policy: PolicySettings,
+    today: datetime.date,
+) -> ServiceResult:
+    """A Gateway (its class) or a route (its parents): nothing to fix, as for an Ingress."""
+    namespace, name = namespace_of(manifest), display_name(manifest)
+    change = GatewayApiChange("CREATE", namespace, name, kind, manifest)
+    decision = decide(change, mode, policy, today=today)
+    return ServiceResult(source, namespace, name, decision, manifest, kind=kind)
+
+
 def check_service(
     service: Manifest, *, source: str, mode: Mode, policy: PolicySettings, today: datetime.date
 ) -> ServiceResult:
@@ -127,9 +148,13 @@ def check_files(
                     result = check_service(
                         found, source=source, mode=mode, policy=policy, today=today
                     )
-                elif isinstance(kind, str):
+                elif kind == INGRESS_KIND:
                     result = check_ingress(
                         found, source=source, mode=mode, policy=policy, today=today
+                    )
+                elif isinstance(kind, str):
+                    result = check_gateway_api(
+                        found, kind, source=source, mode=mode, policy=policy, today=today
                     )
                 else:
                     result = check_workload(
@@ -151,7 +176,7 @@ def _replace_services(document: Any, to_fix: set[int], policy: PolicySettings) -
     """The document with the Services in `to_fix` (by identity) converted."""
     if not isinstance(document, dict):
         return document
-    if id(document) in to_fix and is_ingress(document):
+    if id(document) in to_fix and (is_ingress(document) or gateway_api_kind(document)):
         return document  # denied, never converted: --fix leaves it for its author
     if id(document) in to_fix:
         kind = workload_kind_of(document)

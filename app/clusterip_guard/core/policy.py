@@ -71,6 +71,12 @@ class PolicySettings:
     # Ingress classes whose controllers keep what they serve inside the cluster: globs, as an
     # exemption's names are. None by default: an Ingress is a door its controller opens.
     allowed_ingress_classes: tuple[str, ...] = ()
+    # Gateway classes whose controllers keep what they serve inside the cluster: globs. None by
+    # default: a Gateway is a door its class's controller opens.
+    allowed_gateway_classes: tuple[str, ...] = ()
+    # Gateways a route may attach to, (namespace glob, name glob): the sanctioned ones an admin
+    # runs. None by default: a route attached to a Gateway is served wherever it listens.
+    allowed_gateways: tuple[tuple[str, str], ...] = ()
     # The cluster's Service ranges (its ServiceCIDR objects), where the caller can read them
     # (scan); not a key of the policy file. An external IP inside one is never allowed: it
     # would take over a ClusterIP's traffic (CVE-2020-8554). Admission has the API server
@@ -98,6 +104,21 @@ class PolicySettings:
     def ingress_class_allowed(self, name: str) -> bool:
         """An empty class is none the policy can name (it counts as exposure)."""
         return bool(name) and any(fnmatchcase(name, glob) for glob in self.allowed_ingress_classes)
+
+    def gateway_class_allowed(self, name: str) -> bool:
+        """An empty class is none the policy can name (it counts as exposure)."""
+        return bool(name) and any(fnmatchcase(name, glob) for glob in self.allowed_gateway_classes)
+
+    def gateway_allowed(self, namespace: str, name: str) -> bool:
+        """A Gateway a route may attach to; an empty part matches nothing."""
+        return (
+            bool(namespace)
+            and bool(name)
+            and any(
+                fnmatchcase(namespace, namespace_glob) and fnmatchcase(name, name_glob)
+                for namespace_glob, name_glob in self.allowed_gateways
+            )
+        )
 
     def exemption_for(
         self, namespace: str, name: str, today: datetime.date, kind: str = SERVICE_KIND

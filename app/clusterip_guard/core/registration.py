@@ -22,11 +22,20 @@ from clusterip_guard.core.admission import (
     namespace_selector,
     registered_entries,
 )
+from clusterip_guard.core.gateways import (
+    GATEWAY_GROUP,
+    GATEWAY_KIND,
+    GATEWAY_RESOURCE,
+    MESH_GROUP,
+    MESH_KIND,
+    ROUTE_RESOURCES,
+)
 from clusterip_guard.core.ingresses import GLOB_CHARACTERS, INGRESS_GROUP, INGRESS_RESOURCE
 from clusterip_guard.core.names import (
     CONFIG_HASH_ANNOTATION,
     CONFIGURATION_NAME,
     EXPOSED_SERVICE_MATCH_CONDITION,
+    GATEWAY_CLASS_MATCH_CONDITION,
     HOST_EXPOSED_MATCH_CONDITION,
     INGRESS_CLASS_ANNOTATION,
     INGRESS_CLASS_MATCH_CONDITION,
@@ -35,6 +44,7 @@ from clusterip_guard.core.names import (
     NAME_LABEL,
     NEVER_JUDGED_NAMESPACES,
     PROJECT,
+    ROUTE_PARENT_MATCH_CONDITION,
 )
 from clusterip_guard.core.types import MODES, Manifest, Mode
 from clusterip_guard.core.workloads import WORKLOAD_KINDS, WorkloadKind
@@ -146,6 +156,106 @@ def ingress_match_condition(allowed: Collection[str] | str = ()) -> dict[str, st
     }
 
 
+def gateway_class_exposed(o: str, allowed: Callable[[str], str]) -> str:
+    """CEL: the Gateway `o` names no class, an empty one, or one that `allowed` (CEL of the
+    class `c`) does not allow: exposure, as core/gateways.py counts it."""
+    named = f"has({o}.spec) && has({o}.spec.gatewayClassName)"
+    return f"(!({named}) || [{o}.spec.gatewayClassName].exists(c, c == '' || !({allowed('c')})))"
+
+
+def parent_group(p: str) -> str:
+    """CEL: the group of the parentRef `p` (core/gateways.py: the Gateway API's by default)."""
+    return f"(has({p}.group) ? {p}.group : '{GATEWAY_GROUP}')"
+
+
+def parent_kind(p: str) -> str:
+    return f"(has({p}.kind) ? {p}.kind : '{GATEWAY_KIND}')"
+
+
+def parent_namespace(p: str) -> str:
+    """The route's namespace by default (request.namespace: the route is namespaced)."""
+    return f"(has({p}.namespace) ? {p}.namespace : request.namespace)"
+
+
+def parent_name(p: str) -> str:
+    return f"(has({p}.name) ? {p}.name : '')"
+
+
+def parent_readable(p: str) -> str:
+    """CEL: the parentRef `p` has a name, and no empty kind or namespace (a validated object
+    always does: the schema requires it; admission can run before validation)."""
+    return (
+        f"({parent_name(p)} != '' && !(has({p}.kind) && {p}.kind == '')"
+        f" && !(has({p}.namespace) && {p}.namespace == ''))"
+    )
+
+
+def parent_allowed(p: str, allowed_gateway: Callable[[str, str], str]) -> str:
+    """CEL: the parentRef `p` is mesh routing (a Service), or a Gateway that `allowed_gateway`
+    (CEL of its namespace and name) allows: no exposure, as core/gateways.py counts it."""
+    group, kind = parent_group(p), parent_kind(p)
+    mesh = f"{group} == '{MESH_GROUP}' && {kind} == '{MESH_KIND}'"
+    gateway = (
+        f"{group} == '{GATEWAY_GROUP}' && {kind} == '{GATEWAY_KIND}' && "
+        f"({allowed_gateway(parent_namespace(p), parent_name(p))})"
+    )
+    return f"({parent_readable(p)} && (({mesh}) || ({gateway})))"
+
+
+def route_exposed(o: str, allowed_gateway: Callable[[str, str], str]) -> str:
+    """CEL: a parent of the route `o` is neither mesh routing nor an allowed Gateway."""
+    return (
+        f"(has({o}.spec) && has({o}.spec.parentRefs) && "
+        f"{o}.spec.parentRefs.exists(p, !{parent_allowed('p', allowed_gateway)}))"
+    )
+
+
+def exact_gateways(allowed: Collection[tuple[str, str]]) -> list[str]:
+    """The allowed Gateways, `namespace/name`, neither part a glob: each matches only itself."""
+    return sorted(
+        f"{namespace}/{name}"
+        for namespace, name in allowed
+        if not GLOB_CHARACTERS & set(namespace + name)
+    )
+
+
+def _cel_list(allowed: Collection[str] | str, exact: Callable[[Collection[str]], list[str]]) -> str:
+    """A CEL list of the exact names (single-quoted, as the chart's helpers write them); a str
+    is a Helm expression giving such a list."""
+    if isinstance(allowed, str):
+        return allowed
+    return "[" + ", ".join(f"'{name}'" for name in exact(allowed)) + "]"
+
+
+def gateway_match_condition(allowed: Collection[str] | str = ()) -> dict[str, str]:
+    """Only a Gateway of a class not in `allowed` (exact names; a Helm expression giving a CEL
+    list, in the chart), or of none, or whose old object was, reaches the webhook."""
+    listed = _cel_list(allowed, exact_ingress_classes)
+
+    def exposed(o: str) -> str:
+        return gateway_class_exposed(o, lambda c: f"{c} in {listed}")
+
+    return {
+        "name": GATEWAY_CLASS_MATCH_CONDITION,
+        "expression": f"{exposed('object')} || (oldObject != null && {exposed('oldObject')})",
+    }
+
+
+def route_match_condition(allowed: Collection[tuple[str, str]] | str = ()) -> dict[str, str]:
+    """Only a route with a parent that is neither a Service nor an exact allowed Gateway
+    (`allowed`: the policy's; a Helm expression giving a CEL list of `namespace/name`, in the
+    chart), or whose old object had one, reaches the webhook."""
+    listed = allowed if isinstance(allowed, str) else _cel_list(exact_gateways(allowed), sorted)
+
+    def exposed(o: str) -> str:
+        return route_exposed(o, lambda namespace, name: f"({namespace} + '/' + {name}) in {listed}")
+
+    return {
+        "name": ROUTE_PARENT_MATCH_CONDITION,
+        "expression": f"{exposed('object')} || (oldObject != null && {exposed('oldObject')})",
+    }
+
+
 class RegistrationError(ValueError):
     """The registration settings are not valid; the message is one line."""
 
@@ -191,13 +301,16 @@ def webhook_configurations(
     audit_failure_policy: FailurePolicy = "Ignore",
     name: str = CONFIGURATION_NAME,
     allowed_ingress_classes: Collection[str] = (),
+    allowed_gateway_classes: Collection[str] = (),
+    allowed_gateways: Collection[tuple[str, str]] = (),
 ) -> tuple[Manifest, Manifest]:
     """(MutatingWebhookConfiguration, ValidatingWebhookConfiguration) for the given target.
 
     `failure_policy` is for the enforce and mutate entries (fail closed by default: a webhook
     that is down must not let exposure through), `audit_failure_policy` for audit (fail open:
     reporting must never block a write). `allowed_ingress_classes`: the policy's, so that an
-    Ingress of one of them never costs a call (none given: every Ingress does).
+    Ingress of one of them never costs a call (none given: every Ingress does); likewise
+    `allowed_gateway_classes` for Gateways and `allowed_gateways` for routes.
     """
     if default_mode not in MODES:
         raise RegistrationError(f"default mode must be one of {', '.join(MODES)}: {default_mode!r}")
@@ -223,6 +336,8 @@ def webhook_configurations(
                 failure_policy=policies[entry.failure_role],
                 timeout_seconds=timeout_seconds,
                 allowed_ingress_classes=allowed_ingress_classes,
+                allowed_gateway_classes=allowed_gateway_classes,
+                allowed_gateways=allowed_gateways,
             )
             for entry in entries
             if entry.configuration == configuration
@@ -278,6 +393,8 @@ def entry_rules(entry: AdmissionEntry) -> list[dict[str, Any]]:
         return workload_rules()
     if entry.subject == "ingresses":
         return ingress_rules(entry.configuration)
+    if entry.subject in ("gateways", "routes"):
+        return gateway_api_rules(entry.subject, entry.configuration)
     return [
         {
             "apiGroups": [""],
@@ -299,6 +416,26 @@ def ingress_rules(configuration: str = "validating") -> list[dict[str, Any]]:
         {
             "apiGroups": [INGRESS_GROUP],
             "apiVersions": ["v1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": resources,
+            "scope": "Namespaced",
+        }
+    ]
+
+
+def gateway_api_rules(subject: str, configuration: str = "validating") -> list[dict[str, Any]]:
+    """Gateways (`subject` "gateways") or the routes ("routes"), any version the API server
+    serves (the Gateway API's CRDs serve several), CREATE and UPDATE; for a validating entry
+    their status too, as for Ingresses. A rule may name a resource the server does not serve
+    yet: the entry judges it once its CRD is installed."""
+    plain = [GATEWAY_RESOURCE] if subject == "gateways" else list(ROUTE_RESOURCES)
+    resources = (
+        [*plain, *(f"{r}/status" for r in plain)] if configuration == "validating" else plain
+    )
+    return [
+        {
+            "apiGroups": [GATEWAY_GROUP],
+            "apiVersions": ["*"],
             "operations": ["CREATE", "UPDATE"],
             "resources": resources,
             "scope": "Namespaced",
@@ -342,12 +479,17 @@ def webhook_entry(
     failure_policy: str,
     timeout_seconds: int | str,
     allowed_ingress_classes: Collection[str] | str = (),
+    allowed_gateway_classes: Collection[str] | str = (),
+    allowed_gateways: Collection[tuple[str, str]] | str = (),
 ) -> dict[str, Any]:
     """One webhook of a configuration, for one entry of the table. (The chart's generator
     passes Helm expressions for the values an installation chooses.)"""
-    conditions = {
+    conditions: dict[str, Callable[[], dict[str, str]]] = {
         "services": exposed_match_condition,
         "workloads": host_exposed_match_condition,
+        "ingresses": lambda: ingress_match_condition(allowed_ingress_classes),
+        "gateways": lambda: gateway_match_condition(allowed_gateway_classes),
+        "routes": lambda: route_match_condition(allowed_gateways),
     }
     body: dict[str, Any] = {
         "name": entry.name,
@@ -356,12 +498,9 @@ def webhook_entry(
         "namespaceSelector": namespace_selector(entry.selector(), never_judged),
         "objectSelector": {},
         # Only a Service that is exposed, or was, costs a webhook call; only a Pod spec that
-        # opens a port on its node; only an Ingress of a class not known to be allowed.
-        "matchConditions": [
-            ingress_match_condition(allowed_ingress_classes)
-            if entry.subject == "ingresses"
-            else conditions[entry.subject]()
-        ],
+        # opens a port on its node; only an Ingress or a Gateway of a class not known to be
+        # allowed; only a route with a parent not known to be allowed.
+        "matchConditions": [conditions[entry.subject]()],
         "matchPolicy": "Equivalent",
         "failurePolicy": failure_policy,
         "sideEffects": "None",

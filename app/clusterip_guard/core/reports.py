@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from clusterip_guard.core.gateways import GATEWAY_KIND, ROUTE_KIND_NAMES
 from clusterip_guard.core.names import MANAGED_BY_LABEL, NAME_LABEL, PROJECT
 from clusterip_guard.core.scan import RESULTS, Finding, NamespaceMode, Result, summary
 from clusterip_guard.core.types import Manifest
@@ -39,9 +40,16 @@ POLICY = PROJECT
 SERVICE_RULE = "services-stay-internal"
 WORKLOAD_RULE = "pods-open-no-host-ports"
 INGRESS_RULE = "ingresses-use-allowed-classes"
+GATEWAY_RULE = "gateways-use-allowed-classes"
+ROUTE_RULE = "routes-attach-to-allowed-gateways"
 NAMESPACE_RULE = "namespace-summary"
 # The rule a finding's kind is reported under; Pods and workloads under WORKLOAD_RULE.
-_RULES = {"Service": SERVICE_RULE, "Ingress": INGRESS_RULE}
+_RULES = {
+    "Service": SERVICE_RULE,
+    "Ingress": INGRESS_RULE,
+    GATEWAY_KIND: GATEWAY_RULE,
+    **dict.fromkeys(ROUTE_KIND_NAMES, ROUTE_RULE),
+}
 CATEGORY = "Service exposure"
 MANAGED_BY = PROJECT  # the label value reports carry, so a scan finds (and prunes) its own
 

@@ -17,10 +17,12 @@ import orjson
 from clusterip_guard.core.decision import (
     Change,
     Decision,
+    GatewayApiChange,
     IngressChange,
     ServiceChange,
     WorkloadChange,
 )
+from clusterip_guard.core.gateways import GATEWAY_API_KIND_NAMES, GATEWAY_GROUP
 from clusterip_guard.core.ingresses import INGRESS_GROUP, INGRESS_KIND
 from clusterip_guard.core.services import display_name, namespace_of
 from clusterip_guard.core.types import AdmissionResponse, AdmissionReviewResponse, Manifest
@@ -149,9 +151,32 @@ def service_change_of(request: AdmissionRequest) -> ServiceChange | None:
 
 
 def change_of(request: AdmissionRequest) -> Change | None:
-    """The change to judge: a Service's, a Pod's, a workload's or an Ingress's; None when the
-    request is not ours to look at."""
-    return service_change_of(request) or workload_change_of(request) or ingress_change_of(request)
+    """The change to judge: a Service's, a Pod's, a workload's, an Ingress's, a Gateway's or a
+    route's; None when the request is not ours to look at."""
+    return (
+        service_change_of(request)
+        or workload_change_of(request)
+        or ingress_change_of(request)
+        or gateway_api_change_of(request)
+    )
+
+
+def gateway_api_change_of(request: AdmissionRequest) -> GatewayApiChange | None:
+    """A CREATE or UPDATE of a Gateway or a route (any version), or an UPDATE through its
+    status subresource (which keeps the spec: what it keeps is allowed), or None."""
+    if request.object is None or not any(
+        _judged_write(request, GATEWAY_GROUP, kind) for kind in GATEWAY_API_KIND_NAMES
+    ):
+        return None
+    return GatewayApiChange(
+        operation=request.operation,
+        namespace=request.namespace or namespace_of(request.object),
+        name=request.name or display_name(request.object),
+        kind=request.kind,
+        manifest=request.object,
+        old_manifest=request.old_object if request.operation == "UPDATE" else None,
+        subresource=request.sub_resource,
+    )
 
 
 def ingress_change_of(request: AdmissionRequest) -> IngressChange | None:

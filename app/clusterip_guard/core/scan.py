@@ -17,12 +17,19 @@ from typing import Literal
 from clusterip_guard.core.admission import Selection, judging_entry
 from clusterip_guard.core.decision import (
     Change,
+    GatewayApiChange,
     IngressChange,
     ServiceChange,
     WorkloadChange,
     decide,
 )
 from clusterip_guard.core.exposure import LOAD_BALANCER_PIECE, Violation, exposure_of, reported
+from clusterip_guard.core.gateways import (
+    GATEWAY_CLASS_KEY_PREFIX,
+    PARENT_KEY_PREFIX,
+    gateway_api_exposure_of,
+    gateway_api_kind,
+)
 from clusterip_guard.core.ingresses import (
     INGRESS_API_VERSION,
     INGRESS_CLASS_KEY_PREFIX,
@@ -106,6 +113,8 @@ _INTERNET_FACING = (
     "source-range:",
     INGRESS_CLASS_KEY_PREFIX,
     NO_INGRESS_CLASS,
+    GATEWAY_CLASS_KEY_PREFIX,
+    PARENT_KEY_PREFIX,
 )
 
 
@@ -193,6 +202,21 @@ def judge_ingress(
     )
 
 
+def judge_gateway_api(
+    manifest: Manifest, namespace: NamespaceMode, policy: PolicySettings, today: datetime.date
+) -> Finding:
+    """A Gateway (its class) or a route (its parents); its kind read from the object."""
+    name = display_name(manifest)
+    metadata = manifest.get("metadata")
+    uid = str(metadata.get("uid", "")) if isinstance(metadata, dict) else ""
+    kind = gateway_api_kind(manifest) or str(manifest.get("kind", ""))
+    change = GatewayApiChange("CREATE", namespace.namespace, name, kind, manifest)
+    exposure = gateway_api_exposure_of(kind, manifest, namespace.namespace, policy)
+    return _finding(
+        change, namespace, exposure, uid=uid, service_kind="", policy=policy, today=today
+    )
+
+
 def reported_workloads(
     workloads: Iterable[tuple[WorkloadKind, Manifest]],
 ) -> list[tuple[WorkloadKind, Manifest]]:
@@ -223,6 +247,8 @@ def _finding(
         api_version = f"{change.kind.group}/v1" if change.kind.group else "v1"
     if isinstance(change, IngressChange):
         kind, api_version = INGRESS_KIND, INGRESS_API_VERSION
+    if isinstance(change, GatewayApiChange):
+        kind, api_version = change.kind, str(change.manifest.get("apiVersion", ""))
     if not exposure:
         return Finding(
             namespace, name, uid, service_kind, (), "pass",
@@ -283,8 +309,10 @@ def scan(
     never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
     workloads: Iterable[tuple[WorkloadKind, Manifest]] = (),
     ingresses: Iterable[Manifest] = (),
+    gateway_api: Iterable[Manifest] = (),
 ) -> list[Finding]:
-    """Every Service, every workload and Pod no workload controls, and every Ingress, judged;
+    """Every Service, every workload and Pod no workload controls, every Ingress, and every
+    Gateway and route (`gateway_api`, their kind read from each), judged;
     sorted by namespace, name and kind. An object whose namespace is not in `namespaces` (deleted
     meanwhile) is judged as an unlabelled one."""
     modes = {
@@ -316,6 +344,12 @@ def scan(
             namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
         )
         findings.append(judge_ingress(ingress, mode, policy, today))
+    for manifest in gateway_api:
+        namespace = namespace_of(manifest)
+        mode = modes.get(namespace) or namespace_mode(
+            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
+        )
+        findings.append(judge_gateway_api(manifest, mode, policy, today))
     return sorted(findings, key=lambda f: (f.namespace.namespace, f.name, f.kind))
 
 

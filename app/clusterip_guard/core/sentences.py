@@ -120,3 +120,43 @@ INGRESS_IN_MUTATE: Final = (
     "namespace {namespace} (label {label}=mutate) converts what it can, but an Ingress cannot "
     "be made internal: its class decides who serves it"
 )
+
+# --- the pieces of a Gateway's and a route's exposure (core/gateways.py) -----------------------
+GATEWAY_CLASS: Final = (
+    "gateway class {gateway_class} is not an allowed class: its controller serves the Gateway's "
+    "listeners from outside the cluster"
+)
+UNREADABLE_GATEWAY_CLASS: Final = (
+    "the gateway class is empty or missing, not a class clusterip-guard can read, so it counts "
+    "as exposure"
+)
+USE_ALLOWED_GATEWAY_CLASS: Final = "use an allowed gateway class ({classes})"
+NO_GATEWAY_CLASS_ALLOWED: Final = (
+    "no gateway class is allowed (allowedGatewayClasses is empty): reach the Service from "
+    "inside the cluster, or ask the cluster admin to allow the class"
+)
+ROUTE_PARENT: Final = (
+    "parent {parent} is not an allowed Gateway: what listens there serves the route from "
+    "outside the cluster"
+)
+UNREADABLE_ROUTE_PARENT: Final = (
+    "the parent {parent} is not one clusterip-guard can read (no name, or a field that is not "
+    "text), so it counts as exposure"
+)
+PARENT_REF: Final = "{kind} {namespace}/{name}"
+ATTACH_TO_ALLOWED_GATEWAY: Final = (
+    "attach the route to an allowed Gateway ({gateways}), or to a Service for mesh routing"
+)
+NO_GATEWAY_ALLOWED: Final = (
+    "no Gateway is allowed (allowedGateways is empty): attach the route to a Service for mesh "
+    "routing, or ask the cluster admin to allow the Gateway"
+)
+GATEWAY_API_SUBJECT: Final = "{kind} {namespace}/{name}"
+GATEWAY_IN_MUTATE: Final = (
+    "namespace {namespace} (label {label}=mutate) converts what it can, but a Gateway cannot be "
+    "made internal: its class decides who serves it"
+)
+ROUTE_IN_MUTATE: Final = (
+    "namespace {namespace} (label {label}=mutate) converts what it can, but a route cannot be "
+    "made internal: the Gateways it attaches to decide who serves it"
+)

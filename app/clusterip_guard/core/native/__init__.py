@@ -33,6 +33,12 @@ from clusterip_guard.core.names import NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.native.cel import NativeUnsupported, glob_regex, re2_refuses
 from clusterip_guard.core.native.conversion import conversion_policy
 from clusterip_guard.core.native.decision import exposure_policy, warning_policy
+from clusterip_guard.core.native.gateways import (
+    GATEWAY_EXPOSURE_SUFFIX,
+    GATEWAY_WARNINGS_SUFFIX,
+    gateway_exposure_policy,
+    gateway_warning_policy,
+)
 from clusterip_guard.core.native.ingresses import (
     INGRESS_EXPOSURE_SUFFIX,
     INGRESS_WARNINGS_SUFFIX,
@@ -51,6 +57,8 @@ from clusterip_guard.core.types import Manifest, Mode
 __all__ = [
     "CONVERSION_SUFFIX",
     "EXPOSURE_SUFFIX",
+    "GATEWAY_EXPOSURE_SUFFIX",
+    "GATEWAY_WARNINGS_SUFFIX",
     "HOST_CONVERSION_SUFFIX",
     "HOST_EXPOSURE_SUFFIX",
     "INGRESS_EXPOSURE_SUFFIX",
@@ -81,6 +89,8 @@ COMPILED_FIELDS: Final = frozenset(
         "exemptions",
         "allowed_host_ports",
         "allowed_ingress_classes",
+        "allowed_gateway_classes",
+        "allowed_gateways",
     }
 )
 NOT_COMPILED_FIELDS: Final = {
@@ -110,6 +120,8 @@ def native_objects(
     host_conversion = name + HOST_CONVERSION_SUFFIX
     ingress_exposure = name + INGRESS_EXPOSURE_SUFFIX
     ingress_warnings = name + INGRESS_WARNINGS_SUFFIX
+    gateway_exposure = name + GATEWAY_EXPOSURE_SUFFIX
+    gateway_warnings = name + GATEWAY_WARNINGS_SUFFIX
     objects = [
         conversion_policy(policy, name=conversion, default_mode=default_mode, today=today),
         *policy_bindings(conversion, entries, never_judged=never_judged, configuration="mutating"),
@@ -134,6 +146,16 @@ def native_objects(
         ),
         *policy_bindings(
             ingress_warnings, entries, never_judged=never_judged, effects=WARNING_EFFECTS
+        ),
+        gateway_exposure_policy(
+            policy, name=gateway_exposure, default_mode=default_mode, today=today
+        ),
+        *policy_bindings(gateway_exposure, entries, never_judged=never_judged),
+        gateway_warning_policy(
+            policy, name=gateway_warnings, default_mode=default_mode, today=today
+        ),
+        *policy_bindings(
+            gateway_warnings, entries, never_judged=never_judged, effects=WARNING_EFFECTS
         ),
         *companion_policies(name=name, default_mode=default_mode, never_judged=never_judged),
     ]
@@ -170,6 +192,18 @@ def _check_values(policy: PolicySettings) -> None:
                 f"allowedIngressClasses[{index}]: {glob!r} becomes a pattern RE2 (CEL's "
                 "matches) refuses; write the glob another way, or use the webhook engine"
             )
+    for index, glob in enumerate(policy.allowed_gateway_classes):
+        if re2_refuses(glob_regex(glob)):
+            raise NativeUnsupported(
+                f"allowedGatewayClasses[{index}]: {glob!r} becomes a pattern RE2 (CEL's "
+                "matches) refuses; write the glob another way, or use the webhook engine"
+            )
+    for index, (namespace, gateway) in enumerate(policy.allowed_gateways):
+        if re2_refuses(glob_regex(namespace)) or re2_refuses(glob_regex(gateway)):
+            raise NativeUnsupported(
+                f"allowedGateways[{index}]: {namespace}/{gateway!s} becomes a pattern RE2 (CEL's "
+                "matches) refuses; write the glob another way, or use the webhook engine"
+            )
     for index, network in enumerate(policy.allowed_external_ip_cidrs):
         if read_range(str(network)) != network or str(network).startswith(MAPPED_PREFIX):
             raise NativeUnsupported(
@@ -194,8 +228,14 @@ def _check_sizes(policy: PolicySettings, objects: list[Manifest]) -> None:
     for manifest in objects:
         longest = max(map(len, _expressions(manifest.get("spec", {}))), default=0)
         if longest > MAX_EXPRESSION_CODE_POINTS:
+            # The Gateway API's policies also spell out each allowed Gateway.
+            many = f"exemptions: {len(policy.exemptions)} exemptions"
+            if manifest["metadata"]["name"].endswith(
+                (GATEWAY_EXPOSURE_SUFFIX, GATEWAY_WARNINGS_SUFFIX)
+            ) and len(policy.allowed_gateways) > len(policy.exemptions):
+                many = f"allowedGateways: {len(policy.allowed_gateways)} Gateways"
             raise NativeUnsupported(
-                f"exemptions: {len(policy.exemptions)} exemptions make an expression of "
+                f"{many} make an expression of "
                 f"{manifest['kind']} {manifest['metadata']['name']} {longest:,} code points long, "
                 f"over the API server's limit of {MAX_EXPRESSION_CODE_POINTS:,}; use fewer "
                 "(a glob can cover many names), or the webhook engine"
