@@ -50,6 +50,7 @@ class ScanSettings:
     lease_namespace: str | None = None  # None: $POD_NAMESPACE, else default
     lease_name: str = "clusterip-guard-scan"
     metrics_port: int = 0  # with --watch: serve /metrics here (0: off)
+    page_size: int = 500  # objects per list request (cluster/listing.py)
     kubeconfig: str | None = None
     context: str | None = None
 
@@ -141,6 +142,13 @@ def add_parser(commands: Any) -> None:
         default=options.default_of(ScanSettings, "metrics_port"),
         help="with --watch: serve Prometheus metrics on this port (default: 0, off)",
     )
+    parser.add_argument(
+        "--page-size",
+        type=options.page_size,
+        default=options.default_of(ScanSettings, "page_size"),
+        help="objects per list request: the scan holds about one page of each list, and one "
+        "namespace's findings (default: %(default)s)",
+    )
     options.add_cluster_flags(parser)
     parser.set_defaults(invoke=invoke)
 
@@ -170,6 +178,7 @@ def settings_from(args: argparse.Namespace) -> ScanSettings:
         lease_namespace=args.lease_namespace,
         lease_name=args.lease_name,
         metrics_port=args.metrics_port,
+        page_size=args.page_size,
         kubeconfig=args.kubeconfig,
         context=args.context,
     )
@@ -226,6 +235,7 @@ def scope_of(settings: ScanSettings) -> ScanScope:
         what_if=settings.what_if,
         write_reports=settings.write_reports,
         report_formats=settings.report_formats,
+        page_size=settings.page_size,
     )
 
 

@@ -31,6 +31,7 @@ from clusterip_guard.cluster.client import call, read_or_none
 from clusterip_guard.cluster.errors import ClusterError
 from clusterip_guard.cluster.limits import MemoryWatch
 from clusterip_guard.cluster.listing import (
+    PAGE_SIZE,
     Listing,
     ingress_listing,
     namespace_listing,
@@ -68,11 +69,15 @@ HTTP_NOT_FOUND = 404
 REPORT_PAGE_SIZE = 10
 
 
-def read_namespaces(api: client.ApiClient, selector: str | None = None) -> list[NamespaceInfo]:
+def read_namespaces(
+    api: client.ApiClient, selector: str | None = None, page_size: int = PAGE_SIZE
+) -> list[NamespaceInfo]:
     """The namespaces (names and labels: one small entry each, what the modes need)."""
     return [
         NamespaceInfo(item["metadata"]["name"], item["metadata"].get("labels") or {})
-        for item in pages(namespace_listing(api, selector))
+        for item in pages(
+            dataclasses.replace(namespace_listing(api, selector), page_size=page_size)
+        )
     ]
 
 
@@ -86,7 +91,7 @@ def read_namespace(api: client.ApiClient, name: str) -> NamespaceInfo:
 
 
 def judged_objects(
-    api: client.ApiClient, judge: Judge, namespace: str | None = None
+    api: client.ApiClient, judge: Judge, namespace: str | None = None, page_size: int = PAGE_SIZE
 ) -> list[Iterator[tuple[str, Finding]]]:
     """Every Service, workload and Ingress (or a namespace's), each list judged as it is
     paged: (namespace, finding), in the API server's order."""
@@ -94,7 +99,7 @@ def judged_objects(
     def judged(
         listing: Listing, judging: Callable[[Manifest], Finding | None]
     ) -> Iterator[tuple[str, Finding]]:
-        for item in pages(listing):
+        for item in pages(dataclasses.replace(listing, page_size=page_size)):
             finding = judging(item)
             if finding is not None:
                 yield finding.namespace.namespace, finding
@@ -190,7 +195,9 @@ class ReportWriter:
         namespaced = "namespace" in manifest["metadata"]
         return self.kind.plural if namespaced else self.kind.cluster_plural
 
-    def stored(self, *, cluster: bool, namespace: str | None = None) -> Iterator[Manifest]:
+    def stored(
+        self, *, cluster: bool, namespace: str | None = None, page_size: int = REPORT_PAGE_SIZE
+    ) -> Iterator[Manifest]:
         """This tool's reports (by label) as stored, a few at a time (a report may be half a
         MiB): the namespaced ones of every namespace or of one, or the cluster-scoped ones."""
         plural = self.kind.cluster_plural if cluster else self.kind.plural
@@ -212,7 +219,7 @@ class ReportWriter:
                 f"{plural}.{self.kind.group}",
                 namespace,
                 request,
-                page_size=REPORT_PAGE_SIZE,
+                page_size=min(page_size, REPORT_PAGE_SIZE),
                 when_missing=(
                     f"the cluster has no {plural}.{self.kind.group} (CRD missing): add "
                     "--install-crds, or install Kyverno or the report CRDs first"
@@ -272,6 +279,7 @@ class ScanScope:
     what_if: Mode | None = None
     write_reports: bool = False
     report_formats: tuple[ReportFormat, ...] = ("wgpolicyk8s",)
+    page_size: int = PAGE_SIZE  # objects per list request (reports: at most REPORT_PAGE_SIZE)
 
 
 @dataclass
@@ -316,7 +324,7 @@ def scan_cluster(
     if scope.namespace is not None:
         namespaces = [read_namespace(api, scope.namespace)]
     else:
-        namespaces = read_namespaces(api, scope.selector)
+        namespaces = read_namespaces(api, scope.selector, scope.page_size)
     chosen = {ns.name for ns in namespaces} if scope.selector else None
     now = datetime.datetime.now(datetime.UTC)
     # External IPs inside the Service range are judged as admission judges them.
@@ -325,7 +333,9 @@ def scan_cluster(
         namespaces, default_mode=default_mode, policy=policy, today=now.date(),
         what_if=scope.what_if,
     )  # fmt: skip
-    streams: list[Iterator[tuple[str, Any]]] = list(judged_objects(api, judge, scope.namespace))
+    streams: list[Iterator[tuple[str, Any]]] = list(
+        judged_objects(api, judge, scope.namespace, scope.page_size)
+    )
     objects = len(streams)
     writing = (
         [_Reports(ReportWriter(api, f)) for f in scope.report_formats]
@@ -334,7 +344,7 @@ def scan_cluster(
     )
     streams += [
         ((r["metadata"].get("namespace", ""), r) for r in w.writer.stored(
-            cluster=False, namespace=scope.namespace))
+            cluster=False, namespace=scope.namespace, page_size=scope.page_size))
         for w in writing
     ]  # fmt: skip
     tally = Tally()
@@ -374,7 +384,7 @@ def scan_cluster(
             wanted = cluster_reports(
                 reports.namespace_results, report_format=reports.writer.report_format
             )
-            stored_reports = list(reports.writer.stored(cluster=True))
+            stored_reports = list(reports.writer.stored(cluster=True, page_size=scope.page_size))
             write_namespace_reports(reports.writer, wanted, stored_reports, reports.summary,
                                     sleep=sleep)  # fmt: skip
         written += reports.summary.lines()
