@@ -204,3 +204,36 @@ def test_workloads_and_pods_no_workload_controls_are_reported_beside_services() 
     assert results["Service", "web"]["rule"] == "services-stay-internal"
     # The namespace's summary counts every object.
     assert reports[-1]["results"][0]["message"].startswith("3 of 4 objects exposed")
+
+
+def test_findings_printed_a_namespace_at_a_time_read_as_one_list_printed_at_the_end() -> None:
+    import io
+    import json as json_module
+
+    import yaml
+
+    from clusterip_guard.cli.scan import FindingsPrinter, Output, finding_as_json
+    from clusterip_guard.core.scan import Tally
+    from clusterip_guard.yamltext import dump_yaml_documents
+
+    findings = scan(
+        [NamespaceInfo("shop", {LABEL: "audit"}), NamespaceInfo("edge", {})],
+        [service("NodePort", name="a"), service(name="b"), service("NodePort", namespace="edge")],
+        default_mode="off", policy=PolicySettings(), today=TODAY,
+    )  # fmt: skip
+    whole = [finding_as_json(f) for f in findings]
+    outputs: tuple[tuple[Output, str], ...] = (
+        ("json", json_module.dumps(whole, indent=2) + "\n"),
+        ("yaml", dump_yaml_documents([whole])),
+    )
+    for output, expected in outputs:
+        printed = io.StringIO()
+        printer = FindingsPrinter(output, printed)
+        for namespace in ("edge", "shop"):
+            printer.add([f for f in findings if f.namespace.namespace == namespace])
+        printer.finish(Tally.of(findings))
+        assert printed.getvalue() == expected
+    for output, read in (("json", json_module.loads), ("yaml", yaml.safe_load)):
+        printed = io.StringIO()
+        FindingsPrinter(output, printed).finish(Tally())
+        assert read(printed.getvalue()) == []

@@ -72,6 +72,9 @@ def default_of(settings: type[Any], name: str) -> Any:
     raise KeyError(f"{settings.__name__} has no default for {name}")
 
 
+MAX_PAGE_SIZE = 5000
+
+
 def port(text: str) -> int:
     """A TCP port to listen on, 1-65535."""
     number = _integer(text)
@@ -85,6 +88,14 @@ def port_or_zero(text: str) -> int:
     number = _integer(text)
     if not 0 <= number <= MAX_PORT:
         raise argparse.ArgumentTypeError(f"{text} is not a port (0 turns it off, or 1-{MAX_PORT})")
+    return number
+
+
+def page_size(text: str) -> int:
+    """Objects per list request: 1 to 5,000 (what the API server caps a page at, roughly)."""
+    number = _integer(text)
+    if not 1 <= number <= MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"{text} is not a page size (1-{MAX_PAGE_SIZE})")
     return number
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from clusterip_guard.cli import options
 from clusterip_guard.core.names import CONFIGURATION_NAME
 from clusterip_guard.core.reports import REPORT_FORMATS, ReportFormat
-from clusterip_guard.core.scan import Finding
+from clusterip_guard.core.scan import Finding, Tally
 from clusterip_guard.core.types import MODES, Mode, as_mode
 
 if TYPE_CHECKING:
-    from clusterip_guard.cluster.scanning import ScanOutcome, ScanScope
+    from clusterip_guard.cluster.scanning import ScanScope
     from clusterip_guard.policyfile import PolicyHolder
 
 EXIT_OK = 0
@@ -51,6 +50,7 @@ class ScanSettings:
     lease_namespace: str | None = None  # None: $POD_NAMESPACE, else default
     lease_name: str = "clusterip-guard-scan"
     metrics_port: int = 0  # with --watch: serve /metrics here (0: off)
+    page_size: int = 500  # objects per list request (cluster/listing.py)
     kubeconfig: str | None = None
     context: str | None = None
 
@@ -142,6 +142,13 @@ def add_parser(commands: Any) -> None:
         default=options.default_of(ScanSettings, "metrics_port"),
         help="with --watch: serve Prometheus metrics on this port (default: 0, off)",
     )
+    parser.add_argument(
+        "--page-size",
+        type=options.page_size,
+        default=options.default_of(ScanSettings, "page_size"),
+        help="objects per list request: the scan holds about one page of each list, and one "
+        "namespace's findings (default: %(default)s)",
+    )
     options.add_cluster_flags(parser)
     parser.set_defaults(invoke=invoke)
 
@@ -171,6 +178,7 @@ def settings_from(args: argparse.Namespace) -> ScanSettings:
         lease_namespace=args.lease_namespace,
         lease_name=args.lease_name,
         metrics_port=args.metrics_port,
+        page_size=args.page_size,
         kubeconfig=args.kubeconfig,
         context=args.context,
     )
@@ -197,8 +205,9 @@ def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
                     print(line, file=stderr)
         if settings.watch:
             return _watch(api, settings, policy)
-        outcome = scan_cluster(api, scope_of(settings), policy.current)
-        stdout.write(render(outcome, settings.output))
+        printer = FindingsPrinter(settings.output, stdout)
+        outcome = scan_cluster(api, scope_of(settings), policy.current, on_findings=printer.add)
+        printer.finish(outcome.tally)
         for line in outcome.written:
             print(line, file=stderr)
         for grant in outcome.mode_admins or []:
@@ -226,10 +235,12 @@ def scope_of(settings: ScanSettings) -> ScanScope:
         what_if=settings.what_if,
         write_reports=settings.write_reports,
         report_formats=settings.report_formats,
+        page_size=settings.page_size,
     )
 
 
 def _watch(api: Any, settings: ScanSettings, policy: PolicyHolder) -> int:
+    from clusterip_guard.cluster.limits import count_limits
     from clusterip_guard.cluster.scanning import scan_and_record
     from clusterip_guard.cluster.watching import keep_current, lead
     from clusterip_guard.telemetry.logs import configure_json_logging
@@ -237,6 +248,7 @@ def _watch(api: Any, settings: ScanSettings, policy: PolicyHolder) -> int:
 
     configure_json_logging("info")  # the same JSON lines as serve's
     metrics = ScanMetrics()
+    count_limits(lambda limit: metrics.limits_reached.labels(limit).inc())
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -288,14 +300,45 @@ def finding_as_json(finding: Finding) -> dict[str, Any]:
     return shown
 
 
-def render(outcome: ScanOutcome, output: Output) -> str:
-    if output == "json":
-        return json.dumps([finding_as_json(f) for f in outcome.findings], indent=2) + "\n"
-    if output == "yaml":
+class FindingsPrinter:
+    """The findings printed as the scan hands them over, one namespace at a time: JSON and
+    YAML as they come (the same text as one list printed at the end), the table from the
+    exposed findings alone (its columns need them all) and the tally."""
+
+    def __init__(self, output: Output, stdout: TextIO) -> None:
+        self.output = output
+        self.stdout = stdout
+        self.printed = 0
+        self.exposed: list[Finding] = []
+
+    def add(self, findings: Sequence[Finding]) -> None:
+        if self.output == "table":
+            self.exposed += [f for f in findings if f.exposed]
+            return
+        if not findings:
+            return
+        if self.output == "json":
+            for finding in findings:
+                text = json.dumps(finding_as_json(finding), indent=2)
+                self.stdout.write(("[\n" if not self.printed else ",\n") + _indented(text))
+                self.printed += 1
+            return
         from clusterip_guard.yamltext import dump_yaml_documents
 
-        return dump_yaml_documents([[finding_as_json(f) for f in outcome.findings]])
-    return render_table(outcome.findings)
+        self.stdout.write(dump_yaml_documents([[finding_as_json(f) for f in findings]]))
+        self.printed += len(findings)
+
+    def finish(self, tally: Tally) -> None:
+        if self.output == "table":
+            self.stdout.write(render_table(self.exposed, tally))
+        elif self.output == "json":
+            self.stdout.write("\n]\n" if self.printed else "[]\n")
+        elif not self.printed:
+            self.stdout.write("[]\n")
+
+
+def _indented(text: str) -> str:
+    return "".join(f"  {line}" for line in text.splitlines(keepends=True))
 
 
 def mutate_in_short(finding: Finding) -> str:
@@ -309,17 +352,15 @@ def mutate_in_short(finding: Finding) -> str:
     return f"{len(finding.mutate)} changes"
 
 
-def render_table(findings: Sequence[Finding]) -> str:
+def render_table(exposed: Sequence[Finding], tally: Tally) -> str:
     """The exposed Services, workloads and Pods, grouped by namespace (the namespace and its
-    mode shown once), then a count of every result. A Service by its name, the rest as
-    kind/name."""
+    mode shown once), then a count of every result (the tally). A Service by its name, the
+    rest as kind/name."""
     header = ("NAMESPACE", "MODE", "NAME", "TYPE", "RESULT", "ENFORCE", "MUTATE",
               "EXEMPTION", "EXPOSURE")  # fmt: skip
     rows: list[tuple[str, ...]] = []
     previous = None
-    for f in findings:
-        if not f.exposed:
-            continue
+    for f in exposed:
         first = f.namespace.namespace != previous
         previous = f.namespace.namespace
         rows.append((
@@ -339,13 +380,13 @@ def render_table(findings: Sequence[Finding]) -> str:
             ).rstrip()
             for row in [header, *rows]
         ]
-    counts = Counter(f.result for f in findings)
-    namespaces = len({f.namespace.namespace for f in findings})
-    noun = "Service" if all(f.kind == "Service" for f in findings) else "object"
-    noun += "" if len(findings) == 1 else "s"
+    counts = tally.results
+    namespaces = tally.namespaces
+    noun = "Service" if tally.only_services else "object"
+    noun += "" if tally.objects == 1 else "s"
     spread = "namespace" if namespaces == 1 else "namespaces"
     shown = ", ".join(f"{counts[r]} {r}" for r in ("fail", "warn", "skip", "pass") if counts[r])
     lines.append(
-        f"{len(findings)} {noun} in {namespaces} {spread}" + (f": {shown}" if shown else "")
+        f"{tally.objects} {noun} in {namespaces} {spread}" + (f": {shown}" if shown else "")
     )
     return "\n".join(lines) + "\n"

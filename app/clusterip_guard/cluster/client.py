@@ -34,6 +34,7 @@ from clusterip_guard.cluster.errors import (
     KubeconfigError,
 )
 from clusterip_guard.cluster.kubeconfig import check_kubeconfig, kubeconfig_source
+from clusterip_guard.cluster.limits import patiently
 from clusterip_guard.core.types import Manifest
 
 T = TypeVar("T")
@@ -185,10 +186,15 @@ def _verification_error(error: BaseException) -> ssl.SSLCertVerificationError | 
     return None
 
 
+def _what(verb: str, resource: str, namespace: str | None) -> str:
+    return f"{verb} {resource}" + (f" in namespace {namespace}" if namespace else "")
+
+
 def call(verb: str, resource: str, namespace: str | None, request: Callable[[], T]) -> T:
-    """Run one API request; turn its failure into a one-line ClusterError."""
+    """Run one API request (again while the API server throttles it: cluster/limits.py);
+    turn its failure into a one-line ClusterError."""
     try:
-        return request()
+        return patiently(request, _what(verb, resource, namespace))
     except (ApiException, TransportError, OSError) as error:
         raise failure(error, verb, resource, namespace) from error
 
@@ -198,7 +204,7 @@ def read_or_none(
 ) -> T | None:
     """Like `call`, but a missing object is None rather than an error."""
     try:
-        return read()
+        return patiently(read, _what(verb, resource, namespace))
     except ApiException as error:
         if error.status == HTTP_NOT_FOUND:
             return None

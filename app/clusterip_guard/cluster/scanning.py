@@ -1,7 +1,12 @@
 """The `scan` use case (`scan_cluster`): what it reads from the cluster, and the reports it
 writes back (docs/design.md, "Reporting what exists (scan)").
 
-Reads page through large lists (`limit`/`continue`) and skip the typed models (raw JSON is
+Memory is bounded by design, not by the cluster's size: every list (Services, each kind of
+workload, Ingresses, this tool's reports) is read a page at a time through one pager
+(cluster/listing.py), and the lists are merged one namespace at a time in the API server's
+order (core/listing_order.py). Each namespace is judged, printed and written before the next
+is read, so a scan holds one page of each list and one namespace's findings and reports, plus
+one line per namespace for the cluster-wide report. Reads skip the typed models (raw JSON is
 several times faster on 10,000 Services). Writing creates, updates and prunes only this
 tool's reports (by label), writes nothing when nothing changed, and retries on conflicts, so
 that two scanners at once leave one consistent set.
@@ -14,8 +19,7 @@ import datetime
 import functools
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -25,16 +29,23 @@ from kubernetes import client
 
 from clusterip_guard.cluster.client import call, read_or_none
 from clusterip_guard.cluster.errors import ClusterError
+from clusterip_guard.cluster.limits import MemoryWatch
 from clusterip_guard.cluster.listing import (
+    PAGE_SIZE,
+    Listing,
+    gateway_api_listings,
+    ingress_listing,
+    namespace_listing,
     pages,
-    read_gateway_api,
-    read_ingresses,
-    read_workloads,
+    service_listing,
+    workload_listings,
 )
 from clusterip_guard.cluster.mode_admins import read_mode_admins
+from clusterip_guard.cluster.served_apis import ServedKind
 from clusterip_guard.cluster.serviceranges import read_service_ranges
 from clusterip_guard.cluster.writing import ObjectAPI, write_object
 from clusterip_guard.core.admission import default_mode_of
+from clusterip_guard.core.listing_order import OutOfOrder, by_namespace
 from clusterip_guard.core.mode_admins import ModeAdminGrant
 from clusterip_guard.core.names import CONFIGURATION_NAME, MANAGED_BY_LABEL
 from clusterip_guard.core.policy import PolicySettings
@@ -42,10 +53,12 @@ from clusterip_guard.core.reports import (
     MANAGED_BY,
     REPORT_KINDS,
     ReportFormat,
-    build_reports,
     carry_timestamps,
+    cluster_reports,
+    namespace_reports,
+    namespace_result,
 )
-from clusterip_guard.core.scan import Finding, NamespaceInfo, scan
+from clusterip_guard.core.scan import Finding, Judge, NamespaceInfo, Tally, in_report_order
 from clusterip_guard.core.types import Manifest, Mode
 from clusterip_guard.policyfile import PolicyHolder
 from clusterip_guard.telemetry.metrics import ScanMetrics
@@ -54,14 +67,19 @@ log = logging.getLogger("clusterip_guard.scan")
 
 
 HTTP_NOT_FOUND = 404
+# Reports are listed a few at a time: one may be half a MiB (core/reports.py, MAX_REPORT_BYTES).
+REPORT_PAGE_SIZE = 10
 
 
-def read_namespaces(api: client.ApiClient, selector: str | None = None) -> list[NamespaceInfo]:
-    core = client.CoreV1Api(api)
-    query = {"label_selector": selector} if selector else {}
+def read_namespaces(
+    api: client.ApiClient, selector: str | None = None, page_size: int = PAGE_SIZE
+) -> list[NamespaceInfo]:
+    """The namespaces (names and labels: one small entry each, what the modes need)."""
     return [
         NamespaceInfo(item["metadata"]["name"], item["metadata"].get("labels") or {})
-        for item in pages("list", "namespaces", None, core.list_namespace, **query)
+        for item in pages(
+            dataclasses.replace(namespace_listing(api, selector), page_size=page_size)
+        )
     ]
 
 
@@ -74,19 +92,38 @@ def read_namespace(api: client.ApiClient, name: str) -> NamespaceInfo:
     return NamespaceInfo(name, labels or {})
 
 
-def read_services(api: client.ApiClient, namespace: str | None = None) -> list[Manifest]:
-    """Every Service, or a namespace's, as the API server stores them (plain dicts)."""
-    core = client.CoreV1Api(api)
-    if namespace is None:
-        return list(pages("list", "services", None, core.list_service_for_all_namespaces))
-    return list(
-        pages(
-            "list",
-            "services",
-            namespace,
-            functools.partial(core.list_namespaced_service, namespace),
-        )
-    )
+def judged_objects(
+    api: client.ApiClient, judge: Judge, namespace: str | None = None, page_size: int = PAGE_SIZE
+) -> list[Iterator[tuple[str, Finding]]]:
+    """Every Service, workload, Ingress, Gateway and route (or a namespace's), each list
+    judged as it is paged: (namespace, finding), in the API server's order."""
+
+    def judged(
+        listing: Listing, judging: Callable[[Manifest], Finding | None]
+    ) -> Iterator[tuple[str, Finding]]:
+        for item in pages(dataclasses.replace(listing, page_size=page_size)):
+            finding = judging(item)
+            if finding is not None:
+                yield finding.namespace.namespace, finding
+
+    streams = [judged(service_listing(api, namespace), judge.service)]
+    streams += [
+        judged(listing, functools.partial(judge.workload, kind))
+        for kind, listing in workload_listings(api, namespace)
+    ]
+    streams.append(judged(ingress_listing(api, namespace), judge.ingress))
+    streams += [
+        judged(listing, functools.partial(_judge_gateway_api, judge, served))
+        for served, listing in gateway_api_listings(api, namespace)
+    ]
+    return streams
+
+
+def _judge_gateway_api(judge: Judge, served: ServedKind, item: Manifest) -> Finding:
+    """A Gateway or route of a list (whose items carry no kind), stamped as served."""
+    item.setdefault("apiVersion", f"{served.group}/{served.version}")
+    item.setdefault("kind", served.kind)
+    return judge.gateway_api(item)
 
 
 def registered_default_mode(api: client.ApiClient, configuration_name: str) -> Mode | None:
@@ -164,37 +201,44 @@ class ReportWriter:
 
     def __init__(self, api: client.ApiClient, report_format: ReportFormat) -> None:
         self.custom = client.CustomObjectsApi(api)
+        self.report_format = report_format
         self.kind = REPORT_KINDS[report_format]
 
     def _plural(self, manifest: Manifest) -> str:
         namespaced = "namespace" in manifest["metadata"]
         return self.kind.plural if namespaced else self.kind.cluster_plural
 
-    def existing(self, cluster: bool) -> dict[tuple[str, str], Manifest]:
-        """This tool's reports (by label), by (namespace, name)."""
+    def stored(
+        self, *, cluster: bool, namespace: str | None = None, page_size: int = REPORT_PAGE_SIZE
+    ) -> Iterator[Manifest]:
+        """This tool's reports (by label) as stored, a few at a time (a report may be half a
+        MiB): the namespaced ones of every namespace or of one, or the cluster-scoped ones."""
         plural = self.kind.cluster_plural if cluster else self.kind.plural
-        found = read_or_none(
-            "list",
-            f"{plural}.{self.kind.group}",
-            None,
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+        custom = self.custom
+        request: Callable[..., Any] = (
             functools.partial(
-                self.custom.list_cluster_custom_object,
-                self.kind.group,
-                self.kind.version,
-                plural,
-                label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY}",
-            ),
-        )
-        if found is None:  # the API server knows no such resource
-            raise ClusterError(
-                f"the cluster has no {plural}.{self.kind.group} (CRD missing): add "
-                "--install-crds, or install Kyverno or the report CRDs first"
+                custom.list_namespaced_custom_object,
+                self.kind.group, self.kind.version, namespace, plural, label_selector=selector,
             )
-        items: list[Manifest] = (found.get("items") or []) if isinstance(found, dict) else []
-        return {
-            (item["metadata"].get("namespace", ""), item["metadata"]["name"]): item
-            for item in items
-        }
+            if namespace is not None
+            else functools.partial(
+                custom.list_cluster_custom_object,
+                self.kind.group, self.kind.version, plural, label_selector=selector,
+            )
+        )  # fmt: skip
+        return pages(
+            Listing(
+                f"{plural}.{self.kind.group}",
+                namespace,
+                request,
+                page_size=min(page_size, REPORT_PAGE_SIZE),
+                when_missing=(
+                    f"the cluster has no {plural}.{self.kind.group} (CRD missing): add "
+                    "--install-crds, or install Kyverno or the report CRDs first"
+                ),
+            )
+        )
 
     def _request(self, action: str, manifest: Manifest, *rest: Any) -> Callable[[], Any]:
         """One custom-objects call (get, create, replace, delete) on this report, namespaced
@@ -248,11 +292,12 @@ class ScanScope:
     what_if: Mode | None = None
     write_reports: bool = False
     report_formats: tuple[ReportFormat, ...] = ("wgpolicyk8s",)
+    page_size: int = PAGE_SIZE  # objects per list request (reports: at most REPORT_PAGE_SIZE)
 
 
 @dataclass
 class ScanOutcome:
-    findings: list[Finding]
+    tally: Tally  # what was found, counted (the findings went to `on_findings`)
     written: list[str]  # one line per report written, updated, pruned or left unchanged
     failed: list[str] = field(default_factory=list)  # reports not written, one line each
     # ServiceAccounts of tenant namespaces that may set the mode (core/mode_admins.py);
@@ -261,53 +306,105 @@ class ScanOutcome:
 
     @property
     def fails(self) -> int:
-        return sum(1 for f in self.findings if f.result == "fail") + len(self.mode_admins or [])
+        return self.tally.results["fail"] + len(self.mode_admins or [])
 
 
-def scan_cluster(api: client.ApiClient, scope: ScanScope, policy: PolicySettings) -> ScanOutcome:
-    """The `scan` use case: read the namespaces, Services, workloads, Ingresses, Gateways and
-    routes (where served) in scope, judge them with the core, and (if asked) write the reports,
-    pruning only inside the scope."""
+@dataclass
+class _Reports:
+    """One format's writing during a scan: its writer, what it did, and the cluster-wide
+    report's results so far (one per namespace)."""
+
+    writer: ReportWriter
+    summary: WriteSummary = field(default_factory=WriteSummary)
+    namespace_results: list[Manifest] = field(default_factory=list)
+
+
+def scan_cluster(
+    api: client.ApiClient,
+    scope: ScanScope,
+    policy: PolicySettings,
+    *,
+    on_findings: Callable[[Sequence[Finding]], None] = lambda findings: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ScanOutcome:
+    """The `scan` use case: judge the Services, workloads, Ingresses,
+    Gateways and routes (where served) in scope one namespace
+    at a time, hand each namespace's findings to `on_findings` (in namespace order, each sorted
+    by name and kind), and (if asked) write that namespace's reports before reading the next;
+    prune only inside the scope."""
     default_mode = scope.default_mode
     if default_mode is None:
         default_mode = registered_default_mode(api, scope.configuration_name) or "off"
     if scope.namespace is not None:
         namespaces = [read_namespace(api, scope.namespace)]
-        services = read_services(api, scope.namespace)
-        workloads = read_workloads(api, scope.namespace)
-        ingresses = read_ingresses(api, scope.namespace)
-        gateway_api = read_gateway_api(api, scope.namespace)
     else:
-        namespaces = read_namespaces(api, scope.selector)
-        services = read_services(api)
-        workloads = read_workloads(api)
-        ingresses = read_ingresses(api)
-        gateway_api = read_gateway_api(api)
-        if scope.selector:
-            chosen = {ns.name for ns in namespaces}
-            services = [s for s in services if s["metadata"].get("namespace") in chosen]
-            workloads = [w for w in workloads if w[1]["metadata"].get("namespace") in chosen]
-            ingresses = [i for i in ingresses if i["metadata"].get("namespace") in chosen]
-            gateway_api = [g for g in gateway_api if g["metadata"].get("namespace") in chosen]
+        namespaces = read_namespaces(api, scope.selector, scope.page_size)
+    chosen = {ns.name for ns in namespaces} if scope.selector else None
     now = datetime.datetime.now(datetime.UTC)
     # External IPs inside the Service range are judged as admission judges them.
     policy = dataclasses.replace(policy, service_ranges=read_service_ranges(api))
-    findings = scan(
-        namespaces, services, default_mode=default_mode, policy=policy, today=now.date(),
-        what_if=scope.what_if, workloads=workloads, ingresses=ingresses, gateway_api=gateway_api,
+    judge = Judge.of(
+        namespaces, default_mode=default_mode, policy=policy, today=now.date(),
+        what_if=scope.what_if,
     )  # fmt: skip
+    streams: list[Iterator[tuple[str, Any]]] = list(
+        judged_objects(api, judge, scope.namespace, scope.page_size)
+    )
+    objects = len(streams)
+    writing = (
+        [_Reports(ReportWriter(api, f)) for f in scope.report_formats]
+        if scope.write_reports
+        else []
+    )
+    streams += [
+        ((r["metadata"].get("namespace", ""), r) for r in w.writer.stored(
+            cluster=False, namespace=scope.namespace, page_size=scope.page_size))
+        for w in writing
+    ]  # fmt: skip
+    tally = Tally()
+    memory = MemoryWatch()
+    try:
+        for namespace, group in by_namespace(streams):
+            findings: list[Finding] = []
+            stored: list[list[Manifest]] = [[] for _ in writing]
+            for index, item in group:
+                if index < objects:
+                    findings.append(item)
+                else:
+                    stored[index - objects].append(item)
+            if chosen is not None and namespace not in chosen:
+                continue  # outside the selector: neither judged nor pruned
+            findings = in_report_order(findings)
+            tally.add(findings)
+            on_findings(findings)
+            for reports, stored_here in zip(writing, stored, strict=True):
+                wanted = namespace_reports(
+                    namespace, findings, report_format=reports.writer.report_format, now=now
+                )
+                write_namespace_reports(reports.writer, wanted, stored_here, reports.summary,
+                                        sleep=sleep)  # fmt: skip
+                if findings:
+                    reports.namespace_results.append(
+                        namespace_result(findings[0].namespace, findings, now)
+                    )
+            memory.check(namespace)
+    except OutOfOrder as error:
+        raise ClusterError(f"cannot scan one namespace at a time: {error}") from None
+    whole_cluster = scope.namespace is None and not scope.selector
     written: list[str] = []
     failed: list[str] = []
-    if scope.write_reports:
-        whole_cluster = scope.namespace is None and not scope.selector
-        pruned_in = None if whole_cluster else {ns.name for ns in namespaces}
-        for report_format in scope.report_formats:
-            reports = build_reports(findings, report_format=report_format, now=now)
-            summary = write_reports(api, reports, report_format, scope=pruned_in)
-            written += summary.lines()
-            failed += summary.failed
+    for reports in writing:
+        if whole_cluster:
+            wanted = cluster_reports(
+                reports.namespace_results, report_format=reports.writer.report_format
+            )
+            stored_reports = list(reports.writer.stored(cluster=True, page_size=scope.page_size))
+            write_namespace_reports(reports.writer, wanted, stored_reports, reports.summary,
+                                    sleep=sleep)  # fmt: skip
+        written += reports.summary.lines()
+        failed += reports.summary.failed
     mode_admins = read_mode_admins(api) if scope.namespace is None else None
-    return ScanOutcome(findings, written, failed, mode_admins)
+    return ScanOutcome(tally, written, failed, mode_admins)
 
 
 def scan_and_record(
@@ -322,66 +419,44 @@ def scan_and_record(
     except Exception:
         metrics.scans.labels("error").inc()
         raise
-    exposed: Counter[tuple[str, str, str]] = Counter(
-        (f.namespace.namespace, f.namespace.mode, f.result) for f in outcome.findings if f.exposed
-    )
-    metrics.record(dict(exposed), ended=time.time(), seconds=time.monotonic() - started)
+    metrics.record(outcome.tally.exposed, ended=time.time(), seconds=time.monotonic() - started)
     metrics.report_write_failures.inc(len(outcome.failed))
     changes = [line for line in outcome.written if not line.endswith("unchanged")]
     log.info(
         "scanned %d Services: %d fail%s",
-        len(outcome.findings), outcome.fails,
+        outcome.tally.objects, outcome.fails,
         "; " + ", ".join(changes) if changes else "; reports unchanged",
     )  # fmt: skip
     return outcome
 
 
-def write_reports(
-    api: client.ApiClient,
-    reports: Sequence[Manifest],
-    report_format: ReportFormat,
+def write_namespace_reports(
+    writer: ReportWriter,
+    wanted: Sequence[Manifest],
+    stored: Sequence[Manifest],
+    summary: WriteSummary,
     *,
-    scope: set[str] | None,
     sleep: Callable[[float], None] = time.sleep,
-) -> WriteSummary:
-    """Make the cluster's reports of this format what `reports` say. `scope`: the namespaces
-    scanned (None: all); reports of other namespaces are left alone, and the cluster-scoped
-    report is written only when every namespace was scanned."""
-    writer = ReportWriter(api, report_format)
-    summary = WriteSummary()
-    namespaced = writer.existing(cluster=False)
-    cluster = writer.existing(cluster=True) if scope is None else {}
-    wanted_keys = set()
-    for report in reports:
-        metadata = report["metadata"]
-        is_cluster = "namespace" not in metadata
-        if is_cluster and scope is not None:
-            continue
-        key = (metadata.get("namespace", ""), metadata["name"])
-        wanted_keys.add((is_cluster, key))
-        existing = (cluster if is_cluster else namespaced).get(key)
+) -> None:
+    """Make one namespace's reports of this format (or the cluster-scoped ones) what `wanted`
+    says: each written unless stored as wanted, and the stored ones it no longer holds pruned
+    (a namespace with fewer Services needs fewer parts; one with none, no report)."""
+    by_name = {report["metadata"]["name"]: report for report in stored}
+    for report in wanted:
+        existing = by_name.pop(report["metadata"]["name"], None)
         attempt(
             _where(report),
             functools.partial(writer.write, report, existing, summary),
             summary,
             sleep=sleep,
         )
-    stale = [
-        existing
-        for key, existing in sorted(namespaced.items())
-        if (False, key) not in wanted_keys and (scope is None or key[0] in scope)
-    ]
-    stale += [
-        existing for key, existing in sorted(cluster.items()) if (True, key) not in wanted_keys
-    ]
-    for existing in stale:
+    for name in sorted(by_name):
         attempt(
-            f"prune {_where(existing)}",
-            functools.partial(writer.delete, existing, summary),
+            f"prune {_where(by_name[name])}",
+            functools.partial(writer.delete, by_name[name], summary),
             summary,
             sleep=sleep,
         )
-    return summary
 
 
 # --- CRDs ---------------------------------------------------------------------------------------

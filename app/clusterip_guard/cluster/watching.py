@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
+from kubernetes.watch.watch import iter_resp_lines
 from urllib3.exceptions import HTTPError as TransportError
 
 from clusterip_guard.cluster.errors import ClusterError, ClusterUnreachable
@@ -35,28 +36,62 @@ RENEW_DEADLINE_SECONDS = 10
 RETRY_PERIOD_SECONDS = 2
 
 
+def changes(list_call: Callable[..., Any], version: str) -> Iterator[tuple[str, str]]:
+    """Each event of a watch from `version`, for up to WATCH_SECONDS, as the two pieces the
+    watch needs: its type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) and the version it
+    brings the collection to. Each event's object is parsed as plain JSON and dropped, never
+    turned into the client's typed models, so a burst of changes to 100,000 Services costs the
+    watch one event at a time (the rescan reads what it needs)."""
+    response = list_call(
+        watch=True,
+        resource_version=version,
+        timeout_seconds=WATCH_SECONDS,
+        allow_watch_bookmarks=True,
+        _preload_content=False,
+    )
+    try:
+        for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+            if not line or line.isspace():
+                continue
+            event = json.loads(line)
+            if not isinstance(event, dict):
+                continue
+            found = event.get("object")
+            metadata = found.get("metadata") if isinstance(found, dict) else None
+            reached = metadata.get("resourceVersion") if isinstance(metadata, dict) else None
+            yield str(event.get("type", "")), str(reached or "")
+    finally:
+        response.close()
+        response.release_conn()
+
+
 def watch_forever(
     list_call: Callable[..., Any], what: str, changed: threading.Event, stop: threading.Event
 ) -> None:
-    """Set `changed` on every change of `what`, from now on, until `stop`."""
+    """Set `changed` on every change of `what`, from now on, until `stop`. A watch that ends
+    (the API server ends each after WATCH_SECONDS) is taken up again where it ended, so a
+    change in between is not missed; one that expired (410) lists again."""
+    version: str | None = None
     while not stop.is_set():
         try:
-            # The collection's version now: the watch starts there, without replaying
-            # every existing object as ADDED.
-            listed = list_call(limit=1, _preload_content=False)
-            version = json.loads(listed.data)["metadata"]["resourceVersion"]
-            stream = watch.Watch()  # type: ignore[no-untyped-call]
-            for event in stream.stream(  # type: ignore[no-untyped-call]
-                list_call, resource_version=version, timeout_seconds=WATCH_SECONDS
-            ):
+            if version is None:
+                # The collection's version now: the watch starts there, without replaying
+                # every existing object as ADDED.
+                listed = list_call(limit=1, _preload_content=False)
+                version = json.loads(listed.data)["metadata"]["resourceVersion"]
+            for kind, reached in changes(list_call, str(version)):
                 if stop.is_set():
-                    stream.stop()  # type: ignore[no-untyped-call]
                     return
-                if event.get("type") == "ERROR":  # 410 Gone: list again, watch again
+                if kind == "ERROR":  # 410 Gone: list again, watch again
+                    version = None
+                    changed.set()  # what changed since can no longer be told
                     break
-                changed.set()
+                version = reached or version
+                if kind != "BOOKMARK":
+                    changed.set()
         except (ApiException, TransportError, OSError, ValueError, KeyError) as error:
             log.warning("watch on %s failed, retrying: %s", what, str(error).splitlines()[0])
+            version = None
             changed.set()  # something may have changed while nobody watched
             stop.wait(RETRY_SECONDS)
 

@@ -14,6 +14,7 @@ admission objects, its reports), with one rule for each question a writer faces:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from urllib3.exceptions import HTTPError as TransportError
 
 from clusterip_guard.cluster.client import failure, read_or_none
 from clusterip_guard.cluster.errors import ClusterRefused
+from clusterip_guard.cluster.limits import patiently
 from clusterip_guard.core.types import Manifest
 
 HTTP_CONFLICT = 409
@@ -92,11 +94,13 @@ def write_object(
         if stored is not None and as_wanted(wanted, stored):
             return "unchanged"
         try:
+            what = f"write {api.resource} {manifest['metadata']['name']}"
             if stored is None:
-                api.create(wanted)
+                patiently(functools.partial(api.create, wanted), what)
                 return "created"
             version = stored["metadata"]["resourceVersion"]
-            api.replace({**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}})
+            body = {**wanted, "metadata": {**wanted["metadata"], "resourceVersion": version}}
+            patiently(functools.partial(api.replace, body), what)
             return "updated"
         except (ApiException, TransportError, OSError) as error:
             if not (isinstance(error, ApiException) and error.status == HTTP_CONFLICT):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from clusterip_guard.core.gateways import GATEWAY_KIND, ROUTE_KIND_NAMES
+from clusterip_guard.core.listing_order import listing_key
 from clusterip_guard.core.names import MANAGED_BY_LABEL, NAME_LABEL, PROJECT
 from clusterip_guard.core.scan import RESULTS, Finding, NamespaceMode, Result, summary
 from clusterip_guard.core.types import Manifest
@@ -223,25 +224,46 @@ def _reports(
     return reports
 
 
+def namespace_reports(
+    namespace: str,
+    findings: Sequence[Finding],
+    *,
+    report_format: ReportFormat,
+    now: datetime.datetime,
+) -> list[Manifest]:
+    """One namespace's reports: its findings (sorted by name and kind) as results, split into
+    parts that each fit in etcd; none when it has no findings."""
+    if not findings:
+        return []
+    found = sorted(findings, key=lambda f: (f.name, f.kind))
+    results = [service_result(f, now) for f in found]
+    return _reports(REPORT_KINDS[report_format], False, namespace, results)
+
+
+def cluster_reports(
+    namespace_results: Sequence[Manifest], *, report_format: ReportFormat
+) -> list[Manifest]:
+    """The cluster-scoped reports: one result per namespace that has findings
+    (`namespace_result`), in namespace order."""
+    return _reports(REPORT_KINDS[report_format], True, None, list(namespace_results))
+
+
 def build_reports(
     findings: Sequence[Finding], *, report_format: ReportFormat, now: datetime.datetime
 ) -> list[Manifest]:
     """The reports of each namespace that has Services (results sorted by Service name, split
     into parts that each fit in etcd), then the cluster-scoped ones (one result per namespace
     that has Services, in the mode its findings carry)."""
-    kind = REPORT_KINDS[report_format]
     by_namespace: dict[str, list[Finding]] = {}
     for finding in findings:
         by_namespace.setdefault(finding.namespace.namespace, []).append(finding)
     reports = []
     cluster_results = []
-    for namespace in sorted(by_namespace):
-        found = sorted(by_namespace[namespace], key=lambda f: (f.name, f.kind))
-        results = [service_result(f, now) for f in found]
-        reports += _reports(kind, False, namespace, results)
+    for namespace in sorted(by_namespace, key=listing_key):  # as a streaming scan meets them
+        found = by_namespace[namespace]
+        reports += namespace_reports(namespace, found, report_format=report_format, now=now)
         cluster_results.append(namespace_result(found[0].namespace, found, now))
-    reports += _reports(kind, True, None, cluster_results)
-    return reports
+    return reports + cluster_reports(cluster_results, report_format=report_format)
 
 
 def _result_identity(result: Mapping[str, Any]) -> str:

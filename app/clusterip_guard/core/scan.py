@@ -10,8 +10,8 @@ Service as it stands.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from clusterip_guard.core.admission import Selection, judging_entry
@@ -37,6 +37,7 @@ from clusterip_guard.core.ingresses import (
     NO_INGRESS_CLASS,
     ingress_exposure_of,
 )
+from clusterip_guard.core.listing_order import listing_key
 from clusterip_guard.core.names import MODE_LABEL, NEVER_JUDGED_NAMESPACES
 from clusterip_guard.core.policy import PolicySettings
 from clusterip_guard.core.services import display_name, namespace_of, service_type
@@ -298,6 +299,76 @@ class NamespaceInfo:
     labels: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class Judge:
+    """Judges one object at a time, as admission would, in the mode its namespace is in: what
+    `scan` does to a whole list, and the streaming scan to one page after another."""
+
+    modes: Mapping[str, NamespaceMode]
+    default_mode: Mode
+    policy: PolicySettings
+    today: datetime.date
+    what_if: Mode | None = None
+    never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES
+
+    @classmethod
+    def of(
+        cls,
+        namespaces: Iterable[NamespaceInfo],
+        *,
+        default_mode: Mode,
+        policy: PolicySettings,
+        today: datetime.date,
+        what_if: Mode | None = None,
+        never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
+    ) -> Judge:
+        modes = {
+            ns.name: namespace_mode(
+                ns.name,
+                ns.labels,
+                default_mode=default_mode,
+                never_judged=never_judged,
+                what_if=what_if,
+            )
+            for ns in namespaces
+        }
+        return cls(modes, default_mode, policy, today, what_if, never_judged)
+
+    def mode_of(self, namespace: str) -> NamespaceMode:
+        """The namespace's mode; one that was not listed (deleted meanwhile) is unlabelled."""
+        return self.modes.get(namespace) or namespace_mode(
+            namespace,
+            {},
+            default_mode=self.default_mode,
+            never_judged=self.never_judged,
+            what_if=self.what_if,
+        )
+
+    def service(self, service: Manifest) -> Finding:
+        return judge_service(service, self.mode_of(namespace_of(service)), self.policy, self.today)
+
+    def workload(self, kind: WorkloadKind, workload: Manifest) -> Finding | None:
+        """None for what a workload controls (reported as that workload)."""
+        if not reported_workloads([(kind, workload)]):
+            return None
+        mode = self.mode_of(namespace_of(workload))
+        return judge_workload(workload, kind, mode, self.policy, self.today)
+
+    def ingress(self, ingress: Manifest) -> Finding:
+        return judge_ingress(ingress, self.mode_of(namespace_of(ingress)), self.policy, self.today)
+
+    def gateway_api(self, manifest: Manifest) -> Finding:
+        """A Gateway or a route, its kind read from the object."""
+        mode = self.mode_of(namespace_of(manifest))
+        return judge_gateway_api(manifest, mode, self.policy, self.today)
+
+
+def in_report_order(findings: Iterable[Finding]) -> list[Finding]:
+    """By namespace (in the API server's order: core/listing_order.py), name and kind: the
+    order of the table and the reports."""
+    return sorted(findings, key=lambda f: (listing_key(f.namespace.namespace), f.name, f.kind))
+
+
 def scan(
     namespaces: Iterable[NamespaceInfo],
     services: Iterable[Manifest],
@@ -315,42 +386,57 @@ def scan(
     Gateway and route (`gateway_api`, their kind read from each), judged;
     sorted by namespace, name and kind. An object whose namespace is not in `namespaces` (deleted
     meanwhile) is judged as an unlabelled one."""
-    modes = {
-        ns.name: namespace_mode(
-            ns.name,
-            ns.labels,
-            default_mode=default_mode,
-            never_judged=never_judged,
-            what_if=what_if,
-        )
-        for ns in namespaces
-    }
-    findings = []
-    for service in services:
-        namespace = namespace_of(service)
-        mode = modes.get(namespace) or namespace_mode(
-            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
-        )
-        findings.append(judge_service(service, mode, policy, today))
-    for kind, workload in reported_workloads(workloads):
-        namespace = namespace_of(workload)
-        mode = modes.get(namespace) or namespace_mode(
-            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
-        )
-        findings.append(judge_workload(workload, kind, mode, policy, today))
-    for ingress in ingresses:
-        namespace = namespace_of(ingress)
-        mode = modes.get(namespace) or namespace_mode(
-            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
-        )
-        findings.append(judge_ingress(ingress, mode, policy, today))
-    for manifest in gateway_api:
-        namespace = namespace_of(manifest)
-        mode = modes.get(namespace) or namespace_mode(
-            namespace, {}, default_mode=default_mode, never_judged=never_judged, what_if=what_if
-        )
-        findings.append(judge_gateway_api(manifest, mode, policy, today))
-    return sorted(findings, key=lambda f: (f.namespace.namespace, f.name, f.kind))
+    judge = Judge.of(
+        namespaces, default_mode=default_mode, policy=policy, today=today, what_if=what_if,
+        never_judged=never_judged,
+    )  # fmt: skip
+    findings = [judge.service(service) for service in services]
+    findings += [
+        found
+        for kind, workload in workloads
+        if (found := judge.workload(kind, workload)) is not None
+    ]
+    findings += [judge.ingress(ingress) for ingress in ingresses]
+    findings += [judge.gateway_api(manifest) for manifest in gateway_api]
+    return in_report_order(findings)
+
+
+@dataclass
+class Tally:
+    """What a scan found, counted as it goes (a streaming scan keeps no list of findings): by
+    result, the namespaces and kinds seen, and the exposed objects by namespace, mode and
+    result (the metrics' gauge)."""
+
+    results: dict[Result, int] = field(default_factory=lambda: dict.fromkeys(RESULTS, 0))
+    namespaces: int = 0
+    only_services: bool = True
+    exposed: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def add(self, findings: Sequence[Finding]) -> None:
+        """One namespace's findings (each namespace is added once)."""
+        if not findings:
+            return
+        self.namespaces += 1
+        for finding in findings:
+            self.results[finding.result] += 1
+            self.only_services = self.only_services and finding.kind == "Service"
+            if finding.exposed:
+                key = (finding.namespace.namespace, finding.namespace.mode, finding.result)
+                self.exposed[key] = self.exposed.get(key, 0) + 1
+
+    @property
+    def objects(self) -> int:
+        return sum(self.results.values())
+
+    @classmethod
+    def of(cls, findings: Sequence[Finding]) -> Tally:
+        tally = cls()
+        by_namespace: dict[str, list[Finding]] = {}
+        for finding in findings:
+            by_namespace.setdefault(finding.namespace.namespace, []).append(finding)
+        for found in by_namespace.values():
+            tally.add(found)
+        return tally
 
 
 def summary(findings: Iterable[Finding]) -> dict[Result, int]:

@@ -160,3 +160,25 @@ ROUTE_IN_MUTATE: Final = (
     "namespace {namespace} (label {label}=mutate) converts what it can, but a route cannot be "
     "made internal: the Gateways it attaches to decide who serves it"
 )
+# --- limits the scan and the reports component meet (cluster/limits.py) ------------------------
+THROTTLED: Final = (
+    "the API server is throttling us (429 Too Many Requests) to {what}: trying again in "
+    "{seconds:.1f} s (attempt {attempt}); nothing is skipped"
+)
+STILL_THROTTLED: Final = (
+    "the API server throttled us (429 Too Many Requests) to {what} for {seconds:.0f} s: giving "
+    "up this time (raise the priority level of the scanner's user, or wait)"
+)
+LIST_CONTINUED: Final = (
+    "the list of {resource} expired while paging (410 Gone): continuing after the last object "
+    "read, at a newer version (what changed meanwhile before it waits for the next scan)"
+)
+LIST_RESTARTED: Final = (
+    "the list of {resource} expired while paging (410 Gone) and cannot be continued: listing "
+    "it again from the start, past the {read} objects already read"
+)
+MEMORY_HIGH_WATER: Final = (
+    "memory at {used} MiB after namespace {namespace}, past the high-water mark of {mark} MiB "
+    "({percent}% of the {limit} MiB limit): freeing what is unused; if it keeps rising, give "
+    "the reports component more memory (docs/operations.md, sizing)"
+)

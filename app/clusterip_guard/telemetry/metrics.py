@@ -118,6 +118,14 @@ class ScanMetrics:
             "written, and the next scan tries these again.",
             registry=self.registry,
         )
+        self.limits_reached = Counter(
+            "clusterip_guard_scan_limits_reached",
+            "Limits the scans met and rode out, by limit: throttled (the API server answered 429 "
+            "and the request was tried again), list-expired (a list expired while paging and "
+            "was continued), memory (past the high-water mark after a namespace).",
+            ["limit"],
+            registry=self.registry,
+        )
         standard_collectors(self.registry)
 
     def record(
