@@ -153,9 +153,13 @@ def gateway_denial(namespace: str, name: str, gateway_class: str) -> list[str]:
                   say.USE_ALLOWED_GATEWAY_CLASS.format(classes=ALLOWED_CLASSES))  # fmt: skip
 
 
-def route_denial(kind: str, namespace: str, name: str, index: int, gateway_ref: str) -> list[str]:
+def route_denial(kind: str, namespace: str, name: str, index: int, parent_said: str) -> list[str]:
+    """The denial of the route's parent at `index`: `parent_said` as `Gateway ns/name`, or a
+    bare `ns/name` for a Gateway."""
+    if " " not in parent_said:
+        parent_said = f"Gateway {parent_said}"
     return denial(kind, namespace, name, f"spec.parentRefs[{index}]",
-                  say.ROUTE_PARENT.format(parent=f"Gateway {gateway_ref}"),
+                  say.ROUTE_PARENT.format(parent=parent_said),
                   say.ATTACH_TO_ALLOWED_GATEWAY.format(gateways=ALLOWED_GATEWAYS))  # fmt: skip
 
 
@@ -316,7 +320,8 @@ def test_a_route_is_denied_for_each_parent_outside_the_allowed_gateways(
     guard: Guard, kind: str, version: str
 ) -> None:
     """The parent's namespace defaults to the route's; written out, it is that namespace; a
-    sectionName or a port picks a listener of that same Gateway, still not an allowed one."""
+    sectionName or a port picks a listener of that same Gateway, still not an allowed one; a
+    parent of another kind is not the allowed Gateway of its name."""
     namespace = guard.namespace("enforce")
     name = f"{kind.lower()}-{version}-out"
     attempts = [
@@ -325,6 +330,9 @@ def test_a_route_is_denied_for_each_parent_outside_the_allowed_gateways(
         ([parent("public", namespace=INFRA, section="https", port=443)], f"{INFRA}/public"),
         ([parent("internal", namespace=INFRA), parent("public", namespace=INFRA)],
          f"{INFRA}/public"),
+        # Another kind of parent, named as the allowed Gateway: not that Gateway.
+        ([parent("internal", namespace=INFRA, kind="ListenerSet")],
+         f"ListenerSet {INFRA}/internal"),
     ]  # fmt: skip
     for parents, refused in attempts:
         written = guard.create("enforce", route(kind, name, parents, version=version))
