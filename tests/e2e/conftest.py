@@ -13,6 +13,7 @@ from kubernetes import client, config
 
 from localcluster import ControlPlane, start
 from localcluster.launcher import wanted_kubernetes
+from tests.support.gateway_api import install_crds
 from tests.support.kubectl import Kubectl
 from tests.support.served import (
     MUTATING_POLICY,
@@ -70,3 +71,11 @@ def native_engine_served(served_release: ServedRelease) -> None:
 def service_cidrs_served(served_release: ServedRelease) -> None:
     """Skips what uses it where the API server has no ServiceCIDR v1 (before 1.33)."""
     _require(served_release, SERVICE_CIDR)
+
+
+@pytest.fixture(scope="session")
+def gateway_api(kubectl: Kubectl) -> list[str]:
+    """Gateway API's CRDs (v1.6.3, experimental channel: every route kind) in the shared control
+    plane, Established and listed by discovery; installed once, by the first suite that needs
+    them, and left there (no suite may rely on their absence: a plane of its own shows that)."""
+    return install_crds(kubectl)

@@ -38,6 +38,9 @@ from clusterip_guard.policyfile import parse_policy
 from clusterip_guard.yamltext import dump_yaml_documents
 from localcluster import ControlPlane, start
 from tests.support.cli import clusterip_guard
+from tests.support.gateway_api import GROUP as GATEWAY_GROUP
+from tests.support.gateway_api import ROUTE_KIND_VERSIONS, ROUTE_KINDS, route
+from tests.support.gateway_api import collection as gateway_collection
 from tests.support.kubectl import Kubectl
 from tests.support.polling import until
 from tests.support.webhook_process import CertificateFiles, WebhookProcess, free_port
@@ -67,10 +70,14 @@ internalLoadBalancerProviders: [aws, gcp, azure, oci, openstack]
 internalLoadBalancerClasses:
   service.k8s.aws/nlb: aws
 allowedExternalIPCIDRs: [192.0.2.0/24, "::ffff:198.51.100.0/120"]
+allowedGatewayClasses: [internal, "private-*", "[!x]lan"]
+allowedGateways: [gw-infra/internal, "gw-infra/private-*", "*/shared", "gw-[d-f]*/[a-c]?"]
 exemptions:
   - {namespace: "*", name: "exempt-*", reason: a vendor appliance}
   - {namespace: "*", name: "[z-a]*", reason: an empty range matches nothing}
   - {namespace: "[nw]*-[!x]*", name: "[t-z]x[0-9]-*", reason: every glob construct}
+  - {namespace: "*", name: "exempt-*", kind: HTTPRoute, reason: a vendor's route}
+  - {namespace: "[nw]*", name: "exempt-*", kind: Gateway, reason: the platform's Gateway}
 """
 NODE_PORTS_A_MODE = 17  # x 5 namespaces: the static band's 86
 # The ports of the legacy NodePort whose label-only UPDATE must stay inside the CEL cost budget
@@ -226,7 +233,7 @@ def cases() -> list[Case]:
                 found.append(Case(name, changed(rng, service, node_ports), old=service))
         else:
             found.append(Case(name, service))
-    return found + edge_cases()
+    return found + edge_cases() + gateway_api_cases()
 
 
 def _service(name: str, spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
@@ -265,6 +272,103 @@ def edge_cases() -> list[Case]:
     return generated + globbed + wide + relabelled
 
 
+# --- the seeded Gateways and routes (Gateway API) ------------------------------------------------
+
+# Half as many as the Services: each a route of a kind and version the API server serves,
+# or a Gateway, created or updated (a kept parent re-spelled, a parent added or dropped).
+GATEWAY_API_CASES = max(30, CASES // 2)
+PARENT_NAMES = ("internal", "private-a", "shared", "public", "ab", "c1", "x")
+PARENT_NAMESPACES = (None, "gw-infra", "gw-edge", "gw-dmz", "other")
+GATEWAY_CLASSES = ("internal", "private-edge", "alan", "xlan", "public", "Internal")
+
+
+def generated_parent(rng: random.Random) -> dict[str, Any]:
+    roll = rng.random()
+    if roll < 0.15:  # a Service: mesh routing, wherever it is
+        return {"group": "", "kind": "Service", "name": "web",
+                **({"namespace": "gw-infra"} if rng.random() < 0.3 else {})}  # fmt: skip
+    if roll < 0.2:  # another kind of parent
+        return {"group": GATEWAY_GROUP, "kind": "ListenerSet", "name": rng.choice(PARENT_NAMES)}
+    ref: dict[str, Any] = {"name": rng.choice(PARENT_NAMES)}
+    namespace = rng.choice(PARENT_NAMESPACES)
+    if namespace is not None:
+        ref["namespace"] = namespace
+    if rng.random() < 0.3:
+        ref["sectionName"] = rng.choice(("http", "https"))
+    if rng.random() < 0.2:
+        ref["port"] = rng.choice((80, 443))
+    if rng.random() < 0.2:  # the defaults, written out
+        ref.update({"group": GATEWAY_GROUP, "kind": "Gateway"})
+    return ref
+
+
+def _parents(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    """Up to `count` parents, none twice (the CRDs' schema refuses a parent named twice)."""
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for _ in range(count):
+        ref = generated_parent(rng)
+        found.setdefault(_identity(ref), ref)
+    return list(found.values())
+
+
+def _identity(ref: dict[str, Any]) -> tuple[Any, ...]:
+    """The parent a parentRef names, its defaults filled in as the CRDs' schema fills them."""
+    return (ref.get("group", GATEWAY_GROUP), ref.get("kind", "Gateway"), ref.get("namespace"),
+            ref["name"])  # fmt: skip
+
+
+def _respelled(ref: dict[str, Any]) -> dict[str, Any]:
+    """The same parent said otherwise: its default group and kind written out, another
+    listener of it picked."""
+    if ref.get("kind", "Gateway") != "Gateway":
+        return ref
+    return {**ref, "group": GATEWAY_GROUP, "kind": "Gateway", "sectionName": "other"}
+
+
+def gateway_api_cases() -> list[Case]:
+    rng = random.Random(SEED + 33)
+    found = []
+    for index in range(GATEWAY_API_CASES):
+        name = f"exempt-r{index}" if index % 7 == 6 else f"r{index}"
+        if rng.random() < 0.2:
+            gateway = {"apiVersion": f"{GATEWAY_GROUP}/{rng.choice(('v1', 'v1beta1'))}",
+                       "kind": "Gateway", "metadata": {"name": name},
+                       "spec": {"gatewayClassName": rng.choice(GATEWAY_CLASSES),
+                                "listeners": [{"name": "http", "port": 80,
+                                               "protocol": "HTTP"}]}}  # fmt: skip
+            if rng.random() < 0.4:
+                changed_class = json.loads(json.dumps(gateway))
+                changed_class["spec"]["gatewayClassName"] = rng.choice(GATEWAY_CLASSES)
+                found.append(Case(name, changed_class, old=gateway))
+            else:
+                found.append(Case(name, gateway))
+            continue
+        kind, version = rng.choice(ROUTE_KIND_VERSIONS)
+        parents = _parents(rng, rng.choice((0, 1, 1, 2, 3)))
+        written = route(kind, name, parents if parents or rng.random() < 0.5 else None,
+                        version=version)  # fmt: skip
+        if rng.random() < 0.4 and parents:
+            update = json.loads(json.dumps(written))
+            change = rng.choice(("add", "drop", "respell", "label"))
+            refs = update["spec"]["parentRefs"]
+            if change == "add":
+                update["spec"]["parentRefs"] = _parents(rng, 1) + refs
+                if len({_identity(r) for r in update["spec"]["parentRefs"]}) != len(refs) + 1:
+                    update["spec"]["parentRefs"] = refs  # the same parent again: a label change
+                    update["metadata"]["labels"] = {"team": "shop"}
+            elif change == "drop":
+                refs.pop(rng.randrange(len(refs)))
+            elif change == "respell":
+                index_of = rng.randrange(len(refs))
+                refs[index_of] = _respelled(refs[index_of])
+            else:
+                update["metadata"]["labels"] = {"team": "shop"}
+            found.append(Case(name, update, old=written))
+        else:
+            found.append(Case(name, written))
+    return found
+
+
 # --- writing through an engine, and what came back ----------------------------------------------
 
 
@@ -288,7 +392,7 @@ def _headers_warnings(headers: Any) -> tuple[str, ...]:
 
 def _normalized(stored: dict[str, Any]) -> dict[str, Any]:
     """What must be equal: spec and annotations, with what the API server allocates blanked."""
-    if stored.get("kind") == "Ingress":
+    if stored.get("kind") != "Service":  # an Ingress, a Gateway, a route: nothing allocated
         return {"spec": stored["spec"], "annotations": stored["metadata"].get("annotations") or {}}
     spec = dict(stored["spec"])
     for key in ("clusterIP", "clusterIPs"):
@@ -329,9 +433,13 @@ def _said(text: str, namespace: str) -> str:
 
 
 def collection(namespace: str, manifest: dict[str, Any]) -> str:
-    """The path of the collection `manifest` is written to: Services, or Ingresses."""
+    """The path of the collection `manifest` is written to: Services, Ingresses, or a Gateway
+    API kind at the manifest's version."""
     if manifest.get("kind") == "Ingress":
         return f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
+    group, _, version = str(manifest.get("apiVersion", "")).partition("/")
+    if group == GATEWAY_GROUP:
+        return gateway_collection(str(manifest["kind"]), version, namespace)
     return f"/api/v1/namespaces/{namespace}/services"
 
 
@@ -385,9 +493,7 @@ def prepare(api: client.ApiClient, kubectl: Kubectl, namespace: str, mode: str) 
          "metadata": {"name": namespace, "labels": labels}}))  # fmt: skip
     for case in cases_of(mode):
         if case.old is not None:
-            status, created, _ = _call(
-                api, "POST", f"/api/v1/namespaces/{namespace}/services", case.old
-            )
+            status, created, _ = _call(api, "POST", collection(namespace, case.old), case.old)
             assert status == 201, created.get("message")
     label = LABELS[mode]
     if label is not None:
@@ -420,6 +526,9 @@ PROBE = Case("probe", {"apiVersion": "v1", "kind": "Service", "metadata": {"name
                        "spec": {"type": "NodePort", "ports": [{"port": 80}]}})  # fmt: skip
 
 
+ROUTE_PROBE = Case("probe", route("HTTPRoute", "probe", [{"name": "nowhere"}]))
+
+
 def wait_until_each_mode_is_in_force(api: client.ApiClient, namespaces: dict[str, str]) -> None:
     """A new policy or label reaches the API server's admission a moment later: probe each
     namespace until its mode shows (enforce denies, mutate converts, audit warns)."""
@@ -441,6 +550,18 @@ def wait_until_each_mode_is_in_force(api: client.ApiClient, namespaces: dict[str
                 break
             assert time.monotonic() < deadline, f"{mode} never came into force in {namespace}"
             time.sleep(0.5)
+        # Gateways and routes: the native engine judges them by policies of their own, which
+        # come into force on their own. (Every mode denies a route to a Gateway not allowed,
+        # but audit, which warns.)
+        while True:
+            outcome = write(api, namespace, ROUTE_PROBE)
+            if outcome.allowed:
+                _call(api, "DELETE", collection(namespace, ROUTE_PROBE.service) + "/probe")
+            judged = bool(outcome.warnings) if mode == "audit" else not outcome.allowed
+            if judged:
+                break
+            assert time.monotonic() < deadline, f"{mode} never judged routes in {namespace}"
+            time.sleep(0.5)
 
 
 # --- the two engines ----------------------------------------------------------------------------
@@ -460,6 +581,7 @@ def outcomes(
     control_plane: ControlPlane,
     api_client: client.ApiClient,
     kubectl: Kubectl,
+    gateway_api: list[str],  # the generated Gateways and routes are written as the CRDs take them
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, dict[tuple[str, str], Outcome]]:
     for mode in BEFORE_REGISTRATION:  # before the engine is registered
@@ -516,6 +638,23 @@ def test_both_engines_give_the_same_verdict_message_and_stored_object(
     through_status = {c.name for c in cases() if c.status}
     judged = {by_native[("enforce", name)].allowed for name in through_status}
     assert judged == {True, False}, judged
+
+
+def test_the_gateways_and_routes_reach_denials_warnings_and_plain_allowances(
+    outcomes: dict[str, dict[tuple[str, str], Outcome]],
+) -> None:
+    """Held equal by the test above with the Services: the generated Gateways and routes
+    (every kind, every version served) reach each verdict in enforce."""
+    generated = {case.name: case for case in gateway_api_cases()}
+    kinds = {case.service["kind"] for case in generated.values()}
+    assert kinds == {"Gateway", *ROUTE_KINDS}, kinds
+    verdicts = {
+        # (not the API server's own notice of a deprecated version)
+        (o.allowed, any(said in w for w in o.warnings for said in ALLOWED_WITH_A_WARNING))
+        for (mode, name), o in outcomes["native"].items()
+        if mode == "enforce" and name in generated
+    }
+    assert verdicts == {(False, False), (True, True), (True, False)}, verdicts
 
 
 def test_the_warnings_differ_only_where_the_platform_cannot_warn_the_same(

@@ -26,6 +26,7 @@ import yaml
 from localcluster import ControlPlane, start
 from tests.support.chart import render, the
 from tests.support.cli import clusterip_guard
+from tests.support.gateway_api import gateway, install_crds, parent, route, service_parent
 from tests.support.kubectl import Kubectl
 from tests.support.paths import ROOT
 from tests.support.polling import until
@@ -411,3 +412,105 @@ def test_scan_reports_a_service_account_of_a_tenant_namespace_that_may_set_the_m
     finally:
         k("delete", "clusterrolebinding", "deployer-sets-modes", "system-sets-modes")
         k("delete", "clusterrole", "mode-setter")
+
+
+# --- Gateway API: reported where the API server serves it ---------------------------------------
+
+GATEWAY_POLICY = """\
+allowedGatewayClasses: [gw-internal]
+allowedGateways: [gw-infra/internal]
+"""
+
+
+def scanner_kubeconfig(kubectl: Kubectl, admin_kubeconfig: Path, path: Path) -> Path:
+    """A kubeconfig for a ServiceAccount bound to the chart's reports ClusterRole, nothing more."""
+    role = the("ClusterRole", render("reports.enabled=true", namespace="scanning"),
+               "clusterip-guard-reports-scanning")  # fmt: skip
+    kubectl("apply", "-f", "-", stdin=json.dumps(role))
+    kubectl("create", "namespace", "scanning")
+    kubectl("-n", "scanning", "create", "serviceaccount", "scanner")
+    kubectl("create", "clusterrolebinding", "scanner", f"--clusterrole={role['metadata']['name']}",
+            "--serviceaccount=scanning:scanner")  # fmt: skip
+    token = kubectl("-n", "scanning", "create", "token", "scanner").stdout.strip()
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    config = {
+        **admin,
+        "users": [{"name": "scanner", "user": {"token": token}}],
+        "contexts": [{"name": "scanner", "context": {
+            "cluster": admin["clusters"][0]["name"], "user": "scanner"}}],
+        "current-context": "scanner",
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_gateways_and_routes_are_reported_where_served_and_unsaid_where_not(
+    tmp_path: Path,
+) -> None:
+    """A control plane of its own, first without Gateway API (the scan says nothing of it, and
+    fails on nothing), then with its CRDs and a Gateway and routes stored before any guard:
+    each judged, under the rules gateways-use-allowed-classes and
+    routes-attach-to-allowed-gateways, also as the chart's reports role may read them."""
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(GATEWAY_POLICY)
+    with start(tmp_path / "cp", audit_log=False) as plane:
+        cluster = Cluster(plane, policy_file)
+        k = cluster.kubectl
+        k("create", "namespace", "gw-shop")
+        k("label", "namespace", "gw-shop", f"{MODE_LABEL}=audit")
+        k("-n", "gw-shop", "create", "service", "clusterip", "web", "--tcp=80")
+        unserved = cluster.scan("-o", "json")
+        assert unserved.returncode == 0, unserved.stdout + unserved.stderr
+        assert {f["kind"] for f in json.loads(unserved.stdout)} == {"Service"}
+        assert "gateway" not in unserved.stderr.lower()
+
+        install_crds(k)
+        objects = [
+            gateway("public", "gw-public"),
+            gateway("inside", "gw-internal", version="v1beta1"),
+            route("HTTPRoute", "out", [parent("public")]),
+            route("HTTPRoute", "in", [parent("internal", namespace="gw-infra")]),
+            route("TCPRoute", "mesh", [service_parent("web")], version="v1alpha2"),
+            route("TLSRoute", "split", [parent("internal", namespace="gw-infra"),
+                                        parent("edge", namespace="gw-infra", section="tls")]),
+        ]  # fmt: skip
+        for manifest in objects:
+            k("-n", "gw-shop", "create", "-f", "-", stdin=json.dumps(manifest))
+        run = cluster.scan("-o", "json")
+        assert run.returncode == 1, run.stderr  # audit reports what it would deny
+        found = {(f["kind"], f["name"]): f for f in json.loads(run.stdout)}
+        results = {key: f["result"] for key, f in found.items() if key[0] != "Service"}
+        assert results == {
+            ("Gateway", "public"): "fail", ("Gateway", "inside"): "pass",
+            ("HTTPRoute", "out"): "fail", ("HTTPRoute", "in"): "pass",
+            ("TCPRoute", "mesh"): "pass", ("TLSRoute", "split"): "fail",
+        }  # fmt: skip
+        assert "gateway class gw-public is not an allowed class" in str(
+            found["Gateway", "public"]["exposure"]
+        )
+        assert "parent Gateway gw-infra/edge is not an allowed Gateway" in str(
+            found["TLSRoute", "split"]["exposure"]
+        )
+        assert found["HTTPRoute", "out"]["enforce"] == "deny"
+
+        written = cluster.scan("--write-reports", "--install-crds")
+        assert written.returncode == 1, written.stderr
+        rules = {
+            (r["resources"][0]["kind"], r["resources"][0]["name"]): r["rule"]
+            for r in cluster.report(WG[0], "gw-shop")["results"]
+        }
+        assert rules == {
+            ("Service", "web"): "services-stay-internal",
+            ("Gateway", "public"): "gateways-use-allowed-classes",
+            ("Gateway", "inside"): "gateways-use-allowed-classes",
+            ("HTTPRoute", "out"): "routes-attach-to-allowed-gateways",
+            ("HTTPRoute", "in"): "routes-attach-to-allowed-gateways",
+            ("TCPRoute", "mesh"): "routes-attach-to-allowed-gateways",
+            ("TLSRoute", "split"): "routes-attach-to-allowed-gateways",
+        }
+        # The chart's reports role may read every kind it lists.
+        kubeconfig = scanner_kubeconfig(k, plane.kubeconfig, tmp_path / "scanner")
+        as_chart = cluster.scan("-o", "json", "--default-mode", "off", kubeconfig=kubeconfig)
+        assert as_chart.returncode == 1, as_chart.stderr
+        read = {(f["kind"], f["name"]): f["result"] for f in json.loads(as_chart.stdout)}
+        assert {key: read[key] for key in results} == results

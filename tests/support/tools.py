@@ -18,6 +18,11 @@ CERT_MANAGER_BUILD = ROOT / "hack" / "certmanager" / "build.sh"
 # release hack/certmanager/go.mod builds the controllers from.
 CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager"
 CERT_MANAGER_VERSION = "v1.21.2"
+# Gateway API's CRDs, as its v1.6.3 release defines them (config/crd in its Go module), fetched
+# the same way. The experimental channel: it serves every route kind (TCPRoute, UDPRoute and
+# TLSRoute are not in the standard channel's CRDs of every release) and their older versions.
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api"
+GATEWAY_API_VERSION = "v1.6.3"
 
 
 @functools.cache
@@ -55,6 +60,14 @@ def go_module_dir(module: str, version: str) -> Path:
 def cert_manager_crds() -> list[Path]:
     folder = go_module_dir(CERT_MANAGER_MODULE, CERT_MANAGER_VERSION) / "deploy" / "crds"
     return sorted(folder.glob("cert-manager.io_*.yaml"))
+
+
+def gateway_api_crds() -> list[Path]:
+    """The experimental channel's CRDs of group gateway.networking.k8s.io (not the channel's
+    own ValidatingAdmissionPolicy that guards CRD upgrades, nor the x-k8s.io group's)."""
+    folder = go_module_dir(GATEWAY_API_MODULE, GATEWAY_API_VERSION) / "config" / "crd"
+    found = sorted((folder / "experimental").glob("gateway.networking.k8s.io_*.yaml"))
+    return [path for path in found if "_vap_" not in path.name]
 
 
 @functools.cache
