@@ -289,11 +289,21 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
                 f"policy file: {where}.kind: {kind!r} is not a kind clusterip-guard judges "
                 f"(one of: {', '.join(_EXEMPTION_KINDS)})"
             )
-        for key, what in (("namespace", "a namespace"), ("name", f"a {kind}")):
-            if not _NAME_GLOB.fullmatch(item[key]):
+        # A namespace's and a Service's name is a DNS label; every other kind's (Ingress,
+        # Gateway, route, Deployment, Pod...) a DNS subdomain, which may hold dots.
+        name_glob, characters = (
+            (_NAME_GLOB, "lowercase letters, digits and '-'")
+            if kind == SERVICE_KIND
+            else (_CLASS_GLOB, "lowercase letters, digits, '-' and '.'")
+        )
+        for key, what, glob, allowed in (
+            ("namespace", "a namespace", _NAME_GLOB, "lowercase letters, digits and '-'"),
+            ("name", f"a {kind}", name_glob, characters),
+        ):
+            if not glob.fullmatch(item[key]):
                 raise PolicyError(
                     f"policy file: {where}.{key}: {item[key]!r} can never match {what}: names "
-                    f"are lowercase letters, digits and '-' (a glob may add * ? [...])"
+                    f"are {allowed} (a glob may add * ? [...])"
                 )
         exemptions.append(
             Exemption(
@@ -309,8 +319,8 @@ def _exemptions(value: object) -> tuple[Exemption, ...]:
 
 # What a namespace or Service name glob may hold: DNS label characters, and fnmatch's own.
 _NAME_GLOB = re.compile(r"[a-z0-9*?\[\]!-]+")
-# An IngressClass, GatewayClass or Gateway name glob: a DNS subdomain's characters, and
-# fnmatch's own.
+# An IngressClass, GatewayClass or Gateway name glob, or any name but a Service's or a
+# namespace's: a DNS subdomain's characters, and fnmatch's own.
 _CLASS_GLOB = re.compile(r"[a-z0-9.*?\[\]!-]+")
 # A loadBalancerClass, as the API server validates it: a qualified name with a domain prefix.
 _CLASS_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
-from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.policyfile import PolicyError, parse_policy
+from clusterip_guard.core.policy import SERVICE_KIND, PolicySettings
+from clusterip_guard.policyfile import _EXEMPTION_KINDS, PolicyError, parse_policy
 
 FULL = """
 allowedExternalIPCIDRs: [10.0.0.0/8, "fd00::/8"]
@@ -105,6 +105,11 @@ def test_an_exemption_applies_until_its_expiry_day_inclusive() -> None:
          "exemptions[0].namespace: 'Shop' can never match a namespace"),
         ("exemptions: [{namespace: shop, name: web/1, reason: c}]",
          "exemptions[0].name: 'web/1' can never match a Service"),
+        ("exemptions: [{namespace: shop, name: web.v1, reason: c}]",
+         "exemptions[0].name: 'web.v1' can never match a Service: names are lowercase letters, "
+         "digits and '-'"),
+        ("exemptions: [{namespace: shop.eu, name: web.v1, reason: c, kind: Ingress}]",
+         "exemptions[0].namespace: 'shop.eu' can never match a namespace"),
         ("allowedGatewayClasses: internal", "allowedGatewayClasses: expected a list"),
         ("allowedGatewayClasses: [Internal]",
          "allowedGatewayClasses[0]: 'Internal' can never match a gateway class"),
@@ -165,3 +170,15 @@ def test_the_references_policy_example_is_a_valid_policy_that_allows_no_service_
     for service_range in ("10.0.0.0/16", "10.96.0.0/12", "172.20.0.0/16"):
         network = ipaddress.ip_network(service_range)
         assert not any(c.overlaps(network) for c in policy.allowed_external_ip_cidrs)
+
+
+@pytest.mark.parametrize("kind", [k for k in _EXEMPTION_KINDS if k != SERVICE_KIND])
+def test_exemptions_of_kinds_named_as_subdomains_may_name_dots(kind: str) -> None:
+    """Every kind but a Service is named as a DNS subdomain (web.v1): its exemption's name glob
+    may hold dots, and applies to such a name."""
+    policy = parse_policy(
+        f"exemptions: [{{namespace: shop, name: 'web.v*', reason: legacy, kind: {kind}}}]"
+    )
+    today = datetime.date(2026, 12, 7)
+    assert policy.exemption_for("shop", "web.v1", today, kind) is not None
+    assert policy.exemption_for("shop", "webxv1", today, kind) is None
