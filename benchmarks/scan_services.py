@@ -1,26 +1,35 @@
-"""`clusterip-guard scan` on many Services: how long a scan and a report write take.
+"""`clusterip-guard scan` on many Services: how long each pass takes and its peak memory.
 
-Starts the local control plane (kube-apiserver and etcd on loopback), creates the Services in
-the namespaces asked for (a quarter of them NodePort, up to the node ports the cluster has;
-some namespaces in audit), then times, each a few times: a scan printed as JSON, a first
-`--write-reports` (creating every report: a namespace past 1,000 results gets several), and a
-second one that finds nothing new (it writes nothing). Prints a Markdown table for
-docs/benchmarks.md, and the scanner's peak memory. `make bench-scan` runs 10,000 Services in
-100 namespaces, 5,000 in one, and 20,000 in 200. Usage:
-  python benchmarks/scan_services.py [--services 10000] [--namespaces 100] [--repeat 3]
+Starts the local control plane (kube-apiserver and etcd on loopback), fills it through the Go
+load tool (benchmarks/apiload, `-op populate`: concurrent creates over HTTP/2, minutes for
+100,000 Services where the Python client took an hour for half as many), a quarter of the
+Services exposed (NodePort up to the node ports the cluster has, then LoadBalancer without node
+ports and external IPs), every fourth namespace in audit. Then times each pass in a process of
+its own and reads its peak resident memory: a scan printed as JSON, a first `--write-reports`
+(creating every report), a second one that finds nothing new (it writes nothing), and the
+resync of `scan --watch` (the long-running reports component: its first scan, then a full
+rescan; the peak of the process over both). With --crowded N, N more Services in one
+namespace, and the same passes on that namespace alone (`-n`). Prints a Markdown table for
+docs/benchmarks.md. `make bench-scale` runs 100,000 Services in 1,000 namespaces and 10,000
+in one; `make bench-scan` smaller sizes. Usage:
+  python benchmarks/scan_services.py [--services 10000] [--namespaces 100] [--crowded 0]
+                                     [--repeat 1] [--concurrency 32]
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [
@@ -32,44 +41,36 @@ sys.path[:0] = [
 
 from kubernetes import client, config  # noqa: E402
 
-from localcluster import start  # noqa: E402
+from benchmarks.review_throughput import build  # noqa: E402
+from localcluster import ControlPlane, free_port, start  # noqa: E402
 
-MODE_LABEL = "clusterip-guard.io/mode"
-
-
-def populate(kubeconfig: Path, services: int, namespaces: int) -> None:
-    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
-    core = client.CoreV1Api(api)
-    for n in range(namespaces):
-        labels = {MODE_LABEL: "audit"} if n % 4 == 0 else {}
-        core.create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=f"team-{n:03}", labels=labels))
-        )
-
-    def create(index: int) -> None:
-        # 30000-32767 holds 2,768 node ports: a quarter NodePort, up to 2,000 of them.
-        exposed = index % 4 == 0 and index < 8000
-        body = client.V1Service(
-            metadata=client.V1ObjectMeta(name=f"svc-{index:05}"),
-            spec=client.V1ServiceSpec(
-                type="NodePort" if exposed else "ClusterIP",
-                selector={"app": f"svc-{index:05}"},
-                ports=[client.V1ServicePort(port=80, target_port=8080)],
-            ),
-        )
-        core.create_namespaced_service(f"team-{index % namespaces:03}", body)
-
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        for done, _ in enumerate(pool.map(create, range(services)), start=1):
-            if done % 1000 == 0:
-                print(f"  {done} Services created", file=sys.stderr)
-    print(f"  created in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    api.close()
+PREFIX = "scale"
+CROWDED = f"{PREFIX}-crowded"
+NODE_PORTS = 2000  # of the 2,768 in 30000-32767: the rest stay free
+RESYNC_SECONDS = 5.0
+REPORT_KINDS = (("wgpolicyk8s.io", "v1alpha2", "policyreports", "clusterpolicyreports"),)
 
 
-def timed(kubeconfig: Path, *args: str) -> tuple[float, int]:
-    """Seconds, and the scanner's peak resident memory in KiB (from its own rusage)."""
+def populate(
+    cluster: ControlPlane, binary: Path, *, services: int, namespaces: int, crowded: int,
+    concurrency: int, node_ports: int = NODE_PORTS,
+) -> dict[str, float]:  # fmt: skip
+    pki = cluster.workdir / "pki"
+    run = subprocess.run(
+        [str(binary), "-server", cluster.url, "-ca", str(cluster.ca_file),
+         "-cert", str(pki / "admin.crt"), "-key", str(pki / "admin.key"),
+         "-op", "populate", "-prefix", PREFIX, "-services", str(services),
+         "-namespaces", str(namespaces), "-crowded", str(crowded),
+         "-nodeports", str(node_ports), "-c", str(concurrency)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if run.returncode != 0:
+        raise SystemExit(f"apiload populate failed: {run.stderr.strip()}")
+    said: dict[str, float] = json.loads(run.stdout)
+    return said
+
+
+def _scan_command() -> list[str]:
     report = (
         "import resource, sys; "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
@@ -78,11 +79,16 @@ def timed(kubeconfig: Path, *args: str) -> tuple[float, int]:
         "import atexit, sys; from clusterip_guard.cli.main import main; "
         f"atexit.register(lambda: exec({report!r})); sys.exit(main())"
     )
+    return [sys.executable, "-c", script, "scan"]
+
+
+def timed(kubeconfig: Path, *args: str) -> tuple[float, int]:
+    """Seconds, and the scanner's peak resident memory in KiB (from its own rusage)."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     started = time.monotonic()
     run = subprocess.run(
-        [sys.executable, "-c", script, "scan", *args],
-        env=env, capture_output=True, text=True, check=False,
+        [*_scan_command(), *args], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, check=False,
     )  # fmt: skip
     seconds = time.monotonic() - started
     if run.returncode not in (0, 1):
@@ -90,46 +96,131 @@ def timed(kubeconfig: Path, *args: str) -> tuple[float, int]:
     return seconds, int(run.stderr.strip().splitlines()[-1])
 
 
+def _metric(port: int, name: str) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def watched(kubeconfig: Path, *args: str) -> tuple[float, int]:
+    """`scan --watch`: its first scan, then one full resync (no change in between). The
+    resync's seconds (its own metric), and the process's peak resident memory in KiB over
+    both (VmHWM)."""
+    port = free_port()
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    command = [*_scan_command(), "--watch", "--write-reports", "--metrics-port", str(port),
+               "--resync-seconds", str(RESYNC_SECONDS), *args]  # fmt: skip
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        scans = 0.0
+        while scans < 2:  # the first scan, then the resync
+            if process.poll() is not None:
+                raise SystemExit(f"scan --watch ended early ({process.returncode})")
+            time.sleep(1)
+            scans = _metric(port, 'clusterip_guard_scans_total{outcome="ok"}') or 0.0
+        seconds = _metric(port, "clusterip_guard_last_scan_duration_seconds") or 0.0
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        peak = next(int(line.split()[1]) for line in status.splitlines()
+                    if line.startswith("VmHWM:"))  # fmt: skip
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return seconds, peak
+
+
+def delete_reports(kubeconfig: Path) -> None:
+    """Every report, so that the next --write-reports creates them all again."""
+    api = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+    custom = client.CustomObjectsApi(api)
+    for group, version, plural, cluster_plural in REPORT_KINDS:
+        listed: Any = custom.list_cluster_custom_object(group, version, plural)
+        for item in listed.get("items") or []:
+            metadata = item["metadata"]
+            custom.delete_namespaced_custom_object(
+                group, version, metadata["namespace"], plural, metadata["name"]
+            )
+        listed = custom.list_cluster_custom_object(group, version, cluster_plural)
+        for item in listed.get("items") or []:
+            custom.delete_cluster_custom_object(
+                group, version, cluster_plural, item["metadata"]["name"]
+            )
+    api.close()
+
+
+def passes(kubeconfig: Path, scope: Sequence[str], repeat: int) -> list[tuple[str, float, int]]:
+    """(pass, median seconds, peak KiB) of each pass on this scope."""
+    rows = []
+    for title, scan_args, before in (
+        ("scan, JSON to stdout", ["-o", "json"], None),
+        ("first --write-reports (creates every report)", ["--write-reports", "-o", "json"],
+         "delete"),
+        ("--write-reports with nothing new (writes nothing)",
+         ["--write-reports", "-o", "json"], None),
+    ):  # fmt: skip
+        seconds, memory = [], []
+        for _ in range(repeat):
+            if before == "delete":
+                delete_reports(kubeconfig)
+            took, peak = timed(kubeconfig, *scan_args, *scope)
+            seconds.append(took)
+            memory.append(peak)
+        rows.append((title, statistics.median(seconds), max(memory)))
+    took, peak = watched(kubeconfig, *scope)
+    rows.append(("resync of `scan --watch` (nothing new; peak over its first scan too)", took,
+                 peak))  # fmt: skip
+    return rows
+
+
+def table(title: str, rows: list[tuple[str, float, int]]) -> str:
+    lines = [f"\n{title}\n", "| pass | seconds | peak RSS MiB |", "|---|---|---|"]
+    lines += [f"| {what} | {seconds:.1f} | {peak // 1024} |" for what, seconds, peak in rows]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--namespaces", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--crowded", type=int, default=0, help="Services in one more namespace")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=32, help="creates in flight")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, start(Path(tmp), audit_log=False) as cluster:
-        print(f"creating {args.services} Services in {args.namespaces} namespaces",
+    began = time.monotonic()
+    tables = []
+    with tempfile.TemporaryDirectory() as tmp, start(Path(tmp) / "cp", audit_log=False) as cp:
+        binary = build("apiload", Path(tmp))
+        print(f"creating {args.services:,} Services in {args.namespaces:,} namespaces",
               file=sys.stderr)  # fmt: skip
-        populate(cluster.kubeconfig, args.services, args.namespaces)
-        timed(cluster.kubeconfig, "--install-crds", "-o", "json")
-        rows = []
-        for title, scan_args, before in (
-            ("scan, JSON to stdout", ["-o", "json"], None),
-            ("first --write-reports (creates every report)", ["--write-reports", "-o", "json"],
-             "delete"),
-            ("--write-reports with nothing new (writes nothing)",
-             ["--write-reports", "-o", "json"], None),
-        ):  # fmt: skip
-            seconds, memory = [], []
-            for _ in range(args.repeat):
-                if before == "delete":
-                    for resource in ("policyreports", "clusterpolicyreports"):
-                        subprocess.run(
-                            ["kubectl", f"--kubeconfig={cluster.kubeconfig}", "delete",
-                             resource, "--all", "-A", "--wait=false"],
-                            capture_output=True, check=False,
-                        )  # fmt: skip
-                took, peak = timed(cluster.kubeconfig, *scan_args)
-                seconds.append(took)
-                memory.append(peak)
-            rows.append(
-                f"| {title} | {statistics.median(seconds):.1f} "
-                f"({min(seconds):.1f}-{max(seconds):.1f}) | {max(memory) // 1024} |"
-            )
-    print(f"\n{args.services:,} Services in {args.namespaces} namespaces, "
-          f"{args.repeat} runs each (median, min-max)\n")  # fmt: skip
-    print("| what | seconds | peak RSS MiB |")
-    print("|---|---|---|")
-    print("\n".join(rows))
+        made = populate(cp, binary, services=args.services, namespaces=args.namespaces,
+                        crowded=0, concurrency=args.concurrency)  # fmt: skip
+        print(f"  {made['services']:,.0f} in {made['seconds']:.0f} s "
+              f"({made['per_second']:.0f}/s)", file=sys.stderr)  # fmt: skip
+        timed(cp.kubeconfig, "--install-crds", "-n", "default")
+        tables.append(table(
+            f"{args.services:,} Services in {args.namespaces:,} namespaces (every namespace)",
+            passes(cp.kubeconfig, [], args.repeat),
+        ))  # fmt: skip
+        if args.crowded:
+            print(f"creating {args.crowded:,} Services in {CROWDED}", file=sys.stderr)
+            # The first run took the node ports: the rest are exposed otherwise.
+            made = populate(cp, binary, services=0, namespaces=0, crowded=args.crowded,
+                            concurrency=args.concurrency, node_ports=0)  # fmt: skip
+            print(f"  {made['services']:,.0f} in {made['seconds']:.0f} s", file=sys.stderr)
+            tables.append(table(
+                f"{args.crowded:,} Services in one namespace (`-n {CROWDED}`)",
+                passes(cp.kubeconfig, ["-n", CROWDED], args.repeat),
+            ))  # fmt: skip
+    print(f"\n{args.repeat} run(s) of each pass (median seconds, highest peak); "
+          f"the whole benchmark took {(time.monotonic() - began) / 60:.1f} minutes")  # fmt: skip
+    print("\n".join(tables))
     return 0
 
 

@@ -1,5 +1,6 @@
 // apiload creates, updates or deletes Services (or creates Pods) through the Kubernetes API server at a given
-// concurrency and reports latency percentiles and throughput as JSON. Standard library only,
+// concurrency and reports latency percentiles and throughput as JSON; `-op populate` fills a
+// cluster with many namespaces of Services for the scale benchmark (benchmarks/scan_services.py). Standard library only,
 // over HTTP/2 as client-go talks to the API server, in its own process so the client's cost
 // is not charged to the API server or the webhook.
 package main
@@ -44,14 +45,22 @@ func main() {
 	certFile := flag.String("cert", "", "client certificate")
 	keyFile := flag.String("key", "", "client key")
 	namespace := flag.String("namespace", "default", "namespace of the Services")
-	op := flag.String("op", "create", "create, update (worker w patches Service PREFIX-w), prepare (creates PREFIX-0..c-1 as ClusterIP) or cleanup (deletes every Service in the namespace)")
+	op := flag.String("op", "create", "create, update (worker w patches Service PREFIX-w), prepare (creates PREFIX-0..c-1 as ClusterIP), cleanup (deletes every Service in the namespace) or populate (-services in -namespaces, and -crowded in one)")
 	serviceType := flag.String("type", "ClusterIP", "spec.type sent")
 	prefix := flag.String("prefix", "bench", "Service name prefix")
 	concurrency := flag.Int("c", 1, "requests in flight")
 	total := flag.Int("n", 300, "measured requests (after one unmeasured request per worker)")
 	resource := flag.String("resource", "services", "services, or pods (create and cleanup only)")
 	hostPort := flag.Int("hostport", 0, "for pods: the container port's hostPort (0: none)")
+	services := flag.Int("services", 0, "populate: Services spread over -namespaces namespaces")
+	namespaces := flag.Int("namespaces", 1, "populate: namespaces PREFIX-000... (every fourth labelled audit)")
+	crowded := flag.Int("crowded", 0, "populate: Services in one more namespace, PREFIX-crowded")
+	nodePorts := flag.Int("nodeports", 2000, "populate: at most this many NodePort Services (the cluster's node-port range)")
 	flag.Parse()
+	if *op == "populate" {
+		check(populate(newClient(*caFile, *certFile, *keyFile), *server, *prefix, *services, *namespaces, *crowded, *nodePorts, *concurrency))
+		return
+	}
 
 	client := newClient(*caFile, *certFile, *keyFile)
 	base := *server + "/api/v1/namespaces/" + *namespace + "/" + *resource
@@ -273,4 +282,81 @@ func check(err error) {
 		fmt.Fprintln(os.Stderr, "apiload:", err)
 		os.Exit(2)
 	}
+}
+
+// populate creates the namespaces, then the Services at the given concurrency: a quarter of
+// them exposed (NodePort up to nodePorts of them, then LoadBalancer without node ports and
+// ClusterIP with an external IP, in turn), the rest headless (no cluster IP to allocate: a
+// cluster of 100,000 would exhaust the local plane's /16 Service range). Existing objects
+// (409) are fine, so a second run completes the first. Prints one JSON line.
+func populate(client *http.Client, server, prefix string, services, namespaces, crowded, nodePorts, concurrency int) error {
+	type target struct {
+		namespace string
+		count     int
+	}
+	var targets []target
+	for n := 0; n < namespaces; n++ {
+		count := services / namespaces
+		if n < services%namespaces {
+			count++
+		}
+		targets = append(targets, target{fmt.Sprintf("%s-%03d", prefix, n), count})
+	}
+	if crowded > 0 {
+		targets = append(targets, target{prefix + "-crowded", crowded})
+	}
+	began := time.Now()
+	var calls []call
+	for n, t := range targets {
+		labels := map[string]string{}
+		if n%4 == 0 {
+			labels["clusterip-guard.io/mode"] = "audit"
+		}
+		body, _ := json.Marshal(map[string]any{
+			"apiVersion": "v1", "kind": "Namespace",
+			"metadata": map[string]any{"name": t.namespace, "labels": labels},
+		})
+		calls = append(calls, call{"POST", server + "/api/v1/namespaces", "application/json", body})
+	}
+	if err := runAll(client, calls, concurrency); err != nil {
+		return err
+	}
+	calls = calls[:0]
+	exposed := 0
+	for _, t := range targets {
+		for i := 0; i < t.count; i++ {
+			name := fmt.Sprintf("svc-%05d", i)
+			spec := map[string]any{
+				"selector": map[string]string{"app": name},
+				"ports":    []map[string]any{{"name": "http", "port": 80, "targetPort": 8080}},
+			}
+			switch {
+			case i%4 != 0:
+				spec["clusterIP"] = "None"
+			case exposed < nodePorts:
+				spec["type"] = "NodePort"
+				exposed++
+			case exposed%2 == 0:
+				spec["type"] = "LoadBalancer"
+				spec["allocateLoadBalancerNodePorts"] = false
+				exposed++
+			default:
+				spec["externalIPs"] = []string{fmt.Sprintf("203.0.113.%d", 1+exposed%250)}
+				exposed++
+			}
+			body, _ := json.Marshal(map[string]any{
+				"apiVersion": "v1", "kind": "Service",
+				"metadata": map[string]any{"name": name}, "spec": spec,
+			})
+			calls = append(calls, call{"POST", server + "/api/v1/namespaces/" + t.namespace + "/services", "application/json", body})
+		}
+	}
+	if err := runAll(client, calls, concurrency); err != nil {
+		return err
+	}
+	seconds := time.Since(began).Seconds()
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"namespaces": len(targets), "services": len(calls), "exposed": exposed,
+		"seconds": seconds, "per_second": float64(len(calls)) / seconds,
+	})
 }
