@@ -207,16 +207,12 @@ def _never_judged_helpers() -> str:
         + "{{- concat $never (list .Release.Namespace) .Values.webhook.excludedNamespaces"
         + " | uniq | sortAlpha | toJson -}}\n"
         + "{{- end -}}\n\n"
-        + "{{/* The policy's allowed ingress classes that are not globs, as a CEL list (each\n"
-        + "   matches only itself): an Ingress of one never costs a webhook call. */}}\n"
-        + '{{- define "clusterip-guard.exactIngressClasses" -}}\n'
-        + "{{- $exact := list -}}\n"
-        + "{{- range ((.Values.policy).allowedIngressClasses | default list | sortAlpha) -}}\n"
-        + '{{- if not (regexMatch "[*?\\\\[]" .) }}{{ $exact = append $exact (printf "\'%s\'" .) }}'
-        + "{{ end -}}\n"
-        + "{{- end -}}\n"
-        + '[{{ join ", " $exact }}]\n'
-        + "{{- end -}}\n\n"
+        + _exact_list_helper(
+            "exactIngressClasses",
+            "allowedIngressClasses",
+            "The policy's allowed ingress classes that are not globs, as a CEL list (each\n"
+            "   matches only itself): an Ingress of one never costs a webhook call.",
+        )
         + _exact_list_helper(
             "exactGatewayClasses",
             "allowedGatewayClasses",

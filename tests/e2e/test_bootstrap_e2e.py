@@ -188,13 +188,13 @@ def test_service_mode_stores_a_tls_secret_and_registers_the_service(
             "audit.clusterip-guard.io",
             "audit-default.clusterip-guard.io",
         }
-        # Each with its twins for Pods and workloads, and for Ingresses.
+        # Each with its twins for Pods and workloads, for Ingresses, and for Gateways and routes.
         twins = {
             name.replace(".", f"-{subject}.", 1).replace(
                 "-default-" + subject, f"-{subject}-default"
             )
             for name in services
-            for subject in ("workloads", "ingresses")
+            for subject in ("workloads", "ingresses", "gateways", "routes")
         }
         assert "audit-workloads-default.clusterip-guard.io" in twins
         assert set(entries) == services | twins

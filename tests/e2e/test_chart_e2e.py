@@ -300,18 +300,26 @@ def test_the_sync_component_needs_no_more_than_its_rights(
         )  # fmt: skip
 
 
-def test_a_compliant_ingress_costs_no_call_in_either_certificates_mode() -> None:
+def test_a_compliant_ingress_gateway_or_route_costs_no_call_in_either_certificates_mode() -> None:
     """The bootstrap Job and its renewal read the policy ConfigMap at each run, so they register
-    the allowed classes the chart renders in cert-manager mode (tests above)."""
-    values = ("policy.allowedIngressClasses={internal}",)
+    the allowed classes and Gateways the chart renders in cert-manager mode (tests above)."""
+    values = ("policy.allowedIngressClasses={internal}", "policy.allowedGatewayClasses={lan}",
+              "policy.allowedGateways={infra/internal}")  # fmt: skip
     documents = render(*values)
     for job in (hook_job(documents, "post-install"),
                 the("CronJob", documents)["spec"]["jobTemplate"]):  # fmt: skip
         policy = parse_policy(mounted_policy(job["spec"]["template"]["spec"], documents))
         assert policy.allowed_ingress_classes == ("internal",)
+        assert policy.allowed_gateway_classes == ("lan",)
+        assert policy.allowed_gateways == (("infra", "internal"),)
     certified = render("certificates.mode=certManager", *values)
-    condition = the("ValidatingWebhookConfiguration", certified)["webhooks"][-1]
-    assert "c in ['internal']" in condition["matchConditions"][0]["expression"]
+    entries = {
+        entry["name"]: entry["matchConditions"][0]["expression"]
+        for entry in the("ValidatingWebhookConfiguration", certified)["webhooks"]
+    }
+    assert "c in ['internal']" in entries["enforce-ingresses.clusterip-guard.io"]
+    assert "in ['lan']" in entries["enforce-gateways.clusterip-guard.io"]
+    assert "in ['infra/internal']" in entries["enforce-routes.clusterip-guard.io"]
 
 
 def test_the_renewal_registers_what_the_install_registered() -> None:
