@@ -374,6 +374,13 @@ def node_with_policies(
         raise NotReady(f"no node answers at {kubeconfig}: `make cluster` first")
     if not IMAGE.exists():
         raise NotReady(f"no image at {IMAGE}: `make image` first")
+    registered = kubectl(
+        "get", "validatingwebhookconfigurations,mutatingwebhookconfigurations", "-o", "name"
+    ).stdout.split()
+    others = [name for name in registered if "clusterip-guard" in name and RELEASE not in name]
+    if others:  # every write would call both releases' webhooks
+        raise NotReady(f"another release's webhooks are registered ({', '.join(others)}): "
+                       "`helm uninstall` it first")  # fmt: skip
     server = json.loads(kubectl("config", "view", "--minify", "-o", "json").stdout)
     url = server["clusters"][0]["cluster"]["server"]
     args.namespace_prefix = NODE_PREFIX
