@@ -15,7 +15,7 @@ DEV    := .dev
 # of hack/controlplane/versions); empty: the pinned release.
 KUBERNETES ?=
 
-.PHONY: setup controlplane lint docs unit test test-versions up down demo bench bench-scan bench-scale fuzz image clean cluster cluster-down chart differential
+.PHONY: setup controlplane lint docs unit test test-versions up down demo bench bench-scan bench-scale bench-burst fuzz image clean cluster cluster-down chart differential
 
 # The virtualenv is rebuilt when pyproject.toml changes. It holds the `docs` extra too: `make
 # lint` (so `make test`, what CI runs on a fresh machine) builds the user guide with --strict.
@@ -91,7 +91,7 @@ cluster-down:
 # .dev/bench, plots in docs/benchmarks (docs/benchmarks.md). About 35 minutes; each run waits
 # for a quiet machine. Exits 1 when a target is not met.
 # KUBERNETES=VERSION: every control plane the benchmarks start is that release's.
-bench bench-scan: export CLUSTERIP_GUARD_KUBERNETES = $(KUBERNETES)
+bench bench-scan bench-burst: export CLUSTERIP_GUARD_KUBERNETES = $(KUBERNETES)
 bench: setup controlplane
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	mkdir -p $(DEV)/bench
@@ -102,6 +102,17 @@ bench: setup controlplane
 	$(BIN)/python benchmarks/review_throughput.py | tee $(DEV)/bench/webhook.md
 	$(BIN)/python benchmarks/plots.py
 	$(BIN)/python benchmarks/targets.py --out $(DEV)/bench/targets.md
+
+# Admission under a burst (docs/benchmarks.md, "Under a burst"): Service and Pod writes at
+# concurrency 32 and 64 for no policy, the hand-written VAP/MAP, the native engine and the
+# webhook (one replica on loopback), three alternating rounds; the tables on stdout and in
+# .dev/bench/burst.md, raw runs in .dev/bench/burst.json: 252 runs, 35 minutes on 2 cores
+# shared with other suites (load 9-12). Exits 1 when a goal is not met.
+# NODE=1: the webhook as the chart's two replicas behind its Service on the real node instead
+# (`make cluster` and `make image` first; .dev/bench/burst-node.*).
+bench-burst: setup controlplane
+	mkdir -p $(DEV)/bench
+	$(BIN)/python benchmarks/burst.py $(if $(NODE),--node $(DEV))
 
 # scan and report writing on 10,000 Services in 100 namespaces and 2,000 more in one
 # (figures in docs/benchmarks.md). A few minutes.

@@ -22,12 +22,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path[:0] = [str(ROOT / "hack"), str(ROOT / "hack" / "controlplane")]
 
 from benchmarks.progress import Progress, wait_for_quiet  # noqa: E402
-from benchmarks.review_throughput import Floor, build, cpu_seconds  # noqa: E402
+from benchmarks.review_throughput import Floor, build, cpu_seconds, rss_mib  # noqa: E402
 from clusterip_guard.core.native import native_objects  # noqa: E402
 from clusterip_guard.core.policy import PolicySettings  # noqa: E402
 from localcluster import ControlPlane, start  # noqa: E402
@@ -89,21 +94,112 @@ ONLY_WHEN_NAMED = ("floor answering as enforce", "floor answering as mutate")
 NEED_MUTATING_POLICY = ("MAP", "native enforce", "native mutate")
 
 
-def namespace_of(setup: str) -> str:
-    return "bench-" + setup.lower().replace(" ", "-")
+def namespace_of(setup: str, prefix: str = "bench-") -> str:
+    return prefix + setup.lower().replace(" ", "-")
 
 
 class Client:
-    def __init__(self, binary: Path, cluster: ControlPlane) -> None:
-        pki = cluster.workdir / "pki"
-        self.base = [str(binary), "-server", cluster.url, "-ca", str(cluster.ca_file),
+    """The load client (benchmarks/apiload) against one API server, as its admin; and that API
+    server's /metrics, read directly (a kubectl process per read would cost more than a run's
+    own requests at concurrency 1)."""
+
+    def __init__(self, binary: Path, url: str, ca_file: Path, pki: Path) -> None:
+        self.url = url
+        self.base = [str(binary), "-server", url, "-ca", str(ca_file),
                      "-cert", str(pki / "admin.crt"), "-key", str(pki / "admin.key")]  # fmt: skip
+        self.context = ssl.create_default_context(cafile=str(ca_file))
+        self.context.load_cert_chain(pki / "admin.crt", pki / "admin.key")
+
+    @classmethod
+    def of(cls, binary: Path, cluster: ControlPlane) -> Client:
+        return cls(binary, cluster.url, cluster.ca_file, cluster.workdir / "pki")
 
     def __call__(self, *args: str) -> dict[str, Any]:
         run = subprocess.run([*self.base, *args], capture_output=True, text=True, check=False)
         if run.returncode != 0:
             raise RuntimeError(f"apiload {' '.join(args)}: {run.stderr}")
         return json.loads(run.stdout) if run.stdout.strip() else {}
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", context=self.context, timeout=30) as r:
+            text: str = r.read().decode()
+            return text
+
+
+@dataclass
+class Watched:
+    """The processes that answer one setup's webhook calls (one per replica), their plain-HTTP
+    metrics ports (for the connections their limits cut) and the port they serve reviews on
+    (for the connections open to it)."""
+
+    pids: list[int]
+    metrics_urls: list[str] = field(default_factory=list)
+    port: int = 0
+
+
+# /proc/net/tcp states of a connection its process still holds: established, and closed by
+# the peer but not yet by the process (CLOSE_WAIT). Once the process closes it, what is left
+# (FIN_WAIT, LAST_ACK, TIME_WAIT) is the kernel's, and the caps no longer count it.
+HELD = {"01", "08"}
+
+
+def open_connections(pid: int, port: int, proc: Path = Path("/proc")) -> int:
+    """Connections open on local `port` in the network namespace of process `pid` (a Pod's
+    own, or the host's): what the server's connection caps count."""
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in (proc / str(pid) / "net" / table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] in HELD:
+                    count += 1
+    return count
+
+
+def resident(pid: int) -> float:
+    """Its RSS in MiB; 0 once it is gone (a replica restarted mid-run)."""
+    try:
+        return rss_mib(pid)
+    except OSError:
+        return 0.0
+
+
+def network_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return str(pid)
+
+
+class RunSampler(threading.Thread):
+    """While a run lasts: the highest RSS of the watched processes together and of any one,
+    and the most connections open to one replica's review port."""
+
+    def __init__(self, pids: list[int], interval: float = 0.1, port: int = 0) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.interval, self.port = pids, interval, port
+        self.peak_total = self.peak_one = 0.0
+        self.peak_connections = 0
+        # one process per replica's network namespace (a Pod's processes share one)
+        self.replicas = list({network_of(pid): pid for pid in pids}.values()) if port else []
+        self.stopped = threading.Event()
+
+    def sample(self) -> None:
+        each = [resident(pid) for pid in self.pids]
+        self.peak_total = max(self.peak_total, sum(each))
+        self.peak_one = max(self.peak_one, *each, 0.0)
+        for pid in self.replicas:
+            self.peak_connections = max(self.peak_connections, open_connections(pid, self.port))
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.sample()
+            self.stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.sample()
 
 
 def register_floor(kubectl: Kubectl, url: str, answer: str, entry: str) -> None:
@@ -158,10 +254,10 @@ def cluster_with_policies() -> Iterator[tuple[Path, ControlPlane, Kubectl, Clien
                     kubectl("apply", "-f", str(policy))
             if mutating:
                 kubectl("apply", "-f", "-", stdin=native_engine())
-            yield folder, cluster, kubectl, Client(client_binary, cluster)
+            yield folder, cluster, kubectl, Client.of(client_binary, cluster)
 
 
-def wait_until_policies_act(kubectl: Kubectl, setups: list[str]) -> None:
+def wait_until_policies_act(kubectl: Kubectl, setups: list[str], prefix: str = "bench-") -> None:
     """The in-process policies and the webhook configurations take effect a moment after
     they are created: wait until each setup's namespace denies (the VAP's kind) or converts
     (the MAP's kind) a NodePort Service."""
@@ -177,7 +273,7 @@ def wait_until_policies_act(kubectl: Kubectl, setups: list[str]) -> None:
     deadline = time.monotonic() + 60
     while effects and time.monotonic() < deadline:
         for setup, effect in list(effects.items()):
-            probe = kubectl("-n", namespace_of(setup), "create", "--dry-run=server", "-o",
+            probe = kubectl("-n", namespace_of(setup, prefix), "create", "--dry-run=server", "-o",
                             "json", "-f", "-", stdin=manifest, check=False)  # fmt: skip
             denied = probe.returncode != 0
             if (effect == "denies") == denied and (denied or '"type": "ClusterIP"' in probe.stdout):
@@ -230,35 +326,9 @@ def main() -> int:
             args.setups = [setup for setup in args.setups if setup not in NEED_MUTATING_POLICY]
             print(f"Kubernetes {release} serves no MutatingAdmissionPolicy v1: left out "
                   f"{', '.join(left_out) or 'nothing'}", file=sys.stderr)  # fmt: skip
-        files = CertificateFiles(folder / "certs")
-        port = free_port()
-        registered = clusterip_guard(
-            cluster.kubeconfig, "bootstrap", "--name", "bench",
-            "--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
-            "--ip", "127.0.0.1",
-        )  # fmt: skip
-        if registered.returncode != 0:
-            raise RuntimeError(f"bootstrap: {registered.stderr}")
-        # Both run in sessions of their own: whatever fails below, they are stopped.
-        with contextlib.ExitStack() as servers:
-            webhook = WebhookProcess(files, port=port).start()
-            servers.callback(webhook.stop)
-            assert webhook.process is not None
-            # setup -> the process that answers its reviews, for its CPU time per call
-            answering = dict.fromkeys(("enforce", "mutate", "audit"), webhook.process.pid)
-            for setup, (answer, entry) in FLOORS.items():
-                if setup in args.setups:
-                    floor = Floor(files, "uvloop", answer)
-                    servers.callback(floor.stop)
-                    register_floor(kubectl, floor.url + "/", answer, entry)
-                    answering[setup] = floor.process.pid
-            for setup, (label, _) in SETUPS.items():
-                kubectl("create", "namespace", namespace_of(setup))
-                if label:
-                    kubectl("label", "namespace", namespace_of(setup), label)
-            wait_until_policies_act(kubectl, measured(args.setups, args.unserved))
+        with loopback_webhook(folder, cluster, kubectl, args) as watched:
             load = wait_for_quiet(args.quiet_wait)
-            runs = measure(client, kubectl, args, answering)
+            runs = measure(client, args, watched)
     report = {"kubernetes": release, "load_at_start": load, "rounds": args.rounds,
               "requests": args.requests, "runs": runs}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -271,36 +341,124 @@ def main() -> int:
     return 0
 
 
+@contextlib.contextmanager
+def loopback_webhook(
+    folder: Path,
+    cluster: ControlPlane,
+    kubectl: Kubectl,
+    args: argparse.Namespace,
+    serve_args: tuple[str, ...] = (),
+) -> Iterator[dict[str, Watched]]:
+    """`clusterip-guard serve` on loopback (one process, `serve_args` added), registered with
+    `bootstrap --url`, the floors `args.setups` name, one labelled namespace per setup, all in
+    effect: setup -> the processes that answer its webhook calls. Stopped on the way out."""
+    files = CertificateFiles(folder / "certs")
+    port = free_port()
+    registered = clusterip_guard(
+        cluster.kubeconfig, "bootstrap", "--name", "bench",
+        "--url", f"https://127.0.0.1:{port}", "--cert-dir", str(files.folder),
+        "--ip", "127.0.0.1",
+    )  # fmt: skip
+    if registered.returncode != 0:
+        raise RuntimeError(f"bootstrap: {registered.stderr}")
+    # Both run in sessions of their own: whatever fails below, they are stopped.
+    with contextlib.ExitStack() as servers:
+        webhook = WebhookProcess(files, port=port, extra_args=serve_args).start()
+        servers.callback(webhook.stop)
+        assert webhook.process is not None
+        ours = Watched(
+            [webhook.process.pid], [f"http://127.0.0.1:{webhook.metrics_port}/metrics"], port
+        )
+        # setup -> the process that answers its reviews, for its CPU time and memory
+        watched = dict.fromkeys(("enforce", "mutate", "audit"), ours)
+        for setup, (answer, entry) in FLOORS.items():
+            if setup in args.setups:
+                floor = Floor(files, "uvloop", answer)
+                servers.callback(floor.stop)
+                register_floor(kubectl, floor.url + "/", answer, entry)
+                watched[setup] = Watched([floor.process.pid])
+        for setup, (label, _) in SETUPS.items():
+            kubectl("create", "namespace", namespace_of(setup))
+            if label:
+                kubectl("label", "namespace", namespace_of(setup), label)
+        wait_until_policies_act(kubectl, measured(args.setups, args.unserved))
+        yield watched
+
+
 WEBHOOK_SECONDS = "apiserver_admission_webhook_admission_duration_seconds"
 # The API server's own time in each admission policy's CEL, labelled by policy and binding.
 POLICY_SECONDS = (
     "apiserver_validating_admission_policy_check_duration_seconds",
     "apiserver_mutating_admission_policy_check_duration_seconds",
 )
+# Webhook calls that failed (refused, reset, timed out, unreadable answer): those of a
+# failurePolicy Fail entry are rejections with these error types; those of an Ignore entry
+# (audit) fail open, allowed without an answer, and show only in the second counter.
+WEBHOOK_REJECTIONS = "apiserver_admission_webhook_rejection_count"
+FAILED_CALL_TYPES = ('error_type="calling_webhook_error"', 'error_type="apiserver_internal_error"')
+WEBHOOK_FAIL_OPEN = "apiserver_admission_webhook_fail_open_count"
+# What the webhook's own limits cut (server/accepting.py and server/protocol.py).
+REFUSED = "clusterip_guard_refused_connections_total"
 
 
-def webhook_seconds(kubectl: Kubectl) -> tuple[float, float]:
+def samples(text: str, name: str) -> Iterator[tuple[str, float]]:
+    """(labels, value) of each sample of the metric `name` in a Prometheus text page."""
+    for line in text.splitlines():
+        metric, _, rest = line.partition("{")
+        if metric == name and "}" in rest:
+            labels, _, value = rest.rpartition("}")
+            yield labels, float(value)
+        elif line.startswith(name + " "):
+            yield "", float(line.rsplit(" ", 1)[1])
+
+
+def webhook_seconds(text: str) -> tuple[float, float]:
     """The API server's own account of its webhook calls so far: (seconds, calls), summed
     over every webhook, from its /metrics."""
-    seconds = calls = 0.0
-    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
-        if line.startswith(WEBHOOK_SECONDS + "_sum{"):
-            seconds += float(line.rsplit(" ", 1)[1])
-        elif line.startswith(WEBHOOK_SECONDS + "_count{"):
-            calls += float(line.rsplit(" ", 1)[1])
+    seconds = sum(value for _, value in samples(text, WEBHOOK_SECONDS + "_sum"))
+    calls = sum(value for _, value in samples(text, WEBHOOK_SECONDS + "_count"))
     return seconds, calls
 
 
-def policy_seconds(kubectl: Kubectl) -> dict[str, float]:
+def policy_seconds(text: str) -> dict[str, float]:
     """Seconds the API server has spent in each admission policy so far, from its /metrics:
     {policy: seconds}, summed over its bindings and outcomes."""
     seconds: dict[str, float] = {}
-    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
-        name, _, rest = line.partition("{")
-        if name.removesuffix("_sum") in POLICY_SECONDS and name.endswith("_sum"):
-            policy = rest.split('policy="', 1)[1].split('"', 1)[0]
-            seconds[policy] = seconds.get(policy, 0.0) + float(line.rsplit(" ", 1)[1])
+    for name in POLICY_SECONDS:
+        for labels, value in samples(text, name + "_sum"):
+            policy = labels.split('policy="', 1)[1].split('"', 1)[0]
+            seconds[policy] = seconds.get(policy, 0.0) + value
     return seconds
+
+
+def failed_calls(text: str) -> float:
+    """Webhook calls that got no answer so far (any webhook), from the API server's /metrics."""
+    rejected = sum(
+        value
+        for labels, value in samples(text, WEBHOOK_REJECTIONS)
+        if any(kind in labels for kind in FAILED_CALL_TYPES)
+    )
+    return rejected + sum(value for _, value in samples(text, WEBHOOK_FAIL_OPEN))
+
+
+def refused(urls: list[str]) -> dict[str, float]:
+    """What the webhook processes' limits have cut so far on their webhook port, by reason."""
+    cut: dict[str, float] = {}
+    for url in urls:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            for labels, value in samples(reply.read().decode(), REFUSED):
+                if 'port="webhook"' in labels:
+                    reason = labels.split('reason="', 1)[1].split('"', 1)[0]
+                    cut[reason] = cut.get(reason, 0.0) + value
+    return cut
+
+
+def failures(statuses: dict[str, int]) -> int:
+    """Writes that got neither an answer of the API server's nor a policy's: anything but a
+    2xx or a denial (403), a client error (`error`) included."""
+    return sum(
+        n for status, n in statuses.items() if not (status.startswith("2") or status == "403")
+    )
 
 
 def measured(setups: list[str], unserved: tuple[str, ...] = ()) -> list[str]:
@@ -311,57 +469,101 @@ def measured(setups: list[str], unserved: tuple[str, ...] = ()) -> list[str]:
     return [setup for setup in SETUPS if setup in chosen]
 
 
-def measure(
-    client: Client, kubectl: Kubectl, args: argparse.Namespace, answering: dict[str, int]
-) -> list[dict[str, Any]]:
-    """Every run; `answering`: setup -> the pid of the webhook process that answers it."""
-    runs: list[dict[str, Any]] = []
+def blocks_of(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(op, object, concurrency) of each run a round holds, for every setup."""
     blocks = [(op, kind, c) for op in ("create", "update") for kind in SERVICES
               for c in args.concurrency if kind in args.objects]  # fmt: skip
     blocks += [("create", kind, c) for kind in PODS for c in args.concurrency
                if kind in args.objects]  # fmt: skip
+    return blocks
+
+
+def measure(
+    client: Client, args: argparse.Namespace, watched: dict[str, Watched]
+) -> list[dict[str, Any]]:
+    """Every run; `watched`: setup -> the webhook processes that answer it."""
+    runs: list[dict[str, Any]] = []
+    blocks = blocks_of(args)
     names = measured(args.setups, args.unserved)
+    prefix_of = getattr(args, "namespace_prefix", "bench-")
     progress = Progress(args.rounds * len(blocks) * len(names))
     for round_ in range(args.rounds):
         for op, kind, concurrency in blocks:
             shift = round_ % len(names)
             for setup in names[shift:] + names[:shift]:
-                namespace = namespace_of(setup)
+                namespace = namespace_of(setup, prefix_of)
                 common = ["-namespace", namespace, "-c", str(concurrency)]
                 prefix = "u" if op == "update" else f"c{round_}"
                 if op == "update":  # worker w patches Service u-w, created as ClusterIP
                     client("-op", "prepare", "-prefix", prefix, *common)
-                before, policies_before = webhook_seconds(kubectl), policy_seconds(kubectl)
-                pid = answering.get(setup)
-                cpu_before = cpu_seconds([pid]) if pid else 0.0
                 what = (
                     ["-resource", "pods", "-hostport", str(PODS[kind])]
                     if kind in PODS
                     else ["-type", SERVICES[kind]]
                 )
-                result = client("-op", op, *what, "-prefix", prefix,
-                                "-n", str(args.requests), *common)  # fmt: skip
-                after, policies_after = webhook_seconds(kubectl), policy_seconds(kubectl)
-                cpu = cpu_seconds([pid]) - cpu_before if pid else 0.0
-                seconds, calls = after[0] - before[0], after[1] - before[1]
-                # The API server's mean time per webhook call (warm-up included), and the CPU
-                # the answering process spent per call (its own clock, housekeeping included).
-                result["webhook_ms"] = seconds / calls * 1000 if calls else 0.0
-                result["webhook_cpu_us"] = cpu / calls * 1e6 if calls else 0.0
-                # Its time in each admission policy's CEL per request of the run (warm-up
-                # included): the in-process engines' own account of their cost.
-                writes = args.requests + concurrency
-                result["policy_ms"] = {
-                    policy: (spent - policies_before.get(policy, 0.0)) / writes * 1000
-                    for policy, spent in policies_after.items()
-                    if spent > policies_before.get(policy, 0.0)
-                }
+                mine = watched.get(setup, Watched([]))
+                result = one_run(
+                    client, mine,
+                    ["-op", op, *what, "-prefix", prefix, "-n", str(args.requests), *common],
+                    writes=args.requests + concurrency,
+                )  # fmt: skip
                 client("-op", "cleanup", *(["-resource", "pods"] if kind in PODS else []),
                        *common)  # fmt: skip
                 runs.append({"setup": setup, "op": op, "service": kind,
                              "concurrency": concurrency, "round": round_, **result})  # fmt: skip
                 progress.step(f"{setup}: {op} {kind}, concurrency {concurrency}")
     return runs
+
+
+def one_run(client: Client, watched: Watched, load: list[str], writes: int) -> dict[str, Any]:
+    """One run of the load client (`load`: its arguments), with what the API server and the
+    watched webhook processes spent on it; `writes`: the requests it sends, warm-up included."""
+    before = client.metrics()
+    cut_before = refused(watched.metrics_urls)
+    cpu_before = cpu_seconds(watched.pids)
+    sampler = RunSampler(watched.pids, port=watched.port)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        result = client(*load)
+    finally:
+        wall = time.monotonic() - started
+        sampler.stop()
+    cpu = cpu_seconds(watched.pids) - cpu_before
+    after = client.metrics()
+    cut_after = refused(watched.metrics_urls)
+    (seconds, calls), (seconds_before, calls_before) = (
+        webhook_seconds(after),
+        webhook_seconds(before),
+    )
+    seconds, calls = seconds - seconds_before, calls - calls_before
+    # The API server's mean time per webhook call (warm-up included), and the CPU the watched
+    # processes spent per call (their own clock, housekeeping included).
+    result["webhook_ms"] = seconds / calls * 1000 if calls else 0.0
+    result["webhook_cpu_us"] = cpu / calls * 1e6 if calls else 0.0
+    # At that rate: the cores they used (CPU seconds per second of the run, the load client's
+    # start and warm-up included: both clocks cover the same span) and their memory.
+    result["webhook_cores"] = cpu / wall if wall > 0 else 0.0
+    result["webhook_rss_mib"] = sampler.peak_total
+    result["webhook_rss_one_mib"] = sampler.peak_one
+    result["webhook_connections"] = sampler.peak_connections
+    result["webhook_calls"] = calls
+    result["failed_calls"] = failed_calls(after) - failed_calls(before)
+    result["refused"] = {
+        reason: cut - cut_before.get(reason, 0.0)
+        for reason, cut in cut_after.items()
+        if cut > cut_before.get(reason, 0.0)
+    }
+    result["failures"] = failures(result.get("statuses", {}))
+    # Its time in each admission policy's CEL per request of the run (warm-up included): the
+    # in-process engines' own account of their cost.
+    policies_before = policy_seconds(before)
+    result["policy_ms"] = {
+        policy: (spent - policies_before.get(policy, 0.0)) / writes * 1000
+        for policy, spent in policy_seconds(after).items()
+        if spent > policies_before.get(policy, 0.0)
+    }
+    return result
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[tuple[str, str, str, int], dict[str, float]]:

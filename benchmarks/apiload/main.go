@@ -32,6 +32,9 @@ type result struct {
 	MaxMillis  float64        `json:"max_ms"`
 	Statuses   map[string]int `json:"statuses"`
 	FirstError string         `json:"first_error,omitempty"`
+	// The first answer that was neither a success nor a denial (a 5xx, 429...): what the API
+	// server said went wrong, e.g. the webhook call that failed.
+	FirstFailure string `json:"first_failure,omitempty"`
 }
 
 type call struct {
@@ -93,7 +96,7 @@ func main() {
 	var mu sync.Mutex
 	statuses := map[string]int{}
 	var latencies []time.Duration
-	firstError := ""
+	firstError, firstFailure := "", ""
 	var warm, done sync.WaitGroup
 	start := make(chan struct{})
 	var remaining int64 = int64(*total)
@@ -107,16 +110,18 @@ func main() {
 			<-start
 			local := make([]time.Duration, 0, *total / *concurrency + 1)
 			localStatuses := map[string]int{}
-			localError := ""
+			localError, localFailure := "", ""
 			for atomic.AddInt64(&remaining, -1) >= 0 {
 				sent := time.Now()
-				status, err := do(client, request(worker))
+				status, body, err := doRead(client, request(worker))
 				local = append(local, time.Since(sent))
 				if err != nil {
 					status = "error"
 					if localError == "" {
 						localError = err.Error()
 					}
+				} else if localFailure == "" && status[0] != '2' && status != "403" {
+					localFailure = status + " " + string(body)
 				}
 				localStatuses[status]++
 			}
@@ -128,6 +133,9 @@ func main() {
 			if firstError == "" {
 				firstError = localError
 			}
+			if firstFailure == "" {
+				firstFailure = localFailure
+			}
 			mu.Unlock()
 		}(w)
 	}
@@ -138,15 +146,16 @@ func main() {
 	seconds := time.Since(began).Seconds()
 	sort.Slice(latencies, func(a, b int) bool { return latencies[a] < latencies[b] })
 	check(json.NewEncoder(os.Stdout).Encode(result{
-		Requests:   len(latencies),
-		Seconds:    seconds,
-		PerSecond:  float64(len(latencies)) / seconds,
-		P50Millis:  percentile(latencies, 0.50),
-		P95Millis:  percentile(latencies, 0.95),
-		P99Millis:  percentile(latencies, 0.99),
-		MaxMillis:  percentile(latencies, 1.0),
-		Statuses:   statuses,
-		FirstError: firstError,
+		Requests:     len(latencies),
+		Seconds:      seconds,
+		PerSecond:    float64(len(latencies)) / seconds,
+		P50Millis:    percentile(latencies, 0.50),
+		P95Millis:    percentile(latencies, 0.95),
+		P99Millis:    percentile(latencies, 0.99),
+		MaxMillis:    percentile(latencies, 1.0),
+		Statuses:     statuses,
+		FirstError:   firstError,
+		FirstFailure: firstFailure,
 	}))
 }
 
@@ -200,9 +209,15 @@ func newClient(caFile, certFile, keyFile string) *http.Client {
 }
 
 func do(client *http.Client, c call) (string, error) {
+	status, _, err := doRead(client, c)
+	return status, err
+}
+
+// doRead: the status, and the first KiB of the body unless the answer is a success.
+func doRead(client *http.Client, c call) (string, []byte, error) {
 	request, err := http.NewRequest(c.method, c.path, bytes.NewReader(c.body))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if c.body != nil {
 		request.Header.Set("Content-Type", c.contentType)
@@ -210,13 +225,19 @@ func do(client *http.Client, c call) (string, error) {
 	request.Header.Set("Accept", "application/json")
 	response, err := client.Do(request)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer response.Body.Close()
-	if _, err := io.Copy(io.Discard, response.Body); err != nil {
-		return "", err
+	var kept []byte
+	if response.StatusCode >= 300 {
+		if kept, err = io.ReadAll(io.LimitReader(response.Body, 1024)); err != nil {
+			return "", nil, err
+		}
 	}
-	return strconv.Itoa(response.StatusCode), nil
+	if _, err := io.Copy(io.Discard, response.Body); err != nil {
+		return "", nil, err
+	}
+	return strconv.Itoa(response.StatusCode), kept, nil
 }
 
 func runAll(client *http.Client, calls []call, concurrency int) error {

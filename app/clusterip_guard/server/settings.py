@@ -42,13 +42,17 @@ class ServeSettings:
     # Then, seconds for requests in flight to finish before they are cut; an admission call
     # is over in milliseconds, so this only bounds a stuck client.
     drain_timeout_seconds: int = 10
-    # Open connections per port, and per client address: API servers hold a few each, so one
-    # client that opens thousands is cut off long before anyone else is. Sized for memory: an
-    # idle TLS connection costs about 43 KiB, one still in its handshake about 67 KiB, so a
-    # port full of them stays near 150 MiB, under the chart's 256 MiB limit
-    # (docs/security.md, "Hostile clients: the limits").
+    # Open connections per port, and per client address, so one client that opens thousands
+    # is cut off long before anyone else is. The total is sized for memory: an idle TLS
+    # connection costs about 43 KiB, one still in its handshake about 67 KiB, so a port full
+    # of them stays near 150 MiB, under the chart's 256 MiB limit (docs/security.md, "Hostile
+    # clients: the limits"). The API server is one client that holds a connection per webhook
+    # call in flight (HTTP/1.1), as many as the writes it runs at once (up to its 600
+    # concurrency seats by default: --max-requests-inflight 400 and
+    # --max-mutating-requests-inflight 200), up to 25 more idle, and those it is closing: a
+    # burst of 64 writers was cut at 64 (docs/benchmarks.md, "Under a burst").
     max_connections: int = 2048
-    max_connections_per_client: int = 64
+    max_connections_per_client: int = 1024
     # Of them, still in their TLS handshake: the cheapest to open from many addresses.
     max_handshaking: int = 256
     # From a connection's start (or a request's first byte) to the end of its headers: the
