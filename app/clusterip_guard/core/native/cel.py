@@ -8,6 +8,7 @@ import datetime
 import fnmatch
 import re
 import string
+from collections.abc import Callable
 from typing import Final
 
 from clusterip_guard.core import sentences as say
@@ -144,3 +145,38 @@ def kept_exposure_allowed(policy: PolicySettings) -> str:
         if policy.allow_existing_violations
         else "has(request.subResource) && request.subResource == 'status'"
     )
+
+
+def keyed_judging_variables(
+    pieces: Callable[[str], str],
+    policy: PolicySettings,
+    *,
+    default_mode: Mode,
+    today: datetime.date | None,
+) -> list[dict[str, str]]:
+    """The variables that decide for a kind whose pieces are keyed (Ingresses, the Gateway API):
+    `pieces(o)` lists the pieces of `o` ({key, field, summary}); `judged` is what the write is
+    refused for: every piece on CREATE, what an UPDATE adds, or (when kept exposure is not
+    allowed) every piece an UPDATE keeps; none when an exemption of the kind is in force."""
+    return [
+        name_variable(),
+        {"name": "mode", "expression": mode_of_namespace(default_mode)},
+        {"name": "pieces", "expression": pieces("object")},
+        {
+            "name": "oldKeys",
+            "expression": f"oldObject == null ? [] : ({pieces('oldObject')}).map(p, p['key'])",
+        },
+        {
+            "name": "added",
+            "expression": "variables.pieces.filter(p, !(p['key'] in variables.oldKeys))",
+        },
+        {
+            "name": "judged",
+            "expression": (
+                f"size(variables.pieces) == 0 || ({exemption_terms(policy, today, workloads=True)})"
+                " ? [] : oldObject == null ? variables.pieces : "
+                f"size(variables.added) > 0 ? variables.added : "
+                f"({kept_exposure_allowed(policy)}) ? [] : variables.pieces"
+            ),
+        },
+    ]

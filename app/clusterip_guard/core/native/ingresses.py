@@ -29,11 +29,9 @@ from clusterip_guard.core.names import (
 )
 from clusterip_guard.core.native.cel import (
     exemption_described,
-    exemption_terms,
     glob_regex,
     kept_exposure_allowed,
-    mode_of_namespace,
-    name_variable,
+    keyed_judging_variables,
     said_pieces,
     sentence,
 )
@@ -87,31 +85,9 @@ def _pieces(o: str, policy: PolicySettings) -> str:
 def judging_variables(
     policy: PolicySettings, *, default_mode: Mode, today: datetime.date | None
 ) -> list[dict[str, str]]:
-    keeps_existing = kept_exposure_allowed(policy)
-    return [
-        name_variable(),
-        {"name": "mode", "expression": mode_of_namespace(default_mode)},
-        {"name": "pieces", "expression": _pieces("object", policy)},
-        {
-            "name": "oldKeys",
-            "expression": (
-                f"oldObject == null ? [] : ({_pieces('oldObject', policy)}).map(p, p['key'])"
-            ),
-        },
-        {
-            "name": "added",
-            "expression": "variables.pieces.filter(p, !(p['key'] in variables.oldKeys))",
-        },
-        {
-            "name": "judged",
-            "expression": (
-                f"size(variables.pieces) == 0 || ({exemption_terms(policy, today, workloads=True)})"
-                " ? [] : oldObject == null ? variables.pieces : "
-                f"size(variables.added) > 0 ? variables.added : ({keeps_existing}) ? [] : "
-                "variables.pieces"
-            ),
-        },
-    ]
+    return keyed_judging_variables(
+        lambda o: _pieces(o, policy), policy, default_mode=default_mode, today=today
+    )
 
 
 def _denial(policy: PolicySettings) -> str:
