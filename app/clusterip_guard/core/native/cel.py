@@ -180,3 +180,52 @@ def keyed_judging_variables(
             ),
         },
     ]
+
+
+def keyed_warning_spec(
+    policy: PolicySettings,
+    *,
+    rules: list[dict[str, object]],
+    match_conditions: list[dict[str, str]],
+    deciding: list[dict[str, str]],
+    exemption: str,
+    subject: str,
+) -> dict[str, object]:
+    """The warning policy's spec for a kind whose pieces are keyed (Ingresses, the Gateway
+    API): it warns of an exempted object (naming `exemption`, CEL) and of an UPDATE that keeps
+    its pieces and adds none. Without an exemption in force only an UPDATE can keep a piece, so
+    a CREATE costs nothing."""
+    only_updates = (
+        [{"name": "updates", "expression": "request.operation == 'UPDATE'"}]
+        if exemption == "''"
+        else []
+    )
+    exempted = sentence(say.EXEMPTED, subject=subject, exemption="variables.exemption")
+    kept = sentence(say.EXISTING_KEPT, field="v['field']", summary="v['summary']")
+    exposed = "size(variables.pieces) > 0"
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": rules},
+        "matchConditions": [*match_conditions, *only_updates],
+        "variables": [
+            *deciding,
+            {"name": "exemption", "expression": exemption},
+            {
+                "name": "kept",
+                "expression": (
+                    f"variables.exemption == '' && oldObject != null && {exposed} && "
+                    f"size(variables.added) == 0 && ({kept_exposure_allowed(policy)})"
+                ),
+            },
+        ],
+        "validations": [
+            {
+                "expression": f"!({exposed} && variables.exemption != '') && !variables.kept",
+                "messageExpression": (
+                    f"variables.kept ? {said_pieces('variables.pieces', kept)} : "
+                    f"{exposed} && variables.exemption != '' ? {exempted} : ''"
+                ),
+                "reason": "Forbidden",
+            }
+        ],
+    }

@@ -37,8 +37,8 @@ from clusterip_guard.core.names import (
 from clusterip_guard.core.native.cel import (
     exemption_described,
     glob_regex,
-    kept_exposure_allowed,
     keyed_judging_variables,
+    keyed_warning_spec,
     said_pieces,
     sentence,
 )
@@ -237,44 +237,16 @@ def gateway_warning_policy(
     exemption = exemption_described(of_gateway_api, today, workloads=True)
     # Without such an exemption in force only an UPDATE can keep a piece: a CREATE costs
     # nothing.
-    only_updates = (
-        [{"name": "updates", "expression": "request.operation == 'UPDATE'"}]
-        if exemption == "''"
-        else []
-    )
-    exempted = sentence(say.EXEMPTED, subject=_subject(), exemption="variables.exemption")
-    kept = sentence(say.EXISTING_KEPT, field="v['field']", summary="v['summary']")
-    exposed = "size(variables.pieces) > 0"
     return with_config_hash(
         {
             **registered_object("ValidatingAdmissionPolicy", name),
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": rules()},
-                "matchConditions": [*gateway_api_match_condition(policy), *only_updates],
-                "variables": [
-                    *judging_variables(policy, default_mode=default_mode, today=today),
-                    {"name": "exemption", "expression": exemption},
-                    {
-                        "name": "kept",
-                        "expression": (
-                            f"variables.exemption == '' && oldObject != null && {exposed} && "
-                            f"size(variables.added) == 0 && ({kept_exposure_allowed(policy)})"
-                        ),
-                    },
-                ],
-                "validations": [
-                    {
-                        "expression": (
-                            f"!({exposed} && variables.exemption != '') && !variables.kept"
-                        ),
-                        "messageExpression": (
-                            f"variables.kept ? {said_pieces('variables.pieces', kept)} : "
-                            f"{exposed} && variables.exemption != '' ? {exempted} : ''"
-                        ),
-                        "reason": "Forbidden",
-                    }
-                ],
-            },
+            "spec": keyed_warning_spec(
+                policy,
+                rules=rules(),
+                match_conditions=gateway_api_match_condition(policy),
+                deciding=judging_variables(policy, default_mode=default_mode, today=today),
+                exemption=exemption,
+                subject=_subject(),
+            ),
         }
     )
