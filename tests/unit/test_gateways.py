@@ -360,15 +360,20 @@ def test_the_native_policies_read_the_policys_globs_and_say_its_fix() -> None:
 
 
 def test_the_native_warning_policy_costs_a_create_nothing_without_such_an_exemption() -> None:
-    def conditions(policy: PolicySettings) -> list[str]:
-        rendered = gateway_warning_policy(policy, name="n", default_mode="off")
-        return [c["name"] for c in rendered["spec"]["matchConditions"]]
+    """Only an UPDATE can keep a piece: without a Gateway API exemption the policy's rules
+    match UPDATEs alone (matched before any CEL input is built, unlike a match condition)."""
+
+    def judged(policy: PolicySettings) -> tuple[list[str], list[list[str]]]:
+        spec = gateway_warning_policy(policy, name="n", default_mode="off")["spec"]
+        conditions = [c["name"] for c in spec["matchConditions"]]
+        return conditions, [r["operations"] for r in spec["matchConstraints"]["resourceRules"]]
 
     base = ["gateway-class-not-allowed", "route-parent-not-allowed"]
     others = (Exemption("*", "legacy-*", "appliance"), Exemption("*", "x", "p", kind="Ingress"))
-    assert conditions(PolicySettings(exemptions=others)) == [*base, "updates"]
+    assert judged(PolicySettings(exemptions=others)) == (base, [["UPDATE"], ["UPDATE"]])
     exempted = (*others, Exemption("shop", "legacy-*", "portal", kind="TCPRoute"))
-    assert conditions(PolicySettings(exemptions=exempted)) == base
+    both = ["CREATE", "UPDATE"]
+    assert judged(PolicySettings(exemptions=exempted)) == (base, [both, both])
 
 
 def test_the_native_engine_takes_every_glob_the_policy_file_takes() -> None:

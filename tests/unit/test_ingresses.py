@@ -101,11 +101,16 @@ def test_the_native_warning_policy_costs_a_create_nothing_without_an_ingress_exe
     """Only an UPDATE can keep a class; a CREATE is warned of only when an Ingress exemption
     is in force (a Service's or a Pod's exemption is not)."""
 
-    def conditions(policy: PolicySettings) -> list[str]:
-        rendered = ingress_warning_policy(policy, name="n", default_mode="off")
-        return [c["name"] for c in rendered["spec"]["matchConditions"]]
+    def judged(policy: PolicySettings) -> tuple[list[str], list[list[str]]]:
+        spec = ingress_warning_policy(policy, name="n", default_mode="off")["spec"]
+        conditions = [c["name"] for c in spec["matchConditions"]]
+        return conditions, [r["operations"] for r in spec["matchConstraints"]["resourceRules"]]
 
     others = (Exemption("*", "legacy-*", "appliance"), Exemption("*", "x", "node", kind="Pod"))
-    assert conditions(PolicySettings(exemptions=others)) == ["ingress-class-not-allowed", "updates"]
+    assert judged(PolicySettings(exemptions=others)) == (
+        ["ingress-class-not-allowed"], [["UPDATE"]],
+    )  # fmt: skip
     exempted = (*others, Exemption("shop", "legacy-*", "portal", kind="Ingress"))
-    assert conditions(PolicySettings(exemptions=exempted)) == ["ingress-class-not-allowed"]
+    assert judged(PolicySettings(exemptions=exempted)) == (
+        ["ingress-class-not-allowed"], [["CREATE", "UPDATE"]],
+    )  # fmt: skip

@@ -28,6 +28,7 @@ from clusterip_guard.core.native import (
     native_supports,
 )
 from clusterip_guard.core.native.cel import glob_regex, re2_refuses
+from clusterip_guard.core.native.decision import warning_policy
 from clusterip_guard.core.native.providers import CLASS_READERS as native_class_readers
 from clusterip_guard.core.native.providers import READERS
 from clusterip_guard.core.policy import Exemption, PolicySettings
@@ -197,3 +198,24 @@ def test_the_name_of_a_generated_name_is_read_without_failing() -> None:
     name = next(v for v in native_objects(parse_policy(""), name="n")[0]["spec"]["variables"]
                 if v["name"] == "name")  # fmt: skip
     assert name["expression"].startswith("has(object.metadata.name) && ")
+
+
+def test_the_service_warning_policy_matches_only_updates_without_a_service_exemption() -> None:
+    """Only an UPDATE can keep exposure: without a Service exemption in force the warning
+    policy's rules match UPDATEs alone, so a CREATE costs the API server no CEL at all (a
+    match condition on the operation would still build the CEL input of every CREATE)."""
+
+    def operations(policy: PolicySettings) -> list[list[str]]:
+        rendered = warning_policy(
+            policy, name="n", default_mode="off", today=datetime.date(2021, 1, 1)
+        )
+        return [
+            rule["operations"] for rule in rendered["spec"]["matchConstraints"]["resourceRules"]
+        ]
+
+    pods = (Exemption("*", "x", "node", kind="Pod"),)
+    assert operations(PolicySettings(exemptions=pods)) == [["UPDATE"]]
+    exempted = (*pods, Exemption("*", "legacy-*", "appliance"))
+    assert operations(PolicySettings(exemptions=exempted)) == [["CREATE", "UPDATE"]]
+    lapsed = (Exemption("*", "legacy-*", "appliance", expires=datetime.date(2020, 1, 1)),)
+    assert operations(PolicySettings(exemptions=lapsed)) == [["UPDATE"]]

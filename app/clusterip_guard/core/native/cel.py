@@ -182,6 +182,17 @@ def keyed_judging_variables(
     ]
 
 
+def warned_writes(rules: list[dict[str, object]], exemption: str) -> list[dict[str, object]]:
+    """The rules of a warning policy. With an exemption in force (`exemption`, CEL, is not
+    `''`) CREATEs and UPDATEs; without one only an UPDATE can keep exposure, so only UPDATEs,
+    said by the rules: the API server matches rules before it builds any CEL input, while a
+    match condition would cost every CREATE an evaluation (docs/benchmarks.md, "Under a
+    burst")."""
+    if exemption != "''":
+        return rules
+    return [{**rule, "operations": ["UPDATE"]} for rule in rules]
+
+
 def keyed_warning_spec(
     policy: PolicySettings,
     *,
@@ -193,20 +204,14 @@ def keyed_warning_spec(
 ) -> dict[str, object]:
     """The warning policy's spec for a kind whose pieces are keyed (Ingresses, the Gateway
     API): it warns of an exempted object (naming `exemption`, CEL) and of an UPDATE that keeps
-    its pieces and adds none. Without an exemption in force only an UPDATE can keep a piece, so
-    a CREATE costs nothing."""
-    only_updates = (
-        [{"name": "updates", "expression": "request.operation == 'UPDATE'"}]
-        if exemption == "''"
-        else []
-    )
+    its pieces and adds none (`warned_writes`: without an exemption, UPDATEs only)."""
     exempted = sentence(say.EXEMPTED, subject=subject, exemption="variables.exemption")
     kept = sentence(say.EXISTING_KEPT, field="v['field']", summary="v['summary']")
     exposed = "size(variables.pieces) > 0"
     return {
         "failurePolicy": "Fail",
-        "matchConstraints": {"resourceRules": rules},
-        "matchConditions": [*match_conditions, *only_updates],
+        "matchConstraints": {"resourceRules": warned_writes(rules, exemption)},
+        "matchConditions": match_conditions,
         "variables": [
             *deciding,
             {"name": "exemption", "expression": exemption},

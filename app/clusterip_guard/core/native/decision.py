@@ -20,6 +20,7 @@ from clusterip_guard.core.native.cel import (
     name_variable,
     said_pieces,
     sentence,
+    warned_writes,
 )
 from clusterip_guard.core.native.exposure import (
     KEPT,
@@ -178,20 +179,19 @@ def warning_policy(
     keeps_existing = kept_exposure_allowed(policy)
     kept = sentence(say.EXISTING_KEPT, field="v.field", summary=_summary_of("v"))
     exemption = exemption_described(policy, today)
-    # Without an exemption in force only an UPDATE can keep exposure: a CREATE costs nothing.
-    only_updates = (
-        [{"name": "updates", "expression": "request.operation == 'UPDATE'"}]
-        if exemption == "''"
-        else []
-    )
     exempted = sentence(say.EXEMPTED, subject=_subject(), exemption="variables.exemption")
     return with_config_hash(
         {
             **registered_object("ValidatingAdmissionPolicy", name),
             "spec": {
                 "failurePolicy": "Fail",
-                "matchConstraints": service_writes(("services", "services/status")),
-                "matchConditions": [exposed_match_condition(), *only_updates],
+                "matchConstraints": {
+                    "resourceRules": warned_writes(
+                        service_writes(("services", "services/status"))["resourceRules"],
+                        exemption,
+                    )
+                },
+                "matchConditions": [exposed_match_condition()],
                 "variables": [
                     *judging_variables(policy, default_mode=default_mode, today=today),
                     {"name": "exemption", "expression": exemption},
