@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from clusterip_guard.cluster.errors import ClusterRefused
-from clusterip_guard.cluster.scanning import WRITE_RETRY_PAUSES, WriteSummary, attempt
+from clusterip_guard.cluster.report_store import WRITE_RETRY_PAUSES, WriteSummary, attempt
 from clusterip_guard.core.reports import report_name, split_results
 
 

@@ -198,7 +198,7 @@ def run(settings: ScanSettings, *, stdout: TextIO, stderr: TextIO) -> int:
     policy = PolicyHolder(settings.policy_file)
     with session(settings.kubeconfig, settings.context) as api:
         if settings.install_crds:
-            from clusterip_guard.cluster.scanning import install_crds
+            from clusterip_guard.cluster.report_store import install_crds
 
             for report_format in settings.report_formats:
                 for line in install_crds(api, report_format):
