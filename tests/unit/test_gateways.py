@@ -21,18 +21,17 @@ from clusterip_guard.core.gateways import (
     parents_of,
     route_exposure_of,
 )
+from clusterip_guard.core.match_conditions import (
+    exact_gateways,
+    gateway_match_condition,
+    route_match_condition,
+)
 from clusterip_guard.core.native import native_objects, native_supports
 from clusterip_guard.core.native.cel import glob_regex
 from clusterip_guard.core.native.gateways import gateway_warning_policy
 from clusterip_guard.core.offline import ManifestFile, check_files, fixed_documents
 from clusterip_guard.core.policy import Exemption, PolicySettings
-from clusterip_guard.core.registration import (
-    ServiceTarget,
-    exact_gateways,
-    gateway_match_condition,
-    route_match_condition,
-    webhook_configurations,
-)
+from clusterip_guard.core.registration import ServiceTarget, webhook_configurations
 from clusterip_guard.core.reports import GATEWAY_RULE, ROUTE_RULE, build_reports
 from clusterip_guard.core.review import change_of, parse_review
 from clusterip_guard.core.scan import NamespaceInfo, scan

@@ -8,10 +8,10 @@ import json
 
 from clusterip_guard.core.decision import decide
 from clusterip_guard.core.ingresses import ANNOTATION_FIELD, CLASS_FIELD, named_classes
+from clusterip_guard.core.match_conditions import exact_ingress_classes, ingress_match_condition
 from clusterip_guard.core.native.ingresses import ingress_warning_policy
 from clusterip_guard.core.offline import ManifestFile, check_files
 from clusterip_guard.core.policy import Exemption, PolicySettings
-from clusterip_guard.core.registration import exact_ingress_classes, ingress_match_condition
 from clusterip_guard.core.reports import INGRESS_RULE, build_reports
 from clusterip_guard.core.review import change_of, parse_review
 from clusterip_guard.core.scan import NamespaceInfo, scan

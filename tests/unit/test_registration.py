@@ -10,16 +10,18 @@ from typing import Any, Literal
 import pytest
 
 from clusterip_guard.core.admission import SUBJECTS, default_mode_of
-from clusterip_guard.core.names import MODE_LABEL
-from clusterip_guard.core.registration import (
+from clusterip_guard.core.match_conditions import (
     EXPOSED_SERVICE_EXPRESSION,
-    RegistrationError,
-    ServiceTarget,
-    UrlTarget,
     gateway_match_condition,
     host_exposed_expression,
     ingress_match_condition,
     route_match_condition,
+)
+from clusterip_guard.core.names import MODE_LABEL
+from clusterip_guard.core.registration import (
+    RegistrationError,
+    ServiceTarget,
+    UrlTarget,
     webhook_configurations,
 )
 from clusterip_guard.core.types import MODES, Mode

@@ -9,6 +9,7 @@ import datetime
 from clusterip_guard.core.admission_policies import registered_object, service_writes
 from clusterip_guard.core.cel_literals import text
 from clusterip_guard.core.conversion import EXPOSED_ONLY_SPEC_FIELDS
+from clusterip_guard.core.match_conditions import exposed_match_condition
 from clusterip_guard.core.names import CONVERTED_FROM_ANNOTATION, SOURCE_RANGES_ANNOTATION
 from clusterip_guard.core.native.decision import judging_variables
 from clusterip_guard.core.native.exposure import allowed_external_ip
@@ -16,7 +17,7 @@ from clusterip_guard.core.native.providers import internal_load_balancer
 from clusterip_guard.core.native.services import object_type
 from clusterip_guard.core.pointers import escape_token
 from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.core.registration import exposed_match_condition, with_config_hash
+from clusterip_guard.core.registration import with_config_hash
 from clusterip_guard.core.types import Manifest, Mode
 
 

@@ -11,6 +11,7 @@ from clusterip_guard.core import sentences as say
 from clusterip_guard.core.admission_policies import registered_object, service_writes
 from clusterip_guard.core.cel_literals import text, texts
 from clusterip_guard.core.exposure import NODE_PORT_KEY_PREFIX
+from clusterip_guard.core.match_conditions import exposed_match_condition
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native.cel import (
     exemption_described,
@@ -32,7 +33,7 @@ from clusterip_guard.core.native.exposure import (
 )
 from clusterip_guard.core.native.services import annotations_of, type_of
 from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.core.registration import exposed_match_condition, with_config_hash
+from clusterip_guard.core.registration import with_config_hash
 from clusterip_guard.core.types import MODES, Manifest, Mode
 
 

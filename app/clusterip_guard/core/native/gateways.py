@@ -29,6 +29,16 @@ from clusterip_guard.core.gateways import (
     allowed_gateways_fix,
     gateway_classes_fix,
 )
+from clusterip_guard.core.match_conditions import (
+    gateway_class_exposed,
+    parent_allowed,
+    parent_group,
+    parent_kind,
+    parent_name,
+    parent_namespace,
+    parent_readable,
+    route_exposed,
+)
 from clusterip_guard.core.names import (
     GATEWAY_CLASS_MATCH_CONDITION,
     MODE_LABEL,
@@ -43,18 +53,7 @@ from clusterip_guard.core.native.cel import (
     sentence,
 )
 from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.core.registration import (
-    gateway_api_rules,
-    gateway_class_exposed,
-    parent_allowed,
-    parent_group,
-    parent_kind,
-    parent_name,
-    parent_namespace,
-    parent_readable,
-    route_exposed,
-    with_config_hash,
-)
+from clusterip_guard.core.registration import gateway_api_rules, with_config_hash
 from clusterip_guard.core.types import MODES, Manifest, Mode
 
 GATEWAY_EXPOSURE_SUFFIX: Final = "-gateway-exposure"

@@ -22,6 +22,7 @@ from clusterip_guard.core.ingresses import (
     NO_INGRESS_CLASS,
     allowed_classes_fix,
 )
+from clusterip_guard.core.match_conditions import ingress_exposed
 from clusterip_guard.core.names import (
     INGRESS_CLASS_ANNOTATION,
     INGRESS_CLASS_MATCH_CONDITION,
@@ -36,7 +37,7 @@ from clusterip_guard.core.native.cel import (
     sentence,
 )
 from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.core.registration import ingress_exposed, ingress_rules, with_config_hash
+from clusterip_guard.core.registration import ingress_rules, with_config_hash
 from clusterip_guard.core.types import MODES, Manifest, Mode
 
 INGRESS_EXPOSURE_SUFFIX: Final = "-ingress-exposure"

@@ -16,6 +16,7 @@ from clusterip_guard.core.addresses import cel_ip, let
 from clusterip_guard.core.admission_policies import registered_object
 from clusterip_guard.core.cel_literals import text, texts
 from clusterip_guard.core.exposure import BOUND_TO
+from clusterip_guard.core.match_conditions import host_exposed_match_condition
 from clusterip_guard.core.names import MODE_LABEL
 from clusterip_guard.core.native.cel import (
     exemption_terms,
@@ -25,11 +26,7 @@ from clusterip_guard.core.native.cel import (
     sentence,
 )
 from clusterip_guard.core.policy import PolicySettings
-from clusterip_guard.core.registration import (
-    host_exposed_match_condition,
-    with_config_hash,
-    workload_rules,
-)
+from clusterip_guard.core.registration import with_config_hash, workload_rules
 from clusterip_guard.core.types import MODES, Manifest, Mode
 from clusterip_guard.core.workloads import ALL_ADDRESSES, CONTROLLERS, WORKLOAD_KINDS
 
