@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,9 +175,12 @@ class RunSampler(threading.Thread):
     """While a run lasts: the highest RSS of the watched processes together and of any one,
     and the most connections open to one replica's review port."""
 
-    def __init__(self, pids: list[int], interval: float = 0.1, port: int = 0) -> None:
+    def __init__(
+        self, pids: list[int], interval: float = 0.1, port: int = 0,
+        rss_of: Callable[[int], float] = resident,
+    ) -> None:  # fmt: skip
         super().__init__(daemon=True)
-        self.pids, self.interval, self.port = pids, interval, port
+        self.pids, self.interval, self.port, self.rss_of = pids, interval, port, rss_of
         self.peak_total = self.peak_one = 0.0
         self.peak_connections = 0
         # one process per replica's network namespace (a Pod's processes share one)
@@ -185,7 +188,7 @@ class RunSampler(threading.Thread):
         self.stopped = threading.Event()
 
     def sample(self) -> None:
-        each = [resident(pid) for pid in self.pids]
+        each = [self.rss_of(pid) for pid in self.pids]
         self.peak_total = max(self.peak_total, sum(each))
         self.peak_one = max(self.peak_one, *each, 0.0)
         for pid in self.replicas:

@@ -4,7 +4,6 @@ found by their cgroups."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +54,15 @@ def test_a_failure_is_anything_but_a_success_or_a_denial() -> None:
 
 
 def test_the_sampler_keeps_the_highest_rss_of_all_and_of_one() -> None:
-    sampler = RunSampler([os.getpid(), os.getpid()])
+    """Its own readings (a live process's RSS moves between two reads of it)."""
+    readings = iter([30.0, 50.0, 70.0, 5.0, 10.0, 20.0])
+    sampler = RunSampler([1, 2], rss_of=lambda pid: next(readings))
     sampler.sample()
-    assert sampler.peak_total == 2 * sampler.peak_one > 0
+    assert (sampler.peak_total, sampler.peak_one) == (80.0, 50.0)
+    sampler.sample()  # 75 in all, 70 the highest one
+    assert (sampler.peak_total, sampler.peak_one) == (80.0, 70.0)
+    sampler.sample()  # lower: the peaks stay
+    assert (sampler.peak_total, sampler.peak_one) == (80.0, 70.0)
 
 
 def run(
