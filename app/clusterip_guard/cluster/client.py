@@ -103,22 +103,20 @@ def session(kubeconfig: str | None, context: str | None) -> Iterator[client.ApiC
 
 def failure(error: Exception, verb: str, resource: str, namespace: str | None) -> ClusterError:
     """One line for the admin, naming what was tried where, and the one fact that failed."""
-    where = f" in namespace {namespace}" if namespace else ""
+    tried = described(verb, resource, namespace)
     if isinstance(error, ApiException):
         if error.status == HTTP_FORBIDDEN:
             return ClusterRefused(
-                f"permission denied: cannot {verb} {resource}{where}; "
-                f"grant it with RBAC or run as a cluster admin"
+                f"permission denied: cannot {tried}; grant it with RBAC or run as a cluster admin"
             )
         if error.status == HTTP_UNAUTHORIZED:
             return ClusterRefused(
-                f"the API server did not accept our credentials (401 Unauthorized) to {verb} "
-                f"{resource}{where}: check the kubeconfig's user (an expired token?)"
+                f"the API server did not accept our credentials (401 Unauthorized) to {tried}: "
+                "check the kubeconfig's user (an expired token?)"
             )
         said = api_message(error)
         return ClusterRefused(
-            f"cannot {verb} {resource}{where}: {error.status} {error.reason}"
-            + (f": {said}" if said else "")
+            f"cannot {tried}: {error.status} {error.reason}" + (f": {said}" if said else "")
         )
     return transport_failure(error)
 
@@ -186,7 +184,8 @@ def _verification_error(error: BaseException) -> ssl.SSLCertVerificationError | 
     return None
 
 
-def _what(verb: str, resource: str, namespace: str | None) -> str:
+def described(verb: str, resource: str, namespace: str | None) -> str:
+    """A request as RBAC names it: "list services in namespace shop"."""
     return f"{verb} {resource}" + (f" in namespace {namespace}" if namespace else "")
 
 
@@ -194,7 +193,7 @@ def call(verb: str, resource: str, namespace: str | None, request: Callable[[], 
     """Run one API request (again while the API server throttles it: cluster/limits.py);
     turn its failure into a one-line ClusterError."""
     try:
-        return patiently(request, _what(verb, resource, namespace))
+        return patiently(request, described(verb, resource, namespace))
     except (ApiException, TransportError, OSError) as error:
         raise failure(error, verb, resource, namespace) from error
 
@@ -204,7 +203,7 @@ def read_or_none(
 ) -> T | None:
     """Like `call`, but a missing object is None rather than an error."""
     try:
-        return patiently(read, _what(verb, resource, namespace))
+        return patiently(read, described(verb, resource, namespace))
     except ApiException as error:
         if error.status == HTTP_NOT_FOUND:
             return None

@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
-from clusterip_guard.cluster.client import failure
+from clusterip_guard.cluster.client import HTTP_NOT_FOUND, described, failure
 from clusterip_guard.cluster.errors import ClusterError
 from clusterip_guard.cluster.limits import patiently, reached
 from clusterip_guard.cluster.served_apis import ServedKind, served_gateway_api
@@ -36,7 +36,6 @@ from clusterip_guard.core.workloads import WORKLOAD_KINDS, WorkloadKind
 
 PAGE_SIZE = 500
 HTTP_GONE = 410
-HTTP_NOT_FOUND = 404
 
 
 @dataclass(frozen=True)
@@ -63,9 +62,7 @@ def _key(item: Manifest) -> str:
 
 
 def _page(listing: Listing, token: str | None) -> Manifest:
-    what = f"list {listing.resource}" + (
-        f" in namespace {listing.namespace}" if listing.namespace else ""
-    )
+    what = described("list", listing.resource, listing.namespace)
     request = functools.partial(
         listing.request, limit=listing.page_size, _continue=token, _preload_content=False
     )

@@ -9,6 +9,7 @@ Service as it stands.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -322,27 +323,23 @@ class Judge:
         what_if: Mode | None = None,
         never_judged: Collection[str] = NEVER_JUDGED_NAMESPACES,
     ) -> Judge:
-        modes = {
-            ns.name: namespace_mode(
-                ns.name,
-                ns.labels,
-                default_mode=default_mode,
-                never_judged=never_judged,
-                what_if=what_if,
-            )
-            for ns in namespaces
-        }
-        return cls(modes, default_mode, policy, today, what_if, never_judged)
+        judge = cls({}, default_mode, policy, today, what_if, never_judged)
+        modes = {ns.name: judge.labelled(ns.name, ns.labels) for ns in namespaces}
+        return dataclasses.replace(judge, modes=modes)
 
-    def mode_of(self, namespace: str) -> NamespaceMode:
-        """The namespace's mode; one that was not listed (deleted meanwhile) is unlabelled."""
-        return self.modes.get(namespace) or namespace_mode(
+    def labelled(self, namespace: str, labels: Mapping[str, str]) -> NamespaceMode:
+        """The mode a namespace with these labels is in, for this scan."""
+        return namespace_mode(
             namespace,
-            {},
+            labels,
             default_mode=self.default_mode,
             never_judged=self.never_judged,
             what_if=self.what_if,
         )
+
+    def mode_of(self, namespace: str) -> NamespaceMode:
+        """The namespace's mode; one that was not listed (deleted meanwhile) is unlabelled."""
+        return self.modes.get(namespace) or self.labelled(namespace, {})
 
     def service(self, service: Manifest) -> Finding:
         return judge_service(service, self.mode_of(namespace_of(service)), self.policy, self.today)
